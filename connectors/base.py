@@ -1,0 +1,131 @@
+"""The connector protocol: how a source becomes ``DeviceRecord``s.
+
+A connector is a plugin, registered in the ``syncd.connectors`` entry-point group
+and configured as a plugin name plus its options (the shape Nornir users know)::
+
+    [[connectors]]
+    name = "procurement"        # this instance's name: the records' ``source``
+    plugin = "csv_drop"         # the entry point
+    [connectors.options]        # validated by the plugin's ``Config`` model
+    inbox = "/srv/syncd/inbox"
+
+``fetch()`` yields one or more ``Batch``es. A batch is a unit the source delivers
+whole or not at all (one CSV file, one NetBox pull): its ``items()`` stream records
+and rejects; after they are exhausted, ``verdict`` says whether the batch may be
+used. The caller stages what it reads, and only when the batch is accepted *and*
+stored does it call ``commit()`` (the CSV connector then moves the file to
+``processed/``, NetBox advances its watermark); otherwise ``fail(reason)``.
+
+``mode`` says what absence means. In a ``snapshot`` batch the records are the
+whole list for this connector, so a serial it no longer lists is an orphan
+candidate. In a ``delta`` batch only the listed serials change (``action="delete"``
+or ``wanted=False`` marks removals).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ValidationError
+
+from syncd.errors import ConfigError, Problem
+from syncd.records import DeviceRecord, Reject
+
+ENTRY_POINT_GROUP = "syncd.connectors"
+
+BatchMode = Literal["snapshot", "delta"]
+Item = DeviceRecord | Reject
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether a batch may be used, known once its items are exhausted."""
+
+    accepted: bool
+    reason: str = ""
+    records: int = 0
+    rejects: int = 0
+
+
+@runtime_checkable
+class Batch(Protocol):
+    """One unit of source data, used whole or not at all."""
+
+    origin: str
+    mode: BatchMode
+
+    def items(self) -> Iterator[Item]:
+        """Stream the batch's records and rejects (call once)."""
+        ...
+
+    @property
+    def verdict(self) -> Verdict:
+        """Valid after ``items()`` is exhausted."""
+        ...
+
+    def commit(self) -> None:
+        """The batch was stored: make it final at the source (move the file, save the mark)."""
+        ...
+
+    def fail(self, reason: str) -> None:
+        """The batch was not used: set it aside at the source, with the reason."""
+        ...
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """A source of device records. ``Config`` is the pydantic model of its options."""
+
+    Config: ClassVar[type[BaseModel]]
+    name: str
+
+    def fetch(self) -> Iterator[Batch]:
+        """Yield the batches that are ready now (may be none)."""
+        ...
+
+
+class ConnectorFactory(Protocol):
+    """What an entry point loads: builds a connector from its instance name and options."""
+
+    Config: ClassVar[type[BaseModel]]
+
+    def __call__(self, name: str, config: Any) -> Connector: ...
+
+
+def available_plugins() -> dict[str, str]:
+    """Plugin name -> ``module:attr`` for every installed connector."""
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_plugin(plugin: str) -> ConnectorFactory:
+    """The connector class registered as ``plugin``; ``ConfigError`` if there is none."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == plugin:
+            factory: ConnectorFactory = ep.load()
+            return factory
+    known = ", ".join(sorted(available_plugins())) or "none installed"
+    raise ConfigError(
+        [Problem(f"plugin {plugin!r}", f"no such connector plugin (available: {known})")]
+    )
+
+
+def build_connector(
+    name: str, plugin: str, options: Mapping[str, Any], *, where: str = "connectors"
+) -> Connector:
+    """Validate ``options`` against the plugin's ``Config`` and build the connector."""
+    factory = load_plugin(plugin)
+    try:
+        config = factory.Config.model_validate(dict(options))
+    except ValidationError as exc:
+        problems = [
+            Problem(
+                f"{where}.options.{'.'.join(str(p) for p in err['loc'])}",
+                err["msg"],
+            )
+            for err in exc.errors(include_url=False)
+        ]
+        raise ConfigError(problems, source=f"connector {name!r}") from None
+    return factory(name, config)

@@ -1,0 +1,68 @@
+"""What every command shares: loading the config, reporting errors, exit codes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from syncd import log
+from syncd.config import DEFAULT_CONFIG_FILE, Settings, load_settings
+from syncd.errors import (
+    ConfigError,
+    FatalError,
+    RejectedError,
+    RetriableError,
+    SyncdError,
+)
+
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option(
+        "--config",
+        "-c",
+        help=f"the TOML config file (default: ./{DEFAULT_CONFIG_FILE})",
+        envvar="SYNCD_CONFIG",
+    ),
+]
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_FATAL = 3
+EXIT_RETRIABLE = 4
+EXIT_HELD = 5
+
+
+def settings_from(path: Path) -> Settings:
+    """Load the config (a missing default file means defaults) and set up logging."""
+    explicit = path != Path(DEFAULT_CONFIG_FILE)
+    try:
+        settings = load_settings(path if (explicit or path.exists()) else None)
+    except ConfigError as exc:
+        fail(exc)
+    log.configure(settings.logging.level, settings.logging.format)
+    return settings
+
+
+def fail(exc: BaseException) -> NoReturn:
+    """Print ``exc`` for a person and exit with the code that says what kind of failure it was."""
+    text = log.redact(str(exc))
+    if isinstance(exc, ConfigError):
+        err_console.print(f"[bold red]config error[/]: {text}", highlight=False)
+        sys.exit(EXIT_CONFIG)
+    if isinstance(exc, FatalError):
+        err_console.print(f"[bold red]fatal[/]: {text}", highlight=False)
+        sys.exit(EXIT_FATAL)
+    if isinstance(exc, RetriableError):
+        err_console.print(f"[bold yellow]temporary failure[/]: {text}", highlight=False)
+        sys.exit(EXIT_RETRIABLE)
+    if isinstance(exc, RejectedError | SyncdError):
+        err_console.print(f"[bold red]error[/]: {text}", highlight=False)
+        sys.exit(EXIT_FAILED)
+    raise exc

@@ -1,0 +1,344 @@
+"""Configuration: one TOML file, validated by pydantic, every value overridable from the
+environment as ``SYNCD_<SECTION>__<KEY>`` (``SYNCD_INVENTORY__PAGE_SIZE=50``).
+
+The inventory token is never read from the TOML file: it comes from
+``SYNCD_INVENTORY__TOKEN`` or from the file named by ``inventory.token_file``
+(a Docker/Kubernetes secret). ``load_settings`` collects *every* problem and
+raises one ``ConfigError`` that says where each one is (``syncd.toml:12``, or the
+environment variable's name).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from syncd.errors import ConfigError, Problem
+
+ENV_PREFIX = "SYNCD_"
+ENV_DELIMITER = "__"
+DEFAULT_CONFIG_FILE = "syncd.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RetrySettings(_Section):
+    """Retries of retriable failures (429, 502/503/504, timeouts, connection errors)."""
+
+    attempts: int = Field(6, ge=1, le=100, description="tries in all, the first included")
+    timeout: float = Field(60.0, gt=0, description="total seconds one call may spend retrying")
+    wait_initial: float = Field(0.5, ge=0)
+    wait_max: float = Field(30.0, ge=0)
+    wait_jitter: float = Field(1.0, ge=0)
+
+
+class RateLimitSettings(_Section):
+    """Client-side pacing of requests to the inventory API."""
+
+    requests_per_second: float = Field(10.0, gt=0)
+    burst: int = Field(10, ge=1)
+
+
+class InventorySettings(_Section):
+    """Where the inventory API is and how to talk to it."""
+
+    base_url: str = "http://127.0.0.1:8765/api/v1"
+    token: SecretStr | None = Field(
+        None, description="only from the environment: SYNCD_INVENTORY__TOKEN"
+    )
+    token_file: Path | None = None
+    timeout: float = Field(30.0, gt=0, description="read/write timeout, seconds")
+    connect_timeout: float = Field(5.0, gt=0)
+    max_connections: int = Field(10, ge=1)
+    max_keepalive_connections: int = Field(5, ge=0)
+    page_size: int = Field(100, ge=25, le=100, description="the vendor asks for 25-100")
+    verify_tls: bool = True
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as https://host/api/v1")
+        return value.rstrip("/")
+
+    def resolved_token(self) -> SecretStr | None:
+        """The token from the environment, else from ``token_file``; ``None`` if neither."""
+        if self.token is not None and self.token.get_secret_value():
+            return self.token
+        if self.token_file is not None:
+            text = self.token_file.read_text(encoding="utf-8").strip()
+            return SecretStr(text) if text else None
+        return None
+
+
+class StoreSettings(_Section):
+    """The state store: SQLite (embedded default) or PostgreSQL (scale-out)."""
+
+    url: str = "sqlite:///var/syncd.db"
+    echo: bool = False
+
+
+class ConnectorSettings(_Section):
+    """One configured source: an instance name, the plugin that reads it, and its options."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="the records' source name"
+    )
+    plugin: str = Field(description="entry point in the syncd.connectors group, e.g. csv_drop")
+    enabled: bool = True
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class FieldPolicySettings(_Section):
+    """How syncd treats one inventory field."""
+
+    mode: Literal["managed", "create_only", "ignore"] = "managed"
+    sources: list[str] = Field(default_factory=list, description="priority order for this field")
+    on_manual_edit: Literal["report", "overwrite"] = "report"
+
+
+class SerialSettings(_Section):
+    """Explicit serial normalisation. The default is exact: only surrounding blanks go."""
+
+    strip: bool = True
+    case: Literal["preserve", "upper", "lower"] = "preserve"
+    strip_prefixes: list[str] = Field(default_factory=list)
+    remove_chars: str = ""
+
+
+class PolicySettings(_Section):
+    """What syncd may change, in what order of trust, and when it must stop and ask."""
+
+    source_priority: list[str] = Field(default_factory=list)
+    fields: dict[str, FieldPolicySettings] = Field(default_factory=dict)
+    serial: SerialSettings = Field(default_factory=SerialSettings)
+    adopt: bool = True
+    delete_orphans: bool = True
+    orphan_grace_runs: int = Field(3, ge=0)
+    orphan_grace_hours: float = Field(24.0, ge=0)
+    max_delete_share: float = Field(0.10, ge=0, le=1)
+    min_source_ratio: float = Field(0.5, ge=0, le=1)
+    type_map: dict[str, int] = Field(default_factory=dict)
+    organization_map: dict[str, int] = Field(default_factory=dict)
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["console", "json"] = "console"
+
+
+class Settings(BaseSettings):
+    """The whole configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_DELIMITER,
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    inventory: InventorySettings = Field(default_factory=InventorySettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    connectors: list[ConnectorSettings] = Field(default_factory=list)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file (the file's values arrive as init kwargs).
+        return (env_settings, init_settings)
+
+
+# -- loading -------------------------------------------------------------------------------
+
+
+def load_settings(path: str | Path | None = None, *, required: bool = False) -> Settings:
+    """Read, validate and return the configuration, or raise ``ConfigError`` listing every
+    problem with its location.
+
+    With ``path=None`` the default file is read when it exists. ``required`` makes a
+    missing file an error.
+    """
+    file = Path(path) if path is not None else Path(DEFAULT_CONFIG_FILE)
+    label = str(file)
+    data: dict[str, Any] = {}
+    text = ""
+    if file.exists():
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([Problem(label, f"cannot read: {exc}")], source=label) from exc
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+            problem = Problem(_toml_error_location(label, exc), f"not valid TOML: {message}")
+            raise ConfigError([problem], source=label) from exc
+    elif required or path is not None:
+        raise ConfigError([Problem(label, "no such file")], source=label)
+
+    problems = list(_forbidden_secrets(data, label, text))
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        problems.extend(_problems_from_validation(exc, label, text))
+        raise ConfigError(problems, source=label) from None
+    if problems:
+        raise ConfigError(problems, source=label)
+    problems.extend(_check_token_file(settings, label, text))
+    problems.extend(_check_connectors(settings, label, text))
+    if problems:
+        raise ConfigError(problems, source=label)
+    return settings
+
+
+def _forbidden_secrets(data: Mapping[str, Any], label: str, text: str) -> Iterable[Problem]:
+    inventory = data.get("inventory")
+    if isinstance(inventory, Mapping) and "token" in inventory:
+        yield Problem(
+            _locate(label, text, ("inventory", "token")),
+            "the token must not be written in the config file: set SYNCD_INVENTORY__TOKEN "
+            "or point inventory.token_file at a secret file",
+        )
+
+
+def _check_token_file(settings: Settings, label: str, text: str) -> Iterable[Problem]:
+    token_file = settings.inventory.token_file
+    if token_file is None:
+        return
+    where = _locate(label, text, ("inventory", "token_file"))
+    if not token_file.is_file():
+        yield Problem(where, f"token_file {str(token_file)!r} does not exist")
+    elif not os.access(token_file, os.R_OK):
+        yield Problem(where, f"token_file {str(token_file)!r} is not readable")
+
+
+def _check_connectors(settings: Settings, label: str, text: str) -> Iterable[Problem]:
+    """Each connector's options against its plugin's own ``Config`` model."""
+    from connectors.base import available_plugins, load_plugin
+
+    plugins = available_plugins()
+    seen: set[str] = set()
+    for index, connector in enumerate(settings.connectors):
+        base = ("connectors", str(index))
+        if connector.name in seen:
+            yield Problem(
+                _locate(label, text, (*base, "name")),
+                f"connector name {connector.name!r} is used twice",
+            )
+        seen.add(connector.name)
+        if connector.plugin not in plugins:
+            known = ", ".join(sorted(plugins)) or "none installed"
+            yield Problem(
+                _locate(label, text, (*base, "plugin")),
+                f"no connector plugin {connector.plugin!r} (available: {known})",
+            )
+            continue
+        try:
+            load_plugin(connector.plugin).Config.model_validate(connector.options)
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                loc = (*base, "options", *(str(p) for p in error["loc"]))
+                message = error["msg"]
+                if error["type"] == "extra_forbidden":
+                    message = "unknown option (misspelt?)"
+                yield Problem(_locate(label, text, loc), f"{'.'.join(loc)}: {message}")
+
+
+def _problems_from_validation(exc: ValidationError, label: str, text: str) -> list[Problem]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(str(part) for part in error["loc"])
+        env_name = ENV_PREFIX + ENV_DELIMITER.join(p.upper() for p in loc)
+        if env_name in {k.upper() for k in os.environ}:
+            where = f"environment {env_name}"
+        else:
+            where = _locate(label, text, loc)
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting (misspelt?)"
+        problems.append(Problem(where, f"{'.'.join(loc)}: {message}"))
+    return problems
+
+
+_TABLE = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-.\"' ]+?)\s*=")
+
+
+def _locate(label: str, text: str, loc: tuple[str, ...]) -> str:
+    """``file:line`` of the deepest part of ``loc`` found in the TOML text, else ``file``.
+
+    Understands tables, arrays of tables (``[[connectors]]`` -> ``connectors.0``, the
+    sub-tables that follow them) and dotted keys; good enough to point a person at
+    the right line, which is all it is for.
+    """
+    best_line, best_depth = 0, 0
+    table: tuple[str, ...] = ()
+    arrays: dict[tuple[str, ...], int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _TABLE.match(line)
+        if header:
+            table = _resolve_table(_split_key(header.group(2)), arrays, header.group(1) == "[[")
+            depth = _common_prefix(table, loc)
+            if depth == len(table) and depth > best_depth:
+                best_line, best_depth = number, depth
+            continue
+        key = _KEY.match(line)
+        if key:
+            full = table + _split_key(key.group(1))
+            depth = _common_prefix(full, loc)
+            if depth == min(len(full), len(loc)) and depth > best_depth:
+                best_line, best_depth = number, depth
+    return f"{label}:{best_line}" if best_line else label
+
+
+def _resolve_table(
+    path: tuple[str, ...], arrays: dict[tuple[str, ...], int], is_array: bool
+) -> tuple[str, ...]:
+    resolved: tuple[str, ...] = ()
+    for index, part in enumerate(path):
+        resolved += (part,)
+        prefix = path[: index + 1]
+        last = index == len(path) - 1
+        if last and is_array:
+            arrays[prefix] = arrays.get(prefix, -1) + 1
+            resolved += (str(arrays[prefix]),)
+        elif not last and prefix in arrays:
+            resolved += (str(arrays[prefix]),)
+    return resolved
+
+
+def _common_prefix(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _split_key(key: str) -> tuple[str, ...]:
+    return tuple(part.strip().strip("\"'") for part in key.split("."))
+
+
+def _toml_error_location(label: str, exc: tomllib.TOMLDecodeError) -> str:
+    match = re.search(r"line (\d+), column (\d+)", str(exc))
+    return f"{label}:{match.group(1)}:{match.group(2)}" if match else label
