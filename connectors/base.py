@@ -90,7 +90,8 @@ class Connector(Protocol):
 class ConnectorFactory(Protocol):
     """What an entry point loads: builds a connector from its instance name and options."""
 
-    Config: ClassVar[type[BaseModel]]
+    @property
+    def Config(self) -> type[BaseModel]: ...  # noqa: N802 - mirrors the class attribute
 
     def __call__(self, name: str, config: Any) -> Connector: ...
 

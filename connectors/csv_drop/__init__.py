@@ -1,0 +1,57 @@
+"""The CSV drop connector: procurement systems drop files into an inbox folder.
+
+Configured as plugin ``csv_drop``::
+
+    [[connectors]]
+    name = "procurement"
+    plugin = "csv_drop"
+    [connectors.options]
+    inbox = "/srv/syncd/inbox"
+    mode = "snapshot"                       # or "delta": rows carry action = upsert | delete
+    columns = { "Serial No." = "serial_number", "Notes" = "ignore" }
+
+What it does with a file, and the choices made where the brief left one open:
+
+- **Taking files.** Only names matching ``patterns`` (``*.csv``, ``*.txt``, ``*.tsv``)
+  and none of ``ignore_patterns`` (dot files, ``~*``, ``*.tmp``, ``*.part``, …); only
+  regular files unmodified for ``stable_seconds`` whose size and mtime did not change
+  since the previous listing. A file is claimed by an atomic rename into
+  ``processing/``; racing processes cannot both get it. Claims held by a process that
+  died are taken over at the next fetch (see ``inbox``).
+- **Duplicate content.** A file whose SHA-256 matches a committed one is not yielded;
+  it goes to ``processed/`` with ``<file>.duplicate.txt`` naming the earlier file.
+- **Encoding.** ``auto``: UTF-8 with or without BOM, UTF-16 with BOM, else
+  ``legacy_encoding`` (cp1252); a file that is UTF-8 for a while and then not is refused
+  as mixed. Undecodable bytes reject the whole file, with offset and line.
+- **Dialect.** Delimiter sniffed from the header among ``,`` ``;`` tab ``|`` (or fixed);
+  standard double-quote quoting with quoted newlines; blank lines skipped.
+- **Header.** Built-in aliases (``serial``, ``sn``, ``hostname``, ``tenant``, ``mgmt_ip``…)
+  matched case-insensitively ignoring spaces and punctuation; ``columns`` wins. A
+  missing required column, or two columns for one field, rejects the whole file.
+  Unknown columns go to ``DeviceRecord.extra``.
+- **Rows.** See ``reader``: physical line numbers; empty cell = says nothing; IP
+  normalised (compressed; a ``/prefix`` dropped); MAC to ``aa:bb:cc:dd:ee:ff``; status
+  from true/false/up/down/1/0/yes/no. Every bad row is a ``Reject`` naming the column
+  and value. Serials keep their case: ``ABC`` and ``abc`` are two serials, and a serial
+  listed twice is yielded twice (the engine reports both as a conflict).
+- **Verdict.** Not accepted if the file is empty (0 bytes, or no header), unreadable,
+  its header unusable, or more than ``max_error_ratio`` of its rows are bad. A header
+  with no rows is accepted with zero records: in snapshot mode that empties the
+  source, which the engine's safety gate holds for approval.
+- **Setting down.** ``commit()`` -> ``processed/`` (+ ``.report.txt`` listing rejected
+  rows), checksum remembered; ``fail(reason)`` -> ``failed/`` (+ ``.error.txt``).
+  Names never clash: a taken name gets a UTC timestamp before its extension.
+"""
+
+from connectors.csv_drop.config import CsvDropConfig
+from connectors.csv_drop.connector import CsvDropConnector, CsvFileBatch
+from connectors.csv_drop.ledger import IngestLedger, JsonLedger, LedgerEntry
+
+__all__ = [
+    "CsvDropConfig",
+    "CsvDropConnector",
+    "CsvFileBatch",
+    "IngestLedger",
+    "JsonLedger",
+    "LedgerEntry",
+]

@@ -1,0 +1,341 @@
+"""Reading one CSV file into records and rejects, streamed row by row.
+
+Decisions a user sees (also in the package docstring):
+
+- Line numbers are physical: the line a row starts on, counting blank lines and the
+  lines inside quoted multi-line fields.
+- Blank lines, and rows whose every cell is empty, carry nothing and are skipped.
+- An empty cell says nothing (``None``); with ``empty_cells = "clear"`` it clears the
+  optional text fields (IP, MAC, location, description, firmware) instead.
+- Values are trimmed; the serial is otherwise untouched (its case is the engine's policy).
+- A row with fewer fields than the header is rejected (a truncated row); extra fields
+  are tolerated only when empty (a trailing delimiter).
+- A row with any bad value is rejected whole, with every problem named.
+- A ``delete`` row needs only its serial; its other cells are not read.
+- Duplicate serials are all yielded: the engine reports them as a conflict.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import itertools
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from connectors.base import BatchMode, Item
+from connectors.csv_drop.header import HeaderError, HeaderPlan, plan_header
+from connectors.csv_drop.values import parse_action, parse_ip, parse_mac, parse_status
+from syncd.records import Action, DeviceRecord, Reject
+
+if TYPE_CHECKING:
+    from _csv import Reader as CsvReader
+
+#: Delimiters ``auto`` chooses from, in order of preference on a tie.
+DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
+
+#: Plain text fields, copied as they are (trimmed).
+TEXT_FIELDS: tuple[str, ...] = (
+    "name",
+    "device_type",
+    "organization",
+    "location",
+    "description",
+    "firmware_version",
+)
+
+#: Fields an empty cell clears under ``empty_cells = "clear"``; the others are needed
+#: to create a device (name, type, organization) or have no empty value (status).
+CLEARABLE: frozenset[str] = frozenset(
+    {"ip_address", "mac_address", "location", "description", "firmware_version"}
+)
+
+_TYPED: tuple[tuple[str, Callable[[str], Any]], ...] = (
+    ("ip_address", parse_ip),
+    ("mac_address", parse_mac),
+    ("status", parse_status),
+)
+
+_QUOTED = re.compile(r'"[^"]*"')
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    """How to read a file, from the connector's config."""
+
+    source: str
+    label: str
+    mode: BatchMode = "snapshot"
+    delimiter: str = "auto"
+    columns: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    required: tuple[str, ...] = ("serial_number",)
+    clear_empty: bool = False
+
+
+@dataclass(slots=True)
+class ReadStats:
+    """Counts kept while reading; ``problem`` set means the whole file is unusable.
+
+    ``bad_rows`` weighs each reject by the physical lines it made unreadable, so an
+    unbalanced quote that swallows a thousand lines counts as a thousand bad rows.
+    """
+
+    records: int = 0
+    rejects: int = 0
+    bad_rows: int = 0
+    blank: int = 0
+    header_line: int = 0
+    delimiter: str = ""
+    problem: str = ""
+
+    @property
+    def rows(self) -> int:
+        """Data rows read (records and rejects)."""
+        return self.records + self.rejects
+
+
+def sniff_delimiter(line: str) -> str:
+    """The delimiter the header line uses most (outside quotes); ``,`` if none."""
+    bare = _QUOTED.sub("", line)
+    best = max(DELIMITERS, key=bare.count)
+    return best if bare.count(best) else ","
+
+
+def read_items(
+    path: Path, *, encoding: str, options: ReadOptions, stats: ReadStats
+) -> Iterator[Item]:
+    """Stream ``path``'s rows as records and rejects, filling ``stats`` as it goes."""
+    with path.open("rb") as raw, io.TextIOWrapper(raw, encoding=encoding, newline="") as text:
+        try:
+            yield from _read(text, options, stats)
+        except UnicodeDecodeError as exc:
+            # The encoding was checked over the whole file before: it changed since.
+            stats.problem = f"file changed while being read ({exc.reason} at byte {exc.start})"
+
+
+def _read(text: io.TextIOWrapper, options: ReadOptions, stats: ReadStats) -> Iterator[Item]:
+    lines = iter(text)
+    leading: list[str] = []
+    for line in lines:
+        leading.append(line)
+        if line.strip():
+            break
+    else:
+        stats.problem = "empty file: no header line"
+        return
+    delimiter = options.delimiter
+    if delimiter == "auto":
+        delimiter = sniff_delimiter(leading[-1])
+    stats.delimiter = delimiter
+    reader = csv.reader(
+        itertools.chain(leading, lines),
+        delimiter=delimiter,
+        quotechar='"',
+        doublequote=True,
+        skipinitialspace=True,
+        strict=True,
+    )
+    plan = _header(reader, options, stats)
+    if plan is None:
+        return
+    convert = RowConverter(plan, options)
+    source = options.source
+    label = options.label
+    previous = reader.line_num
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            start, end = previous + 1, max(reader.line_num, previous + 1)
+            previous = reader.line_num
+            stats.rejects += 1
+            stats.bad_rows += end - start + 1
+            yield Reject(source, f"{label}:{start}", _csv_problem(str(exc), start, end))
+            continue
+        start = previous + 1
+        previous = reader.line_num
+        if not row:
+            stats.blank += 1
+            continue
+        item = convert(row, start)
+        if item is None:
+            stats.blank += 1
+        elif type(item) is DeviceRecord:
+            stats.records += 1
+            yield item
+        else:
+            stats.rejects += 1
+            stats.bad_rows += 1
+            yield item
+
+
+def _header(reader: CsvReader, options: ReadOptions, stats: ReadStats) -> HeaderPlan | None:
+    while True:
+        start = reader.line_num + 1
+        try:
+            header = next(reader)
+        except StopIteration:
+            stats.problem = "empty file: no header line"
+            return None
+        except csv.Error as exc:
+            stats.problem = f"header (line {start}) unreadable: {exc}"
+            return None
+        if any(cell.strip() for cell in header):
+            break
+    stats.header_line = start
+    required = options.required
+    try:
+        plan = plan_header(header, columns=options.columns, required=required)
+    except HeaderError as exc:
+        stats.problem = f"header (line {start}): {exc}"
+        return None
+    if options.mode == "delta" and "action" not in plan.fields:
+        found = ", ".join(repr(label) for label in plan.labels)
+        stats.problem = (
+            f"header (line {start}): delta mode needs an action column "
+            f"(upsert or delete on each row); headers found: {found}"
+        )
+        return None
+    return plan
+
+
+def _csv_problem(message: str, start: int, end: int) -> str:
+    if message == "unexpected end of data":
+        what = "unterminated quoted field (the file ends inside quotes)"
+    elif message.startswith("field larger than field limit"):
+        what = f"{message} (an unbalanced quote?)"
+    else:
+        what = f"malformed quoting: {message}"
+    if end > start:
+        return f"lines {start}-{end} unreadable: {what}"
+    return what
+
+
+def _show(value: str) -> str:
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+class RowConverter:
+    """Turns one row (a list of cells) into a record, a reject, or ``None`` if blank."""
+
+    def __init__(self, plan: HeaderPlan, options: ReadOptions) -> None:
+        fields = plan.fields
+        labels = plan.labels
+        self.source = options.source
+        self.label = options.label
+        self.width = plan.width
+        self.delta = options.mode == "delta"
+        self.serial = fields["serial_number"]
+        self.serial_label = _column(labels, fields, "serial_number")
+        clear = options.clear_empty
+        self.texts = tuple(
+            (fields[f], f, clear and f in CLEARABLE) for f in TEXT_FIELDS if f in fields
+        )
+        self.typed = tuple(
+            (fields[f], f, parse, _column(labels, fields, f), clear and f in CLEARABLE)
+            for f, parse in _TYPED
+            if f in fields
+        )
+        self.action = fields.get("action")
+        self.action_label = _column(labels, fields, "action") if self.action is not None else ""
+        self.required = tuple(
+            (fields[f], _column(labels, fields, f))
+            for f in options.required
+            if f not in ("serial_number", "action")
+        )
+        self.extra = plan.extra
+
+    def __call__(  # noqa: PLR0911 - one return per outcome; this is the hot path
+        self, row: list[str], line: int
+    ) -> DeviceRecord | Reject | None:
+        """The row starting on physical line ``line``, converted."""
+        origin = f"{self.label}:{line}"
+        if len(row) != self.width:
+            if not any(cell.strip() for cell in row):
+                return None
+            problem = self._width_problem(row)
+            if problem:
+                return Reject(self.source, origin, problem, self._serial_if_any(row))
+        serial = row[self.serial].strip()
+        if not serial:
+            if not any(cell.strip() for cell in row):
+                return None
+            return Reject(self.source, origin, f"{self.serial_label} is empty")
+        problems: list[str] = []
+        if not serial.isprintable():
+            problems.append(f"{self.serial_label} {_show(serial)} has a non-printable character")
+        action: Action = "upsert"
+        if self.action is not None:
+            action = self._action(row[self.action].strip(), problems)
+        if action == "delete" and not problems:
+            return DeviceRecord(
+                source=self.source,
+                serial_number=serial,
+                origin=origin,
+                wanted=False,
+                action="delete",
+            )
+        values = self._values(row, problems)
+        if problems:
+            return Reject(self.source, origin, "; ".join(problems), serial)
+        return DeviceRecord(source=self.source, serial_number=serial, origin=origin, **values)
+
+    def _action(self, cell: str, problems: list[str]) -> Action:
+        if cell:
+            try:
+                return parse_action(cell)
+            except ValueError as exc:
+                problems.append(f"{self.action_label}: {_show(cell)} is {exc}")
+        elif self.delta:
+            problems.append(f"{self.action_label} is empty (delta rows need upsert or delete)")
+        return "upsert"
+
+    def _values(self, row: list[str], problems: list[str]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for index, name, clear in self.texts:
+            cell = row[index].strip()
+            if cell:
+                values[name] = cell
+            elif clear:
+                values[name] = ""
+        for index, name, parse, column, clear in self.typed:
+            cell = row[index].strip()
+            if cell:
+                try:
+                    values[name] = parse(cell)
+                except ValueError as exc:
+                    problems.append(f"{column}: {_show(cell)} is {exc}")
+            elif clear:
+                values[name] = ""
+        for index, column in self.required:
+            if not row[index].strip():
+                problems.append(f"{column} is required but empty")
+        if self.extra:
+            values["extra"] = tuple(
+                (name, cell) for index, name in self.extra if (cell := row[index].strip())
+            )
+        return values
+
+    def _width_problem(self, row: list[str]) -> str:
+        found, width = len(row), self.width
+        if found < width:
+            return f"row has {found} fields, the header has {width} (truncated row?)"
+        if any(cell.strip() for cell in row[width:]):
+            return f"row has {found} fields, the header has {width}"
+        return ""  # only empty cells past the header: a trailing delimiter
+
+    def _serial_if_any(self, row: list[str]) -> str | None:
+        if self.serial < len(row):
+            return row[self.serial].strip() or None
+        return None
+
+
+def _column(labels: tuple[str, ...], fields: Mapping[str, int], field: str) -> str:
+    label = labels[fields[field]]
+    return f"column {label!r}" if label == field else f"column {label!r} ({field})"

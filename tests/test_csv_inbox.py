@@ -1,0 +1,386 @@
+"""The CSV drop inbox on a real filesystem: which files are taken, claims, moves, reports,
+crash recovery and processes racing for one file (real processes)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from connectors.csv_drop import CsvDropConfig, CsvDropConnector, CsvFileBatch
+from connectors.csv_drop.inbox import LOCK_NAME
+from syncd.errors import ConfigError
+from syncd.records import DeviceRecord
+
+HEADER = "serial,name,type,organization\n"
+NOW = time.time()
+
+
+def drop(inbox: Path, name: str, *serials: str, age: float = 3600.0) -> Path:
+    """A complete file, last modified ``age`` seconds ago."""
+    path = inbox / name
+    path.write_text(HEADER + "".join(f"{s},host-{s},C9200,acme\n" for s in serials))
+    past = NOW - age
+    os.utime(path, (past, past))
+    return path
+
+
+def connector(inbox: Path, **options: object) -> CsvDropConnector:
+    config = CsvDropConfig.model_validate({"inbox": inbox, **options})
+    return CsvDropConnector("procurement", config)
+
+
+def take_all(c: CsvDropConnector) -> list[CsvFileBatch]:
+    """Fetch, read and commit every batch; the batches in the order they came."""
+    out = []
+    for batch in c.fetch():
+        assert isinstance(batch, CsvFileBatch)
+        list(batch.items())
+        batch.commit()
+        out.append(batch)
+    return out
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Path:
+    path = tmp_path / "inbox"
+    path.mkdir()
+    return path
+
+
+# -- which files are taken -------------------------------------------------------------------
+
+
+def test_temp_names_and_foreign_files_are_left_alone(inbox: Path) -> None:
+    for name in (
+        ".upload.csv",
+        "po.csv.tmp",
+        "po.csv.part",
+        "po.csv.partial",
+        "~$po.csv",
+        "po.csv.swp",
+        "po.csv.crdownload",
+        "notes.pdf",
+    ):
+        drop(inbox, name, "X-1")
+    drop(inbox, "po.csv", "GOOD-1")
+    batches = take_all(connector(inbox))
+    assert [b.origin for b in batches] == [str(inbox / "po.csv")]
+    assert "po.csv.part" in names(inbox)
+    assert ".upload.csv" in names(inbox)
+    assert names(inbox / "processed") == ["po.csv"]
+
+
+def test_a_file_modified_within_stable_seconds_waits(inbox: Path) -> None:
+    path = drop(inbox, "po.csv", "A-1", age=0)
+    assert list(connector(inbox, stable_seconds=600).fetch()) == []
+    assert path.exists(), "a file still being written stays where it is"
+    past = time.time() - 601
+    os.utime(path, (past, past))
+    # A fresh process has no earlier listing: an old enough mtime is enough.
+    assert [b.origin for b in take_all(connector(inbox, stable_seconds=600))] == [str(path)]
+
+
+def test_a_file_that_changed_since_the_last_listing_waits_one_more_round(inbox: Path) -> None:
+    # A copier that writes and then sets an old mtime (cp -p, unzip) is caught by size.
+    path = drop(inbox, "po.csv", "A-1", age=0)
+    c = connector(inbox, stable_seconds=600)
+    assert list(c.fetch()) == []
+    with path.open("a") as out:
+        out.write("A-2,host,C9200,acme\n")
+    past = time.time() - 3600
+    os.utime(path, (past, past))
+    assert list(c.fetch()) == [], "size changed since the previous listing"
+    (batch,) = take_all(c)
+    assert batch.verdict.records == 2
+
+
+def test_oldest_file_first_then_by_name(inbox: Path) -> None:
+    drop(inbox, "c.csv", "C-1", age=300)
+    drop(inbox, "a.csv", "A-1", age=100)
+    drop(inbox, "b.csv", "B-1", age=300)
+    batches = take_all(connector(inbox))
+    assert [Path(b.origin).name for b in batches] == ["b.csv", "c.csv", "a.csv"]
+
+
+def test_missing_inbox_is_a_config_error(tmp_path: Path) -> None:
+    c = connector(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match="is not a directory"):
+        list(c.fetch())
+
+
+def test_a_folder_on_another_filesystem_is_a_config_error(inbox: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == inbox.stat().st_dev:
+        pytest.skip("no second filesystem to test with")
+    c = connector(inbox, failed_dir=shm / f"syncd-test-{os.getpid()}")
+    try:
+        with pytest.raises(ConfigError, match="same filesystem"):
+            list(c.fetch())
+    finally:
+        (shm / f"syncd-test-{os.getpid()}").rmdir()
+
+
+# -- setting files down ----------------------------------------------------------------------
+
+
+def test_commit_moves_the_file_and_remembers_its_checksum(inbox: Path) -> None:
+    path = drop(inbox, "po.csv", "A-1", "A-2")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    (batch,) = take_all(connector(inbox))
+    assert batch.path == inbox / "processed" / "po.csv"
+    assert names(inbox / "processed") == ["po.csv"], "no report when no row was rejected"
+    assert names(inbox / "processing") == []
+    ledger = json.loads((inbox / ".syncd-ingested.json").read_text())
+    entry = ledger["files"][digest]
+    assert (entry["file"], entry["records"]) == ("po.csv", 2)
+    assert entry["stored_as"] == str(inbox / "processed" / "po.csv")
+
+
+def test_same_content_again_is_not_applied_twice(inbox: Path) -> None:
+    first = drop(inbox, "monday.csv", "A-1")
+    content = first.read_bytes()
+    c = connector(inbox)
+    take_all(c)
+    again = inbox / "tuesday.csv"
+    again.write_bytes(content)
+    os.utime(again, (time.time() - 60, time.time() - 60))
+    assert list(c.fetch()) == []
+    assert names(inbox / "processed") == ["monday.csv", "tuesday.csv", "tuesday.csv.duplicate.txt"]
+    note = (inbox / "processed" / "tuesday.csv.duplicate.txt").read_text()
+    assert "same content" in note
+    assert "monday.csv" in note
+
+
+def test_same_name_again_is_kept_beside_the_first_with_a_timestamp(inbox: Path) -> None:
+    c = connector(inbox)
+    drop(inbox, "po.csv", "A-1")
+    take_all(c)
+    drop(inbox, "po.csv", "B-1")
+    take_all(c)
+    kept = names(inbox / "processed")
+    assert kept[-1] == "po.csv"
+    assert len(kept) == 2
+    assert kept[0].startswith("po.")
+    assert kept[0].endswith("Z.csv")
+    assert "A-1" in (inbox / "processed" / "po.csv").read_text()
+    assert "B-1" in (inbox / "processed" / kept[0]).read_text()
+
+
+def test_fail_moves_the_file_with_an_error_report(inbox: Path) -> None:
+    drop(inbox, "po.csv", "A-1")
+    (batch,) = connector(inbox).fetch()
+    list(batch.items())
+    batch.fail("the store was unreachable")
+    assert batch.path == inbox / "failed" / "po.csv"
+    assert names(inbox / "failed") == ["po.csv", "po.csv.error.txt"]
+    error = (inbox / "failed" / "po.csv.error.txt").read_text()
+    assert "failed: the store was unreachable" in error
+    assert "rows: 1 records, 0 rejected" in error
+
+
+def test_failed_content_is_not_remembered(inbox: Path) -> None:
+    content = drop(inbox, "po.csv", "A-1").read_bytes()
+    c = connector(inbox)
+    (batch,) = c.fetch()
+    batch.fail("refused")
+    again = inbox / "po-fixed.csv"
+    again.write_bytes(content)
+    os.utime(again, (time.time() - 60, time.time() - 60))
+    assert [Path(b.origin).name for b in take_all(c)] == ["po-fixed.csv"]
+
+
+def test_a_released_batch_is_offered_again(inbox: Path) -> None:
+    drop(inbox, "po.csv", "A-1")
+    c = connector(inbox)
+    (batch,) = c.fetch()
+    batch.release()
+    (again,) = take_all(c)
+    assert again.recovered
+    assert again.origin == str(inbox / "po.csv")
+
+
+def test_batch_misuse_is_refused(inbox: Path) -> None:
+    drop(inbox, "po.csv", "A-1")
+    (batch,) = connector(inbox).fetch()
+    assert not batch.verdict.accepted, "an unread batch never looks accepted"
+    with pytest.raises(RuntimeError, match="cannot be committed"):
+        batch.commit()
+    list(batch.items())
+    with pytest.raises(RuntimeError, match="once"):
+        batch.items()
+    batch.commit()
+    batch.commit()  # idempotent
+    assert names(inbox / "processed") == ["po.csv"]
+
+
+def test_a_rejected_file_cannot_be_committed(inbox: Path) -> None:
+    (inbox / "bad.csv").write_text("name,type\nx,y\n")
+    os.utime(inbox / "bad.csv", (time.time() - 60, time.time() - 60))
+    (batch,) = connector(inbox).fetch()
+    list(batch.items())
+    with pytest.raises(RuntimeError, match="no column for required field serial_number"):
+        batch.commit()
+    assert (inbox / "bad.csv").exists() is False
+    assert batch.path.parent.parent == inbox / "processing", "still claimed, not lost"
+
+
+def test_corrupt_ledger_is_set_aside_not_fatal(inbox: Path) -> None:
+    (inbox / ".syncd-ingested.json").write_text("{not json")
+    drop(inbox, "po.csv", "A-1")
+    (batch,) = take_all(connector(inbox))
+    assert batch.verdict.accepted
+    assert (inbox / ".syncd-ingested.json.corrupt").read_text() == "{not json"
+    assert len(json.loads((inbox / ".syncd-ingested.json").read_text())["files"]) == 1
+
+
+# -- claims, crashes and races ----------------------------------------------------------------
+
+CHILD = """
+import os, sys
+from pathlib import Path
+from connectors.csv_drop import CsvDropConfig, CsvDropConnector
+inbox, behaviour = Path(sys.argv[1]), sys.argv[2]
+c = CsvDropConnector("procurement", CsvDropConfig(inbox=inbox, stable_seconds=0))
+def say(*words):
+    print("@@", *words, flush=True)
+if behaviour == "race":
+    say("ready")
+    sys.stdin.readline()
+    for batch in c.fetch():
+        list(batch.items())
+        batch.commit()
+        say("took", Path(batch.origin).name)
+    sys.exit(0)
+batch = next(iter(c.fetch()))
+items = batch.items()
+next(items)
+say("claimed", batch.path)
+if behaviour == "hold":
+    sys.stdin.readline()
+os._exit(3)  # die without committing: the kernel drops the claim's lock
+"""
+
+
+def child(inbox: Path, behaviour: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(inbox), behaviour],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def said(proc: subprocess.Popen[str]) -> list[str]:
+    """The next protocol line the child printed (log lines skipped)."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("@@ "):
+            return line.split()[1:]
+    raise AssertionError(f"child ended without a word (exit {proc.wait(timeout=30)})")
+
+
+def test_a_file_left_by_a_crashed_process_is_recovered_first(inbox: Path) -> None:
+    drop(inbox, "crashed.csv", "C-1", "C-2", age=60)
+    with child(inbox, "crash") as proc:
+        word, claimed = said(proc)
+        assert proc.wait(timeout=30) == 3
+    assert word == "claimed"
+    assert Path(claimed).parent.parent == inbox / "processing"
+    drop(inbox, "older-but-new.csv", "N-1", age=7200)
+    batches = take_all(connector(inbox))
+    assert [(Path(b.origin).name, b.recovered) for b in batches] == [
+        ("crashed.csv", True),
+        ("older-but-new.csv", False),
+    ]
+    assert batches[0].verdict.records == 2, "the whole file is read again"
+    assert names(inbox / "processing") == []
+    assert names(inbox / "processed") == ["crashed.csv", "older-but-new.csv"]
+
+
+def test_a_claim_held_by_a_live_process_is_not_taken_over(inbox: Path) -> None:
+    drop(inbox, "po.csv", "H-1", age=60)
+    with child(inbox, "hold") as proc:
+        assert said(proc)[0] == "claimed"
+        c = connector(inbox)
+        assert list(c.fetch()) == [], "the other process is still working on it"
+        assert proc.stdin is not None
+        proc.stdin.write("done\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=30) == 3
+    (batch,) = take_all(c)
+    assert batch.recovered
+
+
+def test_processes_racing_for_files_take_each_exactly_once(inbox: Path) -> None:
+    for i in range(30):
+        drop(inbox, f"po-{i:02d}.csv", f"R-{i}", age=60)
+    taken: list[str] = []
+    with child(inbox, "race") as one, child(inbox, "race") as two, child(inbox, "race") as three:
+        procs = (one, two, three)
+        for proc in procs:
+            assert said(proc) == ["ready"]
+        for proc in procs:  # start them together
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        for proc in procs:
+            out, _ = proc.communicate(timeout=60)
+            assert proc.returncode == 0
+            taken += [line.split()[2] for line in out.splitlines() if line.startswith("@@ took")]
+    assert sorted(taken) == [f"po-{i:02d}.csv" for i in range(30)], "each file exactly once"
+    assert names(inbox / "processed") == sorted(taken)
+    ledger = json.loads((inbox / ".syncd-ingested.json").read_text())
+    assert len(ledger["files"]) == 30, "no process lost another's ledger entry"
+
+
+def test_two_connectors_in_one_process_cannot_claim_one_file(inbox: Path) -> None:
+    path = drop(inbox, "po.csv", "A-1")
+    first, second = connector(inbox), connector(inbox)
+    first.inbox.prepare()
+    claim = first.inbox.claim(path)
+    assert claim is not None
+    assert second.inbox.claim(path) is None
+    assert list(second.fetch()) == [], "a live claim is not recovered by the other"
+    claim.lock.release()
+
+
+def test_a_bare_file_in_processing_is_picked_up(inbox: Path) -> None:
+    (inbox / "processing").mkdir()
+    drop(inbox / "processing", "moved-by-hand.csv", "B-1")
+    (batch,) = take_all(connector(inbox))
+    assert batch.recovered
+    assert names(inbox / "processed") == ["moved-by-hand.csv"]
+
+
+def test_an_old_empty_claim_folder_is_removed(inbox: Path) -> None:
+    stale = inbox / "processing" / "20200101T000000.000000Z-1-abcdef"
+    stale.mkdir(parents=True)
+    (stale / LOCK_NAME).touch()
+    past = time.time() - 3600
+    os.utime(stale, (past, past))
+    assert list(connector(inbox).fetch()) == []
+    assert names(inbox / "processing") == []
+
+
+def test_items_stream_records_while_the_file_is_claimed(inbox: Path) -> None:
+    drop(inbox, "po.csv", "S-1", "S-2")
+    (batch,) = connector(inbox).fetch()
+    items = batch.items()
+    first = next(items)
+    assert isinstance(first, DeviceRecord)
+    assert first.serial_number == "S-1"
+    assert not (inbox / "po.csv").exists()
+    assert batch.path.name == "po.csv"
+    assert batch.path.parent.parent == inbox / "processing"
+    batch.release()
