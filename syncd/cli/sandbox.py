@@ -1,0 +1,118 @@
+"""``syncd sandbox``: run the local implementation of the inventory API.
+
+Prints exactly one line ``syncd sandbox listening on http://HOST:PORT/api/v1`` once
+it accepts connections (with the real port when ``--port 0``), then
+``token: ...`` only when it generated the token itself. Tokens given as options
+are never echoed. See ``docs/sandbox.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DEFAULT_PORT = 8765
+TOKENS_ENV = "SYNCD_SANDBOX_TOKENS"
+
+
+def sandbox_command(
+    *,
+    host: Annotated[str, typer.Option(help="address to bind (keep it on loopback)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to bind; 0 picks a free one")] = DEFAULT_PORT,
+    token: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--token",
+            help="accepted bearer token: TOKEN, or TOKEN=ORG,ORG to scope it to those "
+            f"organization ids; repeatable; also ${TOKENS_ENV} (space-separated). "
+            "Without any, one is generated and printed.",
+            envvar=TOKENS_ENV,
+            show_default=False,
+            show_envvar=False,
+        ),
+    ] = None,
+    control: Annotated[
+        bool, typer.Option("--control", help="enable the /_sandbox/ control API (no auth)")
+    ] = False,
+    seed_devices: Annotated[
+        int, typer.Option(min=0, help="start with N deterministic sample devices")
+    ] = 0,
+    load: Annotated[
+        Path | None,
+        typer.Option(help="start with the devices of this JSON list (load form)"),
+    ] = None,
+    catalogue: Annotated[
+        Path | None,
+        typer.Option(help="types and organizations JSON (default: the built-in catalogue)"),
+    ] = None,
+    live_check_delay: Annotated[
+        float, typer.Option(min=0, help="seconds an update_status=true request takes")
+    ] = 0.2,
+    rate_limit: Annotated[
+        str | None,
+        typer.Option(help="per-token limit such as 10/s or 600/min, answered with 429"),
+    ] = None,
+    fail_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="share of API requests answered --fail-status")
+    ] = 0.0,
+    fail_status: Annotated[
+        int, typer.Option(min=400, max=599, help="status of injected failures")
+    ] = 503,
+    retry_after: Annotated[
+        int | None, typer.Option(min=0, help="Retry-After seconds sent with injected failures")
+    ] = None,
+    latency_ms: Annotated[
+        float, typer.Option(min=0, help="extra delay of delayed requests, milliseconds")
+    ] = 0.0,
+    latency_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="share of requests delayed by --latency-ms")
+    ] = 1.0,
+    drop_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="share of requests whose connection is dropped")
+    ] = 0.0,
+    drop_applied: Annotated[
+        bool,
+        typer.Option(
+            "--drop-applied", help="apply a dropped request before dropping (default: not applied)"
+        ),
+    ] = False,
+    seed: Annotated[
+        int | None, typer.Option(help="random seed of the fault injection (reproducible runs)")
+    ] = None,
+    request_log: Annotated[
+        Path | None, typer.Option(help="also append every API request to this JSON-lines file")
+    ] = None,
+    request_log_max: Annotated[
+        int, typer.Option(min=1, help="API requests kept in memory for /_sandbox/requests")
+    ] = 1_000_000,
+) -> None:
+    """Serve the Inventory Device Serial API from memory, for tests, demos and rehearsals."""
+    from syncd.sandbox.launch import LaunchError, LaunchSettings, run
+
+    settings = LaunchSettings(
+        host=host,
+        port=port,
+        tokens=tuple(token or ()),
+        control=control,
+        seed_devices=seed_devices,
+        load=load,
+        catalogue=catalogue,
+        live_check_delay=live_check_delay,
+        rate_limit=rate_limit,
+        fail_rate=fail_rate,
+        fail_status=fail_status,
+        retry_after=retry_after,
+        latency_ms=latency_ms,
+        latency_rate=latency_rate,
+        drop_rate=drop_rate,
+        drop_applied=drop_applied,
+        seed=seed,
+        request_log=request_log,
+        request_log_max=request_log_max,
+    )
+    try:
+        run(settings, echo=typer.echo)
+    except LaunchError as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.option) from None
