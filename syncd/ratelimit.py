@@ -1,0 +1,196 @@
+"""Client-side pacing of requests to the inventory API.
+
+A :class:`RateLimiter` has two verbs: :meth:`~RateLimiter.acquire` blocks until one more
+request may go, and :meth:`~RateLimiter.pause` makes every user of the limiter hold off
+for a while (the client calls it when the server answers ``429``/``503`` with
+``Retry-After``, so all threads back off, not only the one that was told).
+
+:class:`LimitsRateLimiter` is built on the ``limits`` library. Its state lives in a
+``limits`` storage named by URI: ``memory://`` keeps it in this process (shared by every
+thread using the same limiter object); ``redis://host:6379`` shares one limit, and one
+pause, across processes and hosts. Nothing else changes between the two.
+
+How ``requests_per_second`` and ``burst`` become a ``limits`` window: ``limits`` counts
+in whole seconds, so the limiter allows ``amount`` requests in any moving window of
+``window`` seconds, with ``window = max(1, ceil(burst / rate))`` and
+``amount = max(1, floor(rate * window))``. The average never exceeds the configured rate;
+the burst is ``amount`` (equal to ``burst`` when ``burst >= rate`` and the product is
+whole; a ``burst`` below the rate cannot be expressed in whole seconds and becomes one
+second's worth of requests). With the defaults (10/s, burst 10) that is exactly
+"at most 10 requests in any one second".
+
+A thread that has to wait for room waits until a slot frees plus a small ``guard``
+(50 ms): requests released together the instant a window frees would otherwise, after a
+few milliseconds of network jitter, land in the server's previous second.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Literal, Protocol, runtime_checkable
+
+from limits import RateLimitItemPerSecond
+from limits.storage import Storage, storage_from_string
+from limits.strategies import STRATEGIES
+
+from syncd.config import RateLimitSettings
+
+Strategy = Literal["moving-window", "fixed-window", "sliding-window-counter"]
+
+#: The longest pause one ``Retry-After`` can impose on everybody (a broken proxy saying
+#: "come back tomorrow" must not freeze the daemon; the call itself still fails).
+MAX_PAUSE_SECONDS = 300.0
+
+
+@runtime_checkable
+class RateLimiter(Protocol):
+    """What the inventory client needs from a rate limiter."""
+
+    def acquire(self) -> None:
+        """Block until one more request may be sent."""
+
+    def pause(self, seconds: float) -> None:
+        """Make every ``acquire`` wait until ``seconds`` from now have passed."""
+
+
+class Unlimited:
+    """A limiter that never waits (tests, one-off scripts)."""
+
+    def acquire(self) -> None:
+        """Return at once."""
+
+    def pause(self, seconds: float) -> None:
+        """Ignore the pause: without a shared limiter each call backs off on its own."""
+
+    def __repr__(self) -> str:
+        return "Unlimited()"
+
+
+def window_for(requests_per_second: float, burst: int) -> tuple[int, int]:
+    """``(amount, window_seconds)``: the whole-second moving window that paces
+    ``requests_per_second`` with the given ``burst`` (see the module docstring)."""
+    if requests_per_second <= 0:
+        raise ValueError("requests_per_second must be > 0")
+    if burst < 1:
+        raise ValueError("burst must be >= 1")
+    # The small epsilons keep 0.1 * 10 from becoming 0.9999 and losing a request.
+    window = max(1, math.ceil(burst / requests_per_second - 1e-9))
+    amount = max(1, math.floor(requests_per_second * window + 1e-9))
+    return amount, window
+
+
+class LimitsRateLimiter:
+    """A thread-safe rate limiter over a ``limits`` storage (in memory or Redis).
+
+    ``key`` names the limit inside the storage: limiters with the same storage and key
+    share one budget (use one key per API token). The token itself never goes into the key.
+    ``guard`` is added to every wait for a slot (see :meth:`acquire`).
+    """
+
+    def __init__(
+        self,
+        requests_per_second: float,
+        burst: int = 1,
+        *,
+        storage_uri: str = "memory://",
+        key: str = "inventory",
+        strategy: Strategy = "moving-window",
+        guard: float = 0.05,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if guard < 0:
+            raise ValueError("guard must be >= 0")
+        self._guard = guard
+        self._amount, self._window = window_for(requests_per_second, burst)
+        self._item = RateLimitItemPerSecond(self._amount, self._window, namespace="syncd")
+        self._storage_uri = storage_uri
+        storage = storage_from_string(storage_uri)
+        if not isinstance(storage, Storage):
+            raise ValueError(f"{storage_uri.split(':', 1)[0]}: not a synchronous limits storage")
+        self._storage: Storage = storage
+        self._strategy = STRATEGIES[strategy](self._storage)
+        self._strategy_name = strategy
+        self._key = key
+        self._pause_key = f"syncd/pause/{key}"
+        self._sleep = sleep
+        # limits' memory storage can hand two threads different per-key locks while it
+        # expires entries, so serialise hits here; Redis is atomic on its own.
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: RateLimitSettings,
+        *,
+        storage_uri: str = "memory://",
+        key: str = "inventory",
+    ) -> LimitsRateLimiter:
+        """A limiter paced by ``[inventory.rate_limit]``."""
+        return cls(settings.requests_per_second, settings.burst, storage_uri=storage_uri, key=key)
+
+    @property
+    def amount(self) -> int:
+        """Requests allowed in any one window."""
+        return self._amount
+
+    @property
+    def window(self) -> int:
+        """Length of the moving window, seconds."""
+        return self._window
+
+    def __repr__(self) -> str:
+        scheme = self._storage_uri.split(":", 1)[0]
+        return (
+            f"LimitsRateLimiter({self._amount} per {self._window}s, "
+            f"{self._strategy_name}, storage={scheme}://…, key={self._key!r})"
+        )
+
+    def acquire(self) -> None:
+        """Block until the window has room (and any pause has passed), then take a slot."""
+        while True:
+            wait = self.paused_for()
+            if wait <= 0:
+                with self._lock:
+                    if self._strategy.hit(self._item, self._key):
+                        return
+                    reset = self._strategy.get_window_stats(self._item, self._key).reset_time
+                wait = reset - time.time()
+            # Re-check at least once per window: another process may have freed room or
+            # paused us meanwhile. The guard keeps a wave of waiters from starting the
+            # instant the window frees: a few ms of network jitter would otherwise let the
+            # server see two windows' worth of requests in one.
+            self._sleep(min(max(wait, 0.0), float(self._window)) + self._guard)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every user of this limiter (all threads; all processes on a shared
+        storage) for ``seconds``, capped at :data:`MAX_PAUSE_SECONDS`. A shorter pause
+        never cuts a longer one short."""
+        seconds = min(seconds, MAX_PAUSE_SECONDS)
+        if seconds <= 0:
+            return
+        # limits storages hold integer counters with whole-second expiries, so the
+        # counter carries the end of the pause (epoch ms) and the expiry only cleans up.
+        until_ms = math.ceil((time.time() + seconds) * 1000)
+        with self._lock:
+            if self.paused_for() >= seconds:
+                return
+            self._storage.clear(self._pause_key)
+            self._storage.incr(self._pause_key, math.ceil(seconds) + 1, amount=until_ms)
+
+    def paused_for(self) -> float:
+        """Seconds left of the current pause; 0 when not paused."""
+        until_ms = self._storage.get(self._pause_key)
+        if until_ms <= 0:
+            return 0.0
+        # Two processes pausing at once can add their values up; the key's expiry
+        # still ends that pause, and the cap keeps the arithmetic sane meanwhile.
+        return min(max(0.0, until_ms / 1000 - time.time()), MAX_PAUSE_SECONDS)
+
+    def reset(self) -> None:
+        """Forget every request and pause recorded under this limiter's key."""
+        with self._lock:
+            self._strategy.clear(self._item, self._key)
+            self._storage.clear(self._pause_key)

@@ -1,0 +1,89 @@
+"""The rate limiter on Redis: one budget and one pause shared by separate limiter
+objects (as separate worker processes would hold), changed by the storage URI alone.
+
+Starts a throw-away ``redis-server`` on loopback; skipped when none is installed, unless
+``SYNCD_REQUIRE_REDIS=1`` (CI), which makes that a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from syncd.ratelimit import LimitsRateLimiter
+
+pytestmark = pytest.mark.redis
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.fixture(scope="module")
+def redis_uri() -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("SYNCD_REQUIRE_REDIS") == "1":
+            pytest.fail("redis-server is required (SYNCD_REQUIRE_REDIS=1) but not installed")
+        pytest.skip("redis-server is not installed")
+    port = _free_port()
+    server = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("redis-server did not start")
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+class _SleptError(Exception):
+    pass
+
+
+def _no_sleep(seconds: float) -> None:
+    raise _SleptError(seconds)
+
+
+def test_two_limiters_on_redis_share_one_budget(redis_uri: str) -> None:
+    first = LimitsRateLimiter(1, 4, storage_uri=redis_uri, key="shared", sleep=_no_sleep)
+    second = LimitsRateLimiter(1, 4, storage_uri=redis_uri, key="shared", sleep=_no_sleep)
+    first.reset()
+    for limiter in (first, second, first, second):
+        limiter.acquire()
+    with pytest.raises(_SleptError):
+        second.acquire()
+    assert "storage=redis://" in repr(first)
+    assert "127.0.0.1" not in repr(first)  # the storage address may carry a password
+
+
+def test_a_pause_on_redis_holds_the_other_limiter(redis_uri: str) -> None:
+    first = LimitsRateLimiter(100, 100, storage_uri=redis_uri, key="pause")
+    second = LimitsRateLimiter(100, 100, storage_uri=redis_uri, key="pause")
+    first.reset()
+    first.pause(1)
+    assert 0.5 < second.paused_for() <= 1.0
+    begun = time.monotonic()
+    second.acquire()
+    assert time.monotonic() - begun >= 0.5
+    second.reset()
