@@ -1,0 +1,58 @@
+"""The state store: every table syncd keeps, its migrations, and every query.
+
+Only this package imports SQLModel/SQLAlchemy. SQLite (WAL) is the embedded default,
+PostgreSQL (``postgresql+psycopg://``) the scale-out store; both run the same
+migrations (``syncd/store/migrations``, applied by ``Store.open`` or ``syncd db
+upgrade``).
+
+The tables, by what they hold::
+
+    source_batch, source_record, source_state, reject    what each connector said
+    desired                                              per serial: combined source hash
+    mirror, catalogue_type, catalogue_organization       what the inventory holds
+    tombstone                                            orphans waiting out their grace
+    sync_run, plan_candidate, change                     runs, and the outbox/audit log
+    store_meta                                           small facts (last policy planned)
+
+A run goes: ``begin_run`` -> ``candidate_serials`` -> ``load_candidates`` -> engine
+-> ``record_plan`` -> (``approve_run``) -> ``pending_changes`` / ``claim_change`` /
+``record_write`` / ``complete_change`` -> ``finish_run``.
+"""
+
+from syncd.store.migrate import SchemaOutOfDateError
+from syncd.store.planning import RunStateError
+from syncd.store.rows import (
+    BatchEntry,
+    BatchMode,
+    BatchStats,
+    ChangeRow,
+    ChangeStatus,
+    MirrorStats,
+    RejectEntry,
+    RunRow,
+    RunStatus,
+    combined_hash,
+    values_hash,
+)
+from syncd.store.staging import StagedBatch
+from syncd.store.store import Store, VerdictLike, upgrade_database
+
+__all__ = [
+    "BatchEntry",
+    "BatchMode",
+    "BatchStats",
+    "ChangeRow",
+    "ChangeStatus",
+    "MirrorStats",
+    "RejectEntry",
+    "RunRow",
+    "RunStateError",
+    "RunStatus",
+    "SchemaOutOfDateError",
+    "StagedBatch",
+    "Store",
+    "VerdictLike",
+    "combined_hash",
+    "upgrade_database",
+    "values_hash",
+]

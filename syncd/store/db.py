@@ -1,0 +1,198 @@
+"""The database connection: engine set-up per backend, and transactions.
+
+SQLite (the embedded default) runs in WAL mode with ``synchronous=NORMAL``, foreign
+keys on and a busy timeout; write transactions start with ``BEGIN IMMEDIATE`` so two
+writers queue for the lock instead of failing half-way with ``SQLITE_BUSY``.
+PostgreSQL (``postgresql+psycopg://``) orders its writers with a transaction-scoped
+advisory lock: multi-row writers exclusive, single-change writers shared.
+
+The URL's password never appears in a repr, a log line or an exception raised here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from syncd.store.rows import combined_hash
+
+#: How long a SQLite writer waits for the lock before giving up, milliseconds.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+#: Advisory lock key (PostgreSQL) of the store-wide writer lock (see ``Database.write``).
+STORE_LOCK = 0x5359_4E43  # "SYNC"
+
+Lock = Literal["exclusive", "shared"] | None
+
+
+def normalise_url(url: str | URL) -> URL:
+    """Accept ``postgresql://``/``postgres://`` as psycopg 3; leave everything else."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL as text with its password replaced by ``***``."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def digest_key_sql(alias: str) -> str:
+    """SQL for one source row's contribution to a serial's combined hash."""
+    return f"{alias}.connector || ':' || CAST({alias}.seq AS TEXT) || ':' || {alias}.content_hash"
+
+
+def digest_agg_sql(dialect: str, alias: str) -> str:
+    """SQL aggregate: the combined hash over a serial's source rows, order-independent.
+
+    Both backends compute ``md5`` of the keys sorted bytewise and joined with ``|``
+    (see ``rows.combined_hash``), so a serial's hash is the same on either.
+    """
+    key = digest_key_sql(alias)
+    if dialect == "postgresql":
+        return f"md5(string_agg({key}, '|' ORDER BY {key} COLLATE \"C\"))"
+    return f"syncd_digest({key})"
+
+
+class _DigestAggregate:
+    """SQLite aggregate behind ``syncd_digest`` (SQLite has no hash function)."""
+
+    __slots__ = ("keys",)
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    def step(self, key: str) -> None:
+        self.keys.append(key)
+
+    def finalize(self) -> str:
+        return combined_hash(self.keys)
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Hand transaction control to SQLAlchemy's "begin" event below: the driver's own
+    # implicit BEGIN would be DEFERRED and cannot be made IMMEDIATE per transaction.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+    dbapi_connection.create_aggregate("syncd_digest", 1, _DigestAggregate)
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    write = connection.get_execution_options().get("syncd_write", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def create_engine(url: str | URL, *, echo: bool = False) -> Engine:
+    """An engine for ``url`` with the store's per-backend settings applied."""
+    parsed = normalise_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, echo=echo, hide_parameters=not echo)
+        sa.event.listen(engine, "connect", _sqlite_connect)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if backend == "postgresql":
+        return sa.create_engine(parsed, echo=echo, hide_parameters=not echo, pool_pre_ping=True)
+    raise ValueError(
+        f"unsupported store URL {safe_url(parsed)!r}: use sqlite:///path or postgresql://..."
+    )
+
+
+class Database:
+    """An engine plus the two kinds of transaction the store uses."""
+
+    def __init__(self, url: str | URL, *, echo: bool = False) -> None:
+        self.engine = create_engine(url, echo=echo)
+        self.dialect: str = self.engine.dialect.name
+
+    def __repr__(self) -> str:
+        return f"Database({safe_url(self.engine.url)!r})"
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True on SQLite (the dialect differences are few and named where they occur)."""
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reading; its transaction is rolled back at the end."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def write(self, *, lock: Lock = None) -> Iterator[Connection]:
+        """A write transaction, committed when the block ends without an exception.
+
+        ``lock`` (PostgreSQL only; SQLite's ``BEGIN IMMEDIATE`` already admits one
+        writer at a time) takes the store-wide advisory lock for the transaction:
+        ``"exclusive"`` for the multi-row writers (batch merges, mirror refresh,
+        recording and releasing plans, migrations), ``"shared"`` for the single-change
+        writers (claims, completions, ``record_write``). Multi-row writers then never
+        interleave with anything that could lock the same rows in another order, so
+        they cannot deadlock, while workers still run side by side.
+        """
+        with self.engine.connect() as conn, self.transaction(conn, lock=lock):
+            yield conn
+
+    @contextmanager
+    def transaction(self, conn: Connection, *, lock: Lock = None) -> Iterator[Connection]:
+        """A write transaction on a connection the caller holds (see ``write``)."""
+        if self.is_sqlite:
+            conn.execution_options(syncd_write=True)
+        try:
+            with conn.begin():
+                if lock is not None and not self.is_sqlite:
+                    function = "pg_advisory_xact_lock" + ("_shared" if lock == "shared" else "")
+                    conn.execute(sa.text(f"SELECT {function}(:key)"), {"key": STORE_LOCK})
+                yield conn
+        finally:
+            if self.is_sqlite:
+                conn.execution_options(syncd_write=False)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def in_values(column: sa.ColumnElement[Any], values: list[str], dialect: str) -> Any:
+    """``column IN (values)`` with the whole list as ONE bound parameter.
+
+    SQLAlchemy's expanding ``in_()`` renders one parameter per value on every
+    execution, which dominates the cost of chunked lookups of thousands of serials;
+    a JSON array (SQLite ``json_each``) or an array (PostgreSQL ``= ANY``) does not.
+    """
+    if dialect == "postgresql":
+        return column == sa.any_(
+            sa.bindparam(None, values, type_=postgresql.ARRAY(sa.String()), unique=True)
+        )
+    each = sa.func.json_each(sa.bindparam(None, json.dumps(values), unique=True)).table_valued(
+        "value"
+    )
+    return column.in_(sa.select(each.c.value))
+
+
+def upsert(dialect: str, table: sa.Table) -> Any:
+    """``INSERT ... ON CONFLICT`` for the backend (both offer ``on_conflict_do_update``
+    and ``excluded`` with the same signature)."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

@@ -1,0 +1,315 @@
+"""Runs and the outbox: approving, claiming and completing changes; audit queries.
+
+A change moves ``pending -> applying -> applied | failed | skipped`` (or starts
+``held`` in a held plan, or ``skipped`` for a report-only operation). Claiming is a
+single conditional ``UPDATE ... WHERE status = 'pending'``: of any number of
+workers racing for one change, exactly one sees a row updated. A worker that dies
+holding a claim leaves the change ``applying``; ``requeue_stale`` puts such changes
+back (apply is idempotent, so a second attempt is safe).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from syncd.log import redact
+from syncd.store.db import Database
+from syncd.store.planning import RunStateError, force_replan, release_source_counts, run_status
+from syncd.store.rows import ChangeRow, ChangeStatus, RunRow, RunStatus
+from syncd.store.tables import CHANGE, SYNC_RUN
+
+#: The keys of an API response summary a change row keeps; anything else is dropped,
+#: so headers (and a token in them) can never reach the audit log.
+RESPONSE_KEYS: Final = ("status_code", "detail", "field_errors", "retry_after", "method", "path")
+_MAX_TEXT: Final = 2000
+
+FinalStatus = Literal["applied", "failed", "skipped"]
+
+
+def _clean(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        text = redact(value)
+        return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth > 3:
+        return _clean(str(value), depth)
+    if isinstance(value, Mapping):
+        return {str(_clean(str(k))): _clean(v, depth + 1) for k, v in list(value.items())[:50]}
+    if isinstance(value, list | tuple):
+        return [_clean(v, depth + 1) for v in list(value)[:50]]
+    return _clean(str(value), depth)
+
+
+def response_summary(response: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The whitelisted, redacted, size-capped summary stored with a change."""
+    if response is None:
+        return None
+    return {key: _clean(response[key]) for key in RESPONSE_KEYS if key in response}
+
+
+def begin_run(db: Database, trigger: str, policy_fingerprint: str, now: datetime) -> int:
+    """Open a run in ``planning``; returns its id."""
+    with db.write() as conn:
+        run_id = conn.execute(
+            SYNC_RUN.insert()
+            .values(
+                trigger=trigger,
+                started_at=now,
+                status="planning",
+                policy_fingerprint=policy_fingerprint,
+                summary={},
+            )
+            .returning(SYNC_RUN.c.id)
+        ).scalar_one()
+    return int(run_id)
+
+
+def approve_run(db: Database, run_id: int, by: str, now: datetime) -> int:
+    """Release a held run: its held changes become pending. Returns how many."""
+    with db.write(lock="exclusive") as conn:
+        status, _ = run_status(conn, run_id)
+        if status != "held":
+            raise RunStateError(f"run {run_id} is {status}, not held: nothing to approve")
+        released = conn.execute(
+            CHANGE.update()
+            .where(CHANGE.c.run_id == run_id, CHANGE.c.status == "held")
+            .values(status="pending", updated_at=now)
+        ).rowcount
+        conn.execute(
+            SYNC_RUN.update()
+            .where(SYNC_RUN.c.id == run_id)
+            .values(
+                status="applying" if released else "done",
+                finished_at=None if released else now,
+                approved_by=by,
+                approved_at=now,
+            )
+        )
+        release_source_counts(conn)
+    return int(released)
+
+
+def discard_run(db: Database, run_id: int, by: str, reason: str, now: datetime) -> int:
+    """Refuse a held run: its held changes are skipped and their serials planned again
+    by the next run. Returns how many changes were discarded."""
+    with db.write(lock="exclusive") as conn:
+        status, _ = run_status(conn, run_id)
+        if status != "held":
+            raise RunStateError(f"run {run_id} is {status}, not held: nothing to discard")
+        force_replan(conn, held_in_run=run_id)
+        why = f"discarded by {by}: {reason}" if reason else f"discarded by {by}"
+        discarded = conn.execute(
+            CHANGE.update()
+            .where(CHANGE.c.run_id == run_id, CHANGE.c.status == "held")
+            .values(status="skipped", error=redact(why), updated_at=now)
+        ).rowcount
+        conn.execute(
+            SYNC_RUN.update()
+            .where(SYNC_RUN.c.id == run_id)
+            .values(status="discarded", finished_at=now, error=redact(why))
+        )
+    return int(discarded)
+
+
+def finish_run(
+    db: Database,
+    run_id: int,
+    *,
+    status: RunStatus,
+    summary: Mapping[str, Any] | None,
+    error: str | None,
+    now: datetime,
+) -> None:
+    """Close a run; ``summary`` is merged into what the run already recorded."""
+    with db.write() as conn:
+        current = conn.execute(sa.select(SYNC_RUN.c.summary).where(SYNC_RUN.c.id == run_id)).first()
+        if current is None:
+            raise RunStateError(f"no run {run_id}")
+        merged = {**(current.summary or {}), **(summary or {})}
+        conn.execute(
+            SYNC_RUN.update()
+            .where(SYNC_RUN.c.id == run_id)
+            .values(
+                status=status,
+                summary=merged,
+                error=redact(error) if error else None,
+                finished_at=now,
+            )
+        )
+
+
+def claim_change(db: Database, change_id: int, now: datetime) -> bool:
+    """Take a pending change for applying; True for exactly one of racing workers."""
+    with db.write(lock="shared") as conn:
+        claimed = conn.execute(
+            CHANGE.update()
+            .where(CHANGE.c.id == change_id, CHANGE.c.status == "pending")
+            .values(status="applying", attempts=CHANGE.c.attempts + 1, updated_at=now)
+        ).rowcount
+    return claimed == 1
+
+
+def release_change(db: Database, change_id: int, error: str | None, now: datetime) -> bool:
+    """Give a claimed change back (a retriable failure): ``applying -> pending``."""
+    with db.write(lock="shared") as conn:
+        released = conn.execute(
+            CHANGE.update()
+            .where(CHANGE.c.id == change_id, CHANGE.c.status == "applying")
+            .values(status="pending", error=redact(error) if error else None, updated_at=now)
+        ).rowcount
+    return released == 1
+
+
+def complete(
+    conn: Connection,
+    change_id: int,
+    *,
+    status: FinalStatus,
+    response: Mapping[str, Any] | None,
+    error: str | None,
+    now: datetime,
+) -> bool:
+    """Finish a change (inside the caller's transaction); False if it was already final."""
+    if status not in ("applied", "failed", "skipped"):
+        raise ValueError(f"a change ends applied, failed or skipped, not {status!r}")
+    done = conn.execute(
+        CHANGE.update()
+        .where(CHANGE.c.id == change_id, CHANGE.c.status.in_(("pending", "applying")))
+        .values(
+            status=status,
+            response=response_summary(response),
+            error=redact(error) if error else None,
+            updated_at=now,
+            applied_at=now if status == "applied" else None,
+        )
+    ).rowcount
+    if done and status == "failed":
+        # The next run plans the serial again rather than leaving it half done.
+        force_replan(conn, change_id=change_id)
+    return done == 1
+
+
+def requeue_stale(db: Database, older_than: datetime, now: datetime) -> int:
+    """Put back changes claimed before ``older_than`` whose worker never finished."""
+    with db.write(lock="shared") as conn:
+        return int(
+            conn.execute(
+                CHANGE.update()
+                .where(CHANGE.c.status == "applying", CHANGE.c.updated_at < older_than)
+                .values(status="pending", updated_at=now)
+            ).rowcount
+        )
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def _change(row: RowMapping) -> ChangeRow:
+    return ChangeRow(
+        id=int(row["id"]),
+        run_id=int(row["run_id"]),
+        serial_number=row["serial_number"],
+        operation=row["operation"],
+        changes=row["changes"] or {},
+        reason=row["reason"],
+        sources=tuple(row["sources"] or ()),
+        origins=tuple(row["origins"] or ()),
+        status=row["status"],
+        attempts=int(row["attempts"]),
+        response=row["response"],
+        error=row["error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        applied_at=row["applied_at"],
+    )
+
+
+def _run(row: RowMapping) -> RunRow:
+    return RunRow(
+        id=int(row["id"]),
+        trigger=row["trigger"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        status=row["status"],
+        policy_fingerprint=row["policy_fingerprint"],
+        summary=row["summary"] or {},
+        error=row["error"],
+        approved_by=row["approved_by"],
+        approved_at=row["approved_at"],
+    )
+
+
+def pending_changes(db: Database, run_id: int | None, limit: int) -> list[ChangeRow]:
+    """The outbox: pending changes, oldest first."""
+    query = sa.select(CHANGE).where(CHANGE.c.status == "pending")
+    if run_id is not None:
+        query = query.where(CHANGE.c.run_id == run_id)
+    with db.read() as conn:
+        rows = conn.execute(query.order_by(CHANGE.c.id).limit(limit)).mappings().all()
+    return [_change(row) for row in rows]
+
+
+def changes(
+    db: Database,
+    *,
+    run_id: int | None,
+    serial: str | None,
+    status: ChangeStatus | None,
+    limit: int,
+    before_id: int | None = None,
+) -> list[ChangeRow]:
+    """Audit: changes matching every filter given, newest first."""
+    query = sa.select(CHANGE)
+    if run_id is not None:
+        query = query.where(CHANGE.c.run_id == run_id)
+    if serial is not None:
+        query = query.where(CHANGE.c.serial_number == serial)
+    if status is not None:
+        query = query.where(CHANGE.c.status == status)
+    if before_id is not None:
+        query = query.where(CHANGE.c.id < before_id)
+    with db.read() as conn:
+        rows = conn.execute(query.order_by(CHANGE.c.id.desc()).limit(limit)).mappings().all()
+    return [_change(row) for row in rows]
+
+
+def change(db: Database, change_id: int) -> ChangeRow | None:
+    """One change by id."""
+    with db.read() as conn:
+        row = conn.execute(sa.select(CHANGE).where(CHANGE.c.id == change_id)).mappings().first()
+    return None if row is None else _change(row)
+
+
+def change_counts(db: Database, run_id: int) -> dict[str, int]:
+    """How many of the run's changes are in each status."""
+    with db.read() as conn:
+        rows = conn.execute(
+            sa.select(CHANGE.c.status, sa.func.count())
+            .where(CHANGE.c.run_id == run_id)
+            .group_by(CHANGE.c.status)
+        )
+        return {str(status): int(n) for status, n in rows}
+
+
+def runs(db: Database, limit: int) -> list[RunRow]:
+    """The latest runs, newest first."""
+    with db.read() as conn:
+        rows = (
+            conn.execute(sa.select(SYNC_RUN).order_by(SYNC_RUN.c.id.desc()).limit(limit))
+            .mappings()
+            .all()
+        )
+    return [_run(row) for row in rows]
+
+
+def run(db: Database, run_id: int) -> RunRow | None:
+    """One run by id."""
+    with db.read() as conn:
+        row = conn.execute(sa.select(SYNC_RUN).where(SYNC_RUN.c.id == run_id)).mappings().first()
+    return None if row is None else _run(row)

@@ -1,0 +1,361 @@
+"""Planning support: which serials need a plan, their inputs, and recording the plan.
+
+Candidate selection is one set-based statement over two partial indexes (the
+serials whose ``desired`` or ``mirror`` hash differs from the hash last planned)
+plus every tombstone, so its cost follows the number of changed serials, not the
+size of the inventory. The selected serials and the hashes they had are kept in
+``plan_candidate`` until ``record_plan`` marks exactly those hashes as planned: a
+batch stored while the engine is planning makes its serials candidates again.
+
+Every candidate is marked planned when its plan is recorded, whatever the plan
+does for it: a no-op or a conflict is not re-planned (or re-reported) until its
+inputs change. A change that later fails, or a held plan that is discarded, marks
+its serial for planning again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from syncd.engine import Candidate, MirrorEntry, Plan, Tombstone
+from syncd.errors import SyncdError
+from syncd.records import DeviceRecord
+from syncd.store.db import Database, in_values, upsert
+from syncd.store.rows import REPORT_KINDS
+from syncd.store.staging import iter_chunks, record_from_row
+from syncd.store.tables import (
+    CHANGE,
+    DESIRED,
+    MIRROR,
+    PLAN_CANDIDATE,
+    SOURCE_RECORD,
+    SOURCE_STATE,
+    STORE_META,
+    SYNC_RUN,
+    TOMBSTONE,
+)
+
+#: Serials per ``IN (...)`` query when loading candidates.
+LOAD_CHUNK: Final = 2000
+#: A hash that matches nothing: set to make a serial a candidate again.
+REPLAN: Final = "!replan"
+#: ``store_meta`` key of the policy fingerprint the last recorded plan used.
+PLANNED_POLICY: Final = "planned_policy_fingerprint"
+
+# Each branch of the changed-serials union is answered from a partial index, and the
+# hashes are looked up per selected serial (correlated subqueries), so the cost follows
+# the number of candidates, not the size of the tables.
+_SELECT_CHANGED = (
+    "INSERT INTO plan_candidate (run_id, serial_number, desired_hash, values_hash) "
+    "SELECT :run_id, s.serial_number, "
+    "(SELECT d.sources_hash FROM desired d WHERE d.serial_number = s.serial_number), "
+    "(SELECT m.values_hash FROM mirror m WHERE m.serial_number = s.serial_number) FROM ("
+    "SELECT serial_number FROM desired WHERE sources_hash <> synced_hash "
+    "UNION SELECT serial_number FROM mirror WHERE values_hash <> synced_values_hash "
+    "UNION SELECT serial_number FROM tombstone) s"
+)
+_SELECT_ALL = (
+    "INSERT INTO plan_candidate (run_id, serial_number, desired_hash, values_hash) "
+    "SELECT :run_id, s.serial_number, d.sources_hash, m.values_hash FROM ("
+    "SELECT serial_number FROM desired UNION SELECT serial_number FROM mirror "
+    "UNION SELECT serial_number FROM tombstone) s "
+    "LEFT JOIN desired d ON d.serial_number = s.serial_number "
+    "LEFT JOIN mirror m ON m.serial_number = s.serial_number"
+)
+
+
+class RunStateError(SyncdError, ValueError):
+    """The run is not in a state that allows this (e.g. approving a run not held)."""
+
+
+def get_meta(conn: Connection, key: str) -> Any:
+    """A ``store_meta`` value (``None`` if unset)."""
+    return conn.execute(sa.select(STORE_META.c.value).where(STORE_META.c.key == key)).scalar()
+
+
+def set_meta(conn: Connection, dialect: str, key: str, value: Any) -> None:
+    """Set a ``store_meta`` value."""
+    stmt = upsert(dialect, STORE_META).values(key=key, value=value)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
+
+
+def run_status(conn: Connection, run_id: int) -> tuple[str, str]:
+    """``(status, policy_fingerprint)`` of a run; ``RunStateError`` if there is none."""
+    row = conn.execute(
+        sa.select(SYNC_RUN.c.status, SYNC_RUN.c.policy_fingerprint).where(SYNC_RUN.c.id == run_id)
+    ).first()
+    if row is None:
+        raise RunStateError(f"no run {run_id}")
+    return str(row.status), str(row.policy_fingerprint)
+
+
+def select_candidates(db: Database, run_id: int) -> list[str]:
+    """Choose the run's candidate serials (all of them if the policy changed)."""
+    with db.write() as conn:
+        status, fingerprint = run_status(conn, run_id)
+        if status != "planning":
+            raise RunStateError(f"run {run_id} is {status}, not planning")
+        conn.execute(PLAN_CANDIDATE.delete().where(PLAN_CANDIDATE.c.run_id == run_id))
+        if get_meta(conn, PLANNED_POLICY) != fingerprint:
+            conn.execute(sa.text(_SELECT_ALL), {"run_id": run_id})
+        else:
+            if db.dialect == "postgresql":
+                # PostgreSQL cannot estimate "column <> column" (it guesses almost every
+                # row) and would scan both tables; the partial indexes hold what is
+                # wanted, so steer this one statement to them.
+                conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            conn.execute(sa.text(_SELECT_CHANGED), {"run_id": run_id})
+            if db.dialect == "postgresql":
+                conn.exec_driver_sql("SET LOCAL enable_seqscan = on")
+        return list(
+            conn.execute(
+                sa.select(PLAN_CANDIDATE.c.serial_number)
+                .where(PLAN_CANDIDATE.c.run_id == run_id)
+                .order_by(PLAN_CANDIDATE.c.serial_number)
+            ).scalars()
+        )
+
+
+def load_candidates(db: Database, serials: Iterable[str]) -> Iterator[Candidate]:
+    """The engine's input for each serial, in the order given (chunked reads)."""
+    for chunk in iter_chunks(serials, LOAD_CHUNK):
+        with db.read() as conn:
+            records = _records(conn, db.dialect, chunk)
+            mirrors = {
+                row.serial_number: MirrorEntry(
+                    serial_number=row.serial_number,
+                    values=row.read_values,
+                    written=row.written,
+                    ownership=row.ownership,
+                )
+                for row in conn.execute(
+                    sa.select(
+                        MIRROR.c.serial_number,
+                        MIRROR.c["values"].label("read_values"),
+                        MIRROR.c.written,
+                        MIRROR.c.ownership,
+                    ).where(
+                        in_values(MIRROR.c.serial_number, chunk, db.dialect),
+                        MIRROR.c.present.is_(True),
+                    )
+                )
+            }
+            tombstones = {
+                row.serial_number: Tombstone(
+                    first_missing=row.first_missing, runs_missing=row.runs_missing
+                )
+                for row in conn.execute(
+                    sa.select(TOMBSTONE).where(
+                        in_values(TOMBSTONE.c.serial_number, chunk, db.dialect)
+                    )
+                )
+            }
+        for serial in chunk:
+            yield Candidate(
+                serial_number=serial,
+                records=records.get(serial, ()),
+                mirror=mirrors.get(serial),
+                tombstone=tombstones.get(serial),
+            )
+
+
+def _records(conn: Connection, dialect: str, serials: list[str]) -> dict[str, list[DeviceRecord]]:
+    out: dict[str, list[DeviceRecord]] = {}
+    query = (
+        sa.select(
+            SOURCE_RECORD.c.connector,
+            SOURCE_RECORD.c.serial_number,
+            SOURCE_RECORD.c.origin,
+            SOURCE_RECORD.c.payload,
+            SOURCE_RECORD.c.wanted,
+            SOURCE_RECORD.c.action,
+        )
+        .where(in_values(SOURCE_RECORD.c.serial_number, serials, dialect))
+        .order_by(SOURCE_RECORD.c.serial_number, SOURCE_RECORD.c.connector, SOURCE_RECORD.c.seq)
+    )
+    for connector, serial, origin, payload, wanted, action in conn.execute(query):
+        out.setdefault(serial, []).append(
+            record_from_row(connector, serial, origin, payload, wanted=wanted, action=action)
+        )
+    return out
+
+
+def _change_rows(
+    run_id: int, plan: Plan, held: bool, now: datetime
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    rows: list[dict[str, Any]] = []
+    kinds: dict[str, int] = {}
+    for op in plan.operations:
+        kinds[op.kind] = kinds.get(op.kind, 0) + 1
+        status = "skipped" if op.kind in REPORT_KINDS else ("held" if held else "pending")
+        rows.append(
+            {
+                "run_id": run_id,
+                "serial_number": op.serial_number,
+                "operation": op.kind,
+                "changes": {
+                    name: {
+                        "before": change.before,
+                        "after": change.after,
+                        "before_known": change.before_known,
+                    }
+                    for name, change in op.changes.items()
+                },
+                "reason": op.reason,
+                "sources": list(op.sources),
+                "origins": list(op.origins),
+                "status": status,
+                "attempts": 0,
+                "response": None,
+                "error": None,
+                "created_at": now,
+                "updated_at": now,
+                "applied_at": None,
+            }
+        )
+    return rows, kinds
+
+
+def record_plan(
+    db: Database, run_id: int, plan: Plan, *, held: bool, now: datetime | None = None
+) -> dict[str, Any]:
+    """Write the plan in one transaction (see ``Store.record_plan``); returns the summary."""
+    now = now or datetime.now(UTC)
+    rows, kinds = _change_rows(run_id, plan, held, now)
+    with db.write(lock="exclusive") as conn:
+        status, fingerprint = run_status(conn, run_id)
+        if status != "planning":
+            raise RunStateError(f"run {run_id} is {status}: its plan is already recorded")
+        serials = sorted({op.serial_number for op in plan.operations} | set(plan.tombstones))
+        for chunk in iter_chunks(serials):
+            stmt = upsert(db.dialect, PLAN_CANDIDATE).on_conflict_do_nothing()
+            conn.execute(stmt, [{"run_id": run_id, "serial_number": s} for s in chunk])
+        superseded = conn.execute(
+            sa.text(
+                "UPDATE change SET status = 'skipped', error = :why, updated_at = :now "
+                "WHERE status IN ('pending', 'held') AND run_id <> :run_id AND serial_number IN "
+                "(SELECT serial_number FROM plan_candidate WHERE run_id = :run_id)"
+            ).bindparams(sa.bindparam("now", type_=CHANGE.c.updated_at.type)),
+            {"why": f"superseded by run {run_id}", "now": now, "run_id": run_id},
+        ).rowcount
+        if rows:
+            conn.execute(CHANGE.insert(), rows)
+        _save_tombstones(conn, db.dialect, plan.tombstones)
+        _mark_planned(conn, run_id)
+        pending = sum(1 for row in rows if row["status"] == "pending")
+        summary: dict[str, Any] = {
+            "operations": kinds,
+            "counts": dict(plan.counts),
+            "held": held,
+            "hold_reasons": list(plan.hold_reasons),
+            "superseded": int(superseded),
+        }
+        new_status = "held" if held else ("applying" if pending else "done")
+        conn.execute(
+            SYNC_RUN.update()
+            .where(SYNC_RUN.c.id == run_id)
+            .values(
+                status=new_status,
+                summary=summary,
+                finished_at=now if new_status == "done" else None,
+            )
+        )
+        set_meta(conn, db.dialect, PLANNED_POLICY, fingerprint)
+        if not held:
+            release_source_counts(conn)
+    return summary
+
+
+def _save_tombstones(
+    conn: Connection, dialect: str, tombstones: dict[str, Tombstone | None]
+) -> None:
+    cleared = [serial for serial, stone in tombstones.items() if stone is None]
+    for chunk in iter_chunks(cleared):
+        conn.execute(TOMBSTONE.delete().where(in_values(TOMBSTONE.c.serial_number, chunk, dialect)))
+    kept = [
+        {"serial_number": s, "first_missing": t.first_missing, "runs_missing": t.runs_missing}
+        for s, t in tombstones.items()
+        if t is not None
+    ]
+    if kept:
+        stmt = upsert(dialect, TOMBSTONE)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["serial_number"],
+                set_={
+                    "first_missing": stmt.excluded.first_missing,
+                    "runs_missing": stmt.excluded.runs_missing,
+                },
+            ),
+            kept,
+        )
+
+
+def _mark_planned(conn: Connection, run_id: int) -> None:
+    params = {"run_id": run_id}
+    conn.execute(
+        sa.text(
+            "UPDATE desired SET synced_hash = pc.desired_hash FROM plan_candidate pc "
+            "WHERE pc.run_id = :run_id AND pc.serial_number = desired.serial_number "
+            "AND pc.desired_hash IS NOT NULL"
+        ),
+        params,
+    )
+    conn.execute(
+        sa.text(
+            "UPDATE mirror SET synced_values_hash = pc.values_hash FROM plan_candidate pc "
+            "WHERE pc.run_id = :run_id AND pc.serial_number = mirror.serial_number "
+            "AND pc.values_hash IS NOT NULL"
+        ),
+        params,
+    )
+    # A serial no source lists any more, now planned: nothing left to remember.
+    conn.execute(
+        sa.text(
+            "DELETE FROM desired WHERE record_count = 0 AND sources_hash = synced_hash "
+            "AND serial_number IN (SELECT serial_number FROM plan_candidate WHERE run_id = :run_id)"
+        ),
+        params,
+    )
+    conn.execute(PLAN_CANDIDATE.delete().where(PLAN_CANDIDATE.c.run_id == run_id))
+
+
+def force_replan(
+    conn: Connection, *, change_id: int | None = None, held_in_run: int | None = None
+) -> None:
+    """Make serials candidates of the next run: the serial of one change, or those of
+    a run's held changes."""
+    if change_id is not None:
+        serials = sa.select(CHANGE.c.serial_number).where(CHANGE.c.id == change_id)
+    elif held_in_run is not None:
+        serials = sa.select(CHANGE.c.serial_number).where(
+            CHANGE.c.run_id == held_in_run, CHANGE.c.status == "held"
+        )
+    else:
+        raise ValueError("force_replan needs change_id or held_in_run")
+    conn.execute(
+        DESIRED.update().where(DESIRED.c.serial_number.in_(serials)).values(synced_hash=REPLAN)
+    )
+    conn.execute(
+        MIRROR.update().where(MIRROR.c.serial_number.in_(serials)).values(synced_values_hash=REPLAN)
+    )
+
+
+def release_source_counts(conn: Connection) -> None:
+    """The current snapshot sizes become the baseline of the volume gate."""
+    conn.execute(
+        SOURCE_STATE.update()
+        .where(SOURCE_STATE.c.last_snapshot_count.is_not(None))
+        .values(previous_snapshot_count=SOURCE_STATE.c.last_snapshot_count)
+    )
+
+
+def forget_candidates(conn: Connection) -> None:
+    """Drop the candidate lists of runs no longer planning (a crashed planner's)."""
+    stale = sa.select(SYNC_RUN.c.id).where(SYNC_RUN.c.status == "planning")
+    conn.execute(PLAN_CANDIDATE.delete().where(PLAN_CANDIDATE.c.run_id.not_in(stale)))

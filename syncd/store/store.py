@@ -1,0 +1,483 @@
+"""``Store``: the one object the rest of syncd uses to reach the state store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+import sqlalchemy as sa
+
+from syncd.config import StoreSettings
+from syncd.engine import Candidate, Catalogue, Plan
+from syncd.inventory.models import Device
+from syncd.records import DeviceRecord, Reject
+from syncd.store import migrate as migrations
+from syncd.store import mirror, outbox, planning
+from syncd.store.db import Database, safe_url, upsert
+from syncd.store.rows import (
+    BatchEntry,
+    BatchMode,
+    BatchStats,
+    ChangeRow,
+    ChangeStatus,
+    MirrorStats,
+    RejectEntry,
+    RunRow,
+    RunStatus,
+)
+from syncd.store.staging import UNSET, StagedBatch, iter_chunks
+from syncd.store.tables import MIRROR, REJECT, SOURCE_BATCH, SOURCE_STATE
+
+
+class VerdictLike(Protocol):
+    """What ``store_batch`` needs of a verdict (``connectors.base.Verdict`` fits)."""
+
+    @property
+    def accepted(self) -> bool: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+def _now(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None:
+        raise ValueError("times handed to the store must be timezone-aware")
+    return now
+
+
+def upgrade_database(url: str) -> str | None:
+    """Bring the database at ``url`` to the newest schema (``syncd db upgrade``);
+    returns the revision it is at afterwards."""
+    db = Database(url)
+    try:
+        return migrations.upgrade(db)
+    finally:
+        db.dispose()
+
+
+class Store:
+    """The state store: sources, desired state, mirror, catalogue, runs and changes.
+
+    Build one with ``Store.open(url)``; it is safe to share between threads (each
+    call takes its own pooled connection). Times default to "now"; every method that
+    writes one accepts ``now`` so tests and the engine agree on the clock.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True, echo: bool = False) -> Store:
+        """Connect to ``url`` (``sqlite:///path`` or ``postgresql://...``).
+
+        ``migrate`` upgrades the schema to the newest revision first (under a lock,
+        so concurrent openers queue). ``migrate=False`` leaves the schema alone (for
+        ``syncd db upgrade`` and tools that inspect it): call ``ensure_current()`` to
+        refuse an out-of-date schema with a clear message.
+        """
+        db = Database(url, echo=echo)
+        if migrate:
+            try:
+                migrations.upgrade(db)
+            except BaseException:
+                db.dispose()
+                raise
+        return cls(db)
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings, *, migrate: bool = True) -> Store:
+        """``open`` with the ``[store]`` section of the configuration."""
+        return cls.open(settings.url, migrate=migrate, echo=settings.echo)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return safe_url(self._db.engine.url)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._db.dialect
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine (for the store's own tools and tests)."""
+        return self._db.engine
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._db.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def upgrade(self) -> str | None:
+        """Migrate to the newest schema revision (``syncd db upgrade``); returns it."""
+        return migrations.upgrade(self._db)
+
+    def ensure_current(self) -> None:
+        """Raise ``SchemaOutOfDateError`` (naming ``syncd db upgrade``) unless the schema
+        is at the newest revision."""
+        migrations.ensure_current(self._db)
+
+    def schema_revision(self) -> str | None:
+        """The revision the database is at."""
+        return migrations.current_revision(self._db)
+
+    def schema_diff(self) -> list[Any]:
+        """Differences between the live schema and the table classes (empty: in step)."""
+        return migrations.schema_diff(self._db)
+
+    # -- sources ---------------------------------------------------------------------------
+
+    def stage(
+        self, connector: str, *, mode: BatchMode, origin: str, run_id: int | None = None
+    ) -> StagedBatch:
+        """Start storing one batch of ``connector``: ``add()`` its items, then
+        ``commit(accepted=...)`` once the verdict is known (see ``StagedBatch``)."""
+        return StagedBatch(self._db, connector, mode=mode, origin=origin, run_id=run_id)
+
+    def store_batch(
+        self,
+        connector: str,
+        mode: BatchMode,
+        origin: str,
+        items: Iterable[DeviceRecord | Reject],
+        run_id: int | None = None,
+        *,
+        verdict: Callable[[], VerdictLike] | None = None,
+        watermark: Any = UNSET,
+        now: datetime | None = None,
+    ) -> BatchStats:
+        """Stage ``items`` and commit them in one go.
+
+        ``verdict`` is asked once the items are exhausted (a connector's batch knows
+        only then whether it may be used); without one the batch is accepted.
+        """
+        with self.stage(connector, mode=mode, origin=origin, run_id=run_id) as staged:
+            staged.add(items)
+            accepted, reason = True, ""
+            if verdict is not None:
+                answer = verdict()
+                accepted, reason = answer.accepted, answer.reason
+            return staged.commit(
+                accepted=accepted, reason=reason, watermark=watermark, now=_now(now)
+            )
+
+    def record_rejects(
+        self, run_id: int | None, rejects: Iterable[Reject], *, now: datetime | None = None
+    ) -> int:
+        """Keep rejected rows for the audit; returns how many."""
+        stamp = _now(now)
+        total = 0
+        with self._db.write() as conn:
+            for chunk in iter_chunks(rejects):
+                conn.execute(
+                    REJECT.insert(),
+                    [
+                        {
+                            "run_id": run_id,
+                            "batch_id": None,
+                            "source": r.source,
+                            "location": r.location,
+                            "reason": r.reason,
+                            "serial_number": r.serial_number,
+                            "created_at": stamp,
+                        }
+                        for r in chunk
+                    ],
+                )
+                total += len(chunk)
+        return total
+
+    def rejects(self, run_id: int | None = None, limit: int = 100) -> list[RejectEntry]:
+        """Audit: rejected rows, newest first."""
+        query = sa.select(REJECT)
+        if run_id is not None:
+            query = query.where(REJECT.c.run_id == run_id)
+        with self._db.read() as conn:
+            rows = conn.execute(query.order_by(REJECT.c.id.desc()).limit(limit)).mappings()
+            return [RejectEntry(**dict(row)) for row in rows]
+
+    def batches(self, connector: str | None = None, limit: int = 50) -> list[BatchEntry]:
+        """Audit: batches received (stored or refused), newest first."""
+        query = sa.select(SOURCE_BATCH)
+        if connector is not None:
+            query = query.where(SOURCE_BATCH.c.connector == connector)
+        with self._db.read() as conn:
+            rows = conn.execute(query.order_by(SOURCE_BATCH.c.id.desc()).limit(limit)).mappings()
+            return [BatchEntry(**dict(row)) for row in rows]
+
+    def source_counts(self) -> dict[str, tuple[int | None, int]]:
+        """Per connector with a snapshot: ``(baseline, latest)`` snapshot sizes.
+
+        The baseline is the size when a plan was last released (``None`` before the
+        first), so a source that shrank stays flagged until a plan with it is let
+        through. This is ``PlanContext.source_counts``.
+        """
+        with self._db.read() as conn:
+            rows = conn.execute(
+                sa.select(
+                    SOURCE_STATE.c.connector,
+                    SOURCE_STATE.c.previous_snapshot_count,
+                    SOURCE_STATE.c.last_snapshot_count,
+                ).where(SOURCE_STATE.c.last_snapshot_count.is_not(None))
+            )
+            return {name: (previous, int(latest)) for name, previous, latest in rows}
+
+    def watermark(self, connector: str) -> Any:
+        """The connector's saved incremental mark (``None`` if none)."""
+        with self._db.read() as conn:
+            return conn.execute(
+                sa.select(SOURCE_STATE.c.watermark).where(SOURCE_STATE.c.connector == connector)
+            ).scalar()
+
+    def set_watermark(self, connector: str, value: Any, *, now: datetime | None = None) -> None:
+        """Save the connector's incremental mark (JSON-able)."""
+        stmt = upsert(self.dialect, SOURCE_STATE).values(
+            connector=connector, watermark=value, updated_at=_now(now)
+        )
+        with self._db.write() as conn:
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["connector"],
+                    set_={
+                        "watermark": stmt.excluded.watermark,
+                        "updated_at": stmt.excluded.updated_at,
+                    },
+                )
+            )
+
+    # -- mirror and catalogue --------------------------------------------------------------
+
+    def refresh_mirror(
+        self, devices: Iterable[Device], *, complete: bool, now: datetime | None = None
+    ) -> MirrorStats:
+        """Record what the API listed (streamed) and learn the catalogue from it.
+
+        With ``complete`` (the listing was unfiltered and ran to the end), serials
+        it did not return are marked absent; a partial listing never does that.
+        """
+        return mirror.refresh(self._db, devices, complete=complete, now=_now(now))
+
+    def learn_catalogue(self, devices: Iterable[Device], *, now: datetime | None = None) -> None:
+        """Learn type and organization names from devices read one by one."""
+        mirror.learn_catalogue(self._db, devices, _now(now))
+
+    def load_catalogue(self) -> Catalogue:
+        """The type and organization ids learned so far."""
+        return mirror.load_catalogue(self._db)
+
+    def owned_total(self) -> int:
+        """How many devices in the inventory syncd created or adopted."""
+        with self._db.read() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(MIRROR)
+                    .where(sa.text("ownership <> 'unmanaged' AND present"))
+                ).scalar_one()
+            )
+
+    def record_write(
+        self,
+        serial: str,
+        operation: str,
+        sent_fields: Mapping[str, Any],
+        response_device: Device | None,
+        *,
+        ownership: str | None = None,
+        change_id: int | None = None,
+        response: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """After a successful ``create``/``update``/``adopt``/``delete``: update the mirror.
+
+        ``sent_fields`` are the fields written, in write form; they become the
+        mirror's "last written" values (the base of the three-way compare), and its
+        read values together with the server's answer (which wins where it has a
+        field). Ownership: ``create`` -> created, ``adopt`` -> adopted, ``update``
+        keeps it, unless ``ownership`` says otherwise. ``delete`` marks the serial
+        absent, forgets what was written and clears its tombstone. With
+        ``change_id`` the change is marked applied in the same transaction.
+        """
+        if operation not in ("create", "update", "adopt", "delete"):
+            raise ValueError(f"not a write operation: {operation!r}")
+        stamp = _now(now)
+        with self._db.write(lock="shared") as conn:
+            mirror.write_after(
+                conn,
+                self.dialect,
+                serial=serial,
+                operation=operation,
+                sent=sent_fields,
+                response=response_device,
+                ownership=ownership,
+                now=stamp,
+            )
+            if response_device is not None:
+                buffer = mirror.CatalogueBuffer()
+                buffer.learn(response_device)
+                buffer.save(conn, self.dialect, stamp)
+            if change_id is not None:
+                outbox.complete(
+                    conn, change_id, status="applied", response=response, error=None, now=stamp
+                )
+
+    # -- planning --------------------------------------------------------------------------
+
+    def begin_run(
+        self, trigger: str, policy_fingerprint: str, *, now: datetime | None = None
+    ) -> int:
+        """Open a run (status ``planning``); returns its id."""
+        stamp = _now(now)
+        with self._db.write() as conn:
+            planning.forget_candidates(conn)
+        return outbox.begin_run(self._db, trigger, policy_fingerprint, stamp)
+
+    def candidate_serials(self, run_id: int) -> list[str]:
+        """The serials the run must plan: those whose sources or inventory values changed
+        since they were last planned, every tombstoned serial, and all serials when the
+        run's policy fingerprint differs from the last recorded plan's."""
+        return planning.select_candidates(self._db, run_id)
+
+    def load_candidates(self, serials: Iterable[str]) -> Iterator[Candidate]:
+        """The engine's ``Candidate`` for each serial (read in chunks, lazily)."""
+        return planning.load_candidates(self._db, serials)
+
+    def record_plan(
+        self, run_id: int, plan: Plan, *, held: bool | None = None, now: datetime | None = None
+    ) -> dict[str, Any]:
+        """Write the plan in ONE transaction and return the run's summary.
+
+        One change row per operation: ``pending`` (``held`` if the plan is held),
+        ``skipped`` at once for conflict/reject/skip. Older pending or held changes
+        of the same serials are superseded (skipped). Tombstones are updated, every
+        candidate is marked planned, and the run moves to ``held``, ``applying`` or
+        (nothing to apply) ``done``. ``held`` defaults to ``plan.held``.
+        """
+        return planning.record_plan(
+            self._db, run_id, plan, held=plan.held if held is None else held, now=_now(now)
+        )
+
+    def approve_run(self, run_id: int, by: str, *, now: datetime | None = None) -> int:
+        """Release a held run (its changes become pending); returns how many."""
+        return outbox.approve_run(self._db, run_id, by, _now(now))
+
+    def discard_run(
+        self, run_id: int, by: str, reason: str = "", *, now: datetime | None = None
+    ) -> int:
+        """Refuse a held run: its changes are skipped, its serials planned again next run."""
+        return outbox.discard_run(self._db, run_id, by, reason, _now(now))
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: RunStatus,
+        summary: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> None:
+        """Close a run with its final status (summary merged into the recorded one)."""
+        outbox.finish_run(
+            self._db, run_id, status=status, summary=summary, error=error, now=_now(now)
+        )
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    def pending_changes(self, run_id: int | None = None, limit: int = 100) -> list[ChangeRow]:
+        """Pending changes, oldest first (what the dispatcher sends to workers)."""
+        return outbox.pending_changes(self._db, run_id, limit)
+
+    def claim_change(self, change_id: int, *, now: datetime | None = None) -> bool:
+        """Atomically take a pending change (``applying``, attempts + 1); False if another
+        worker has it or it is no longer pending."""
+        return outbox.claim_change(self._db, change_id, _now(now))
+
+    def release_change(
+        self, change_id: int, error: str | None = None, *, now: datetime | None = None
+    ) -> bool:
+        """Hand a claimed change back to the outbox after a retriable failure."""
+        return outbox.release_change(self._db, change_id, error, _now(now))
+
+    def complete_change(
+        self,
+        change_id: int,
+        status: outbox.FinalStatus,
+        response: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> bool:
+        """Finish a change. ``response`` keeps only ``status_code``, ``detail``,
+        ``field_errors``, ``retry_after``, ``method`` and ``path`` (never headers).
+        A failed change's serial is planned again by the next run."""
+        with self._db.write(lock="shared") as conn:
+            return outbox.complete(
+                conn, change_id, status=status, response=response, error=error, now=_now(now)
+            )
+
+    def requeue_stale(self, older_than: timedelta, *, now: datetime | None = None) -> int:
+        """Return to the outbox changes claimed more than ``older_than`` ago."""
+        stamp = _now(now)
+        return outbox.requeue_stale(self._db, stamp - older_than, stamp)
+
+    # -- audit -----------------------------------------------------------------------------
+
+    def changes(
+        self,
+        run_id: int | None = None,
+        serial: str | None = None,
+        status: ChangeStatus | None = None,
+        limit: int = 100,
+        *,
+        before_id: int | None = None,
+    ) -> list[ChangeRow]:
+        """Changes matching every filter given, newest first (``before_id`` pages back)."""
+        return outbox.changes(
+            self._db, run_id=run_id, serial=serial, status=status, limit=limit, before_id=before_id
+        )
+
+    def change(self, change_id: int) -> ChangeRow | None:
+        """One change by id."""
+        return outbox.change(self._db, change_id)
+
+    def change_counts(self, run_id: int) -> dict[str, int]:
+        """The run's changes per status (``{"pending": 3, "applied": 10}``)."""
+        return outbox.change_counts(self._db, run_id)
+
+    def runs(self, limit: int = 20) -> list[RunRow]:
+        """The latest runs, newest first."""
+        return outbox.runs(self._db, limit)
+
+    def run(self, run_id: int) -> RunRow | None:
+        """One run by id."""
+        return outbox.run(self._db, run_id)
+
+    def get_meta(self, key: str) -> Any:
+        """A small persisted fact (``None`` if unset)."""
+        with self._db.read() as conn:
+            return planning.get_meta(conn, key)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Persist a small fact (JSON-able)."""
+        with self._db.write() as conn:
+            planning.set_meta(conn, self.dialect, key, value)
