@@ -1,3 +1,3 @@
-"""syncd keeps the Inventory Device Serial API in step with the systems where devices are recorded."""
+"""syncd keeps the Inventory Device Serial API in step with where devices are recorded."""
 
 __version__ = "0.1.0"

@@ -128,7 +128,8 @@ class PolicySettings(_Section):
     orphan_grace_runs: int = Field(3, ge=0)
     orphan_grace_hours: float = Field(24.0, ge=0)
     max_delete_share: float = Field(0.10, ge=0, le=1)
-    min_source_ratio: float = Field(0.5, ge=0, le=1)
+    max_delete_count_without_gate: int = Field(0, ge=0)
+    min_source_ratio: float = Field(0.6, ge=0, le=1)
     type_map: dict[str, int] = Field(default_factory=dict)
     organization_map: dict[str, int] = Field(default_factory=dict)
 
@@ -196,15 +197,13 @@ def load_settings(path: str | Path | None = None, *, required: bool = False) -> 
         raise ConfigError([Problem(label, "no such file")], source=label)
 
     problems = list(_forbidden_secrets(data, label, text))
+    problems.extend(_check_connectors(data.get("connectors"), label, text))
     try:
         settings = Settings(**data)
     except ValidationError as exc:
         problems.extend(_problems_from_validation(exc, label, text))
         raise ConfigError(problems, source=label) from None
-    if problems:
-        raise ConfigError(problems, source=label)
     problems.extend(_check_token_file(settings, label, text))
-    problems.extend(_check_connectors(settings, label, text))
     if problems:
         raise ConfigError(problems, source=label)
     return settings
@@ -231,29 +230,34 @@ def _check_token_file(settings: Settings, label: str, text: str) -> Iterable[Pro
         yield Problem(where, f"token_file {str(token_file)!r} is not readable")
 
 
-def _check_connectors(settings: Settings, label: str, text: str) -> Iterable[Problem]:
-    """Each connector's options against its plugin's own ``Config`` model."""
+def _check_connectors(raw: Any, label: str, text: str) -> Iterable[Problem]:
+    """Each connector's options against its plugin's own ``Config`` model (the shape of
+    the list itself is the ``Settings`` model's business)."""
+    if not isinstance(raw, list):
+        return
     from connectors.base import available_plugins, load_plugin
 
     plugins = available_plugins()
     seen: set[str] = set()
-    for index, connector in enumerate(settings.connectors):
+    for index, connector in enumerate(raw):
+        if not isinstance(connector, Mapping):
+            continue
         base = ("connectors", str(index))
-        if connector.name in seen:
-            yield Problem(
-                _locate(label, text, (*base, "name")),
-                f"connector name {connector.name!r} is used twice",
-            )
-        seen.add(connector.name)
-        if connector.plugin not in plugins:
+        name, plugin = connector.get("name"), connector.get("plugin")
+        if isinstance(name, str):
+            if name in seen:
+                where = _locate(label, text, (*base, "name"))
+                yield Problem(where, f"connector name {name!r} is used twice")
+            seen.add(name)
+        if not isinstance(plugin, str):
+            continue
+        if plugin not in plugins:
             known = ", ".join(sorted(plugins)) or "none installed"
-            yield Problem(
-                _locate(label, text, (*base, "plugin")),
-                f"no connector plugin {connector.plugin!r} (available: {known})",
-            )
+            where = _locate(label, text, (*base, "plugin"))
+            yield Problem(where, f"no connector plugin {plugin!r} (available: {known})")
             continue
         try:
-            load_plugin(connector.plugin).Config.model_validate(connector.options)
+            load_plugin(plugin).Config.model_validate(connector.get("options", {}))
         except ValidationError as exc:
             for error in exc.errors(include_url=False):
                 loc = (*base, "options", *(str(p) for p in error["loc"]))

@@ -17,6 +17,7 @@
     │   ├── PermissionDeniedError    403
     │   └── ProtocolError            the server answered something the contract does not allow
     ├── ConfigError                  the configuration is wrong (with every problem and where)
+    ├── SourceError                  a source could not be read whole: the run stops, uses none
     └── DataError                    a source gave a record that cannot be used (skippable)
 
 No message built here ever contains a token: exceptions carry the method, the path
@@ -145,6 +146,20 @@ class ConfigError(SyncdError):
         self.source = source
         lines = "\n".join(f"  {p}" for p in self.problems)
         super().__init__(f"{source} has {len(self.problems)} problem(s):\n{lines}")
+
+
+class SourceError(SyncdError):
+    """A source could not be read completely (unreachable, refused, broken mid-pull).
+
+    The run stops before planning and nothing of the failed batch is used, so a
+    partial pull can never look like deletions. ``retriable`` tells whether the
+    cause was transient (the next scheduled run may well succeed).
+    """
+
+    @property
+    def retriable(self) -> bool:
+        """True when the failure was transient (this error, or its cause, is retriable)."""
+        return isinstance(self, RetriableError) or isinstance(self.__cause__, RetriableError)
 
 
 class DataError(SyncdError):

@@ -37,10 +37,30 @@ def config_check(
     console.print(f"{file}: OK (inventory {settings.inventory.base_url}, token {token})")
 
 
+@config_app.command("example")
+def config_example() -> None:
+    """Print a commented config with every setting and its default."""
+    from syncd.cli.demo import example_file
+
+    print(example_file("syncd.example.toml"), end="")  # noqa: T201 - plain text for a file
+
+
 def _register() -> None:
+    from syncd.cli import runs
+    from syncd.cli.demo import demo_command
     from syncd.cli.sandbox import sandbox_command
 
     app.command("sandbox", help="Run the local sandbox of the inventory API.")(sandbox_command)
+    app.command("plan")(runs.plan_command)
+    app.command("run")(runs.run_command)
+    app.command("approve")(runs.approve_command)
+    app.command("runs")(runs.runs_command)
+    app.command("changes")(runs.changes_command)
+    app.command("rejects")(runs.rejects_command)
+    app.command("demo")(demo_command)
+    db_app = typer.Typer(help="The state store.", no_args_is_help=True)
+    db_app.command("upgrade")(runs.db_upgrade_command)
+    app.add_typer(db_app, name="db")
 
 
 def main() -> None:

@@ -22,6 +22,8 @@ from syncd.errors import (
 console = Console()
 err_console = Console(stderr=True)
 
+DEFAULT_CONFIG = Path(DEFAULT_CONFIG_FILE)
+
 ConfigOption = Annotated[
     Path,
     typer.Option(

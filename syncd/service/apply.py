@@ -1,0 +1,221 @@
+"""Draining the outbox: each pending change applied through the client, every outcome kept.
+
+Apply is idempotent, so a change re-sent after a crash does no harm:
+
+- create -> ``POST``; a ``409`` means the device exists after all: read it, compare,
+  and ``PATCH`` only what differs (the change is then recorded as an adoption);
+- update / adopt -> ``PATCH`` with the changed fields only; ``404`` -> failed, reported
+  (the device vanished: the next run re-plans it);
+- delete -> ``DELETE``; ``404`` -> done (it is gone, which is what we wanted).
+
+A rejected change (400, 404, 409 that cannot be reconciled, 403 on one device) is
+marked failed with the server's answer and the run goes on; a retriable failure
+whose retry budget is spent is marked failed too (the next run re-plans it); a
+fatal failure (401) hands the change back to the outbox and stops the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import structlog
+
+from syncd.errors import (
+    AlreadyExistsError,
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    RejectedError,
+    RetriableError,
+    SyncdError,
+    ValidationRejectedError,
+)
+from syncd.inventory import Device, DeviceCreate, InventoryClient
+from syncd.inventory.models import WRITABLE_FIELDS
+from syncd.log import redact
+from syncd.store import ChangeRow, Store
+
+log = structlog.get_logger("syncd.apply")
+
+
+class Progress(Protocol):
+    """Where the apply step reports how far it is (a progress bar, a task's state)."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, change: ChangeRow, outcome: str) -> None: ...
+
+
+@dataclass(slots=True)
+class ApplyReport:
+    """Outcomes of one drain of the outbox."""
+
+    applied: int = 0
+    failed: int = 0
+    by_operation: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def count(self, operation: str) -> None:
+        self.by_operation[operation] = self.by_operation.get(operation, 0) + 1
+
+
+def apply_pending(
+    store: Store,
+    client: InventoryClient,
+    *,
+    run_id: int | None = None,
+    progress: Progress | None = None,
+    batch_size: int = 200,
+) -> ApplyReport:
+    """Apply every pending change (of ``run_id``, or all), oldest first.
+
+    Raises ``AuthenticationError`` (after handing its change back) when the token
+    is refused: nothing else can succeed then.
+    """
+    report = ApplyReport()
+    if progress is not None:
+        total = store.change_counts(run_id).get("pending", 0) if run_id is not None else 0
+        progress.start(total)
+    while True:
+        pending = store.pending_changes(run_id=run_id, limit=batch_size)
+        if not pending:
+            return report
+        for change in pending:
+            if not store.claim_change(change.id):
+                continue  # another worker has it
+            outcome = apply_change(store, client, change)
+            if outcome == "applied":
+                report.applied += 1
+                report.count(change.operation)
+            else:
+                report.failed += 1
+                report.errors.append(f"{change.serial_number}: {outcome}")
+            if progress is not None:
+                progress.advance(change, outcome)
+
+
+def apply_change(store: Store, client: InventoryClient, change: ChangeRow) -> str:
+    """Apply one claimed change and record the outcome; returns ``"applied"`` or the error.
+
+    Raises ``AuthenticationError`` after releasing the change back to the outbox.
+    """
+    try:
+        _execute(store, client, change)
+    except AuthenticationError as exc:
+        store.release_change(change.id, redact(str(exc)))
+        raise
+    except (RejectedError, PermissionDeniedError, RetriableError) as exc:
+        message = redact(str(exc))
+        store.complete_change(change.id, "failed", response=_summary(exc), error=message)
+        log.warning(
+            "apply.failed",
+            change=change.id,
+            serial=change.serial_number,
+            operation=change.operation,
+            error=message,
+        )
+        return message
+    except SyncdError as exc:
+        message = redact(str(exc))
+        store.complete_change(change.id, "failed", response=_summary(exc), error=message)
+        return message
+    return "applied"
+
+
+def _execute(store: Store, client: InventoryClient, change: ChangeRow) -> None:
+    serial = change.serial_number
+    body = change.body()
+    now = datetime.now(UTC)
+    if change.operation == "create":
+        try:
+            device = client.create_device(DeviceCreate.model_validate(body))
+            store.record_write(
+                serial,
+                "create",
+                body,
+                device,
+                change_id=change.id,
+                response={"status_code": 201},
+                now=now,
+            )
+        except AlreadyExistsError:
+            _reconcile_existing(store, client, change, body, now)
+    elif change.operation in ("update", "adopt"):
+        device = client.patch_device(serial, body) if body else client.get_device(serial)
+        store.record_write(
+            serial,
+            change.operation,
+            body,
+            device,
+            change_id=change.id,
+            response={"status_code": 200},
+            now=now,
+        )
+    elif change.operation == "delete":
+        gone = "deleted"
+        try:
+            client.delete_device(serial)
+        except NotFoundError:
+            gone = "already gone (404)"
+        store.record_write(
+            serial,
+            "delete",
+            {},
+            None,
+            change_id=change.id,
+            response={"status_code": 204, "detail": gone},
+            now=now,
+        )
+    else:
+        store.complete_change(change.id, "skipped", error=f"{change.operation} is not applied")
+
+
+def _reconcile_existing(
+    store: Store,
+    client: InventoryClient,
+    change: ChangeRow,
+    body: Mapping[str, Any],
+    now: datetime,
+) -> None:
+    """409 on create: the device exists. Patch what differs and adopt it."""
+    serial = change.serial_number
+    existing = client.get_device(serial)
+    differing = _differences(body, existing)
+    device = client.patch_device(serial, differing) if differing else existing
+    store.record_write(
+        serial,
+        "adopt",
+        body,
+        device,
+        change_id=change.id,
+        now=now,
+        response={
+            "status_code": 409,
+            "detail": "existed: compared and "
+            + (f"patched {', '.join(sorted(differing))}" if differing else "equal"),
+        },
+    )
+
+
+def _differences(body: Mapping[str, Any], device: Device) -> dict[str, Any]:
+    current = device.writable_values()
+    return {
+        name: value
+        for name, value in body.items()
+        if name in WRITABLE_FIELDS and (name not in current or current[name] != value)
+    }
+
+
+def _summary(exc: SyncdError) -> dict[str, Any]:
+    out: dict[str, Any] = {"error": type(exc).__name__}
+    status = getattr(exc, "status_code", None)
+    if status is not None:
+        out["status_code"] = status
+    if isinstance(exc, ValidationRejectedError) and exc.field_errors:
+        out["field_errors"] = exc.field_errors
+    if isinstance(exc, RetriableError) and exc.retry_after is not None:
+        out["retry_after"] = exc.retry_after
+    return out

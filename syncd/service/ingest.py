@@ -1,0 +1,153 @@
+"""Sources into the store: every ready batch of every connector, whole or not at all."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+
+from connectors.base import Batch, Connector
+from syncd.engine import EmptySerialError, SerialRules, normalize_serial
+from syncd.errors import SourceError, SyncdError
+from syncd.records import DeviceRecord, Reject
+from syncd.store import Store
+
+log = structlog.get_logger("syncd.ingest")
+
+
+@dataclass(slots=True)
+class BatchReport:
+    """What became of one batch."""
+
+    connector: str
+    origin: str
+    mode: str
+    accepted: bool
+    reason: str
+    records: int
+    rejects: int
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """What every connector delivered in one run."""
+
+    batches: list[BatchReport] = field(default_factory=list)
+
+    @property
+    def records(self) -> int:
+        return sum(b.records for b in self.batches if b.accepted)
+
+    @property
+    def rejects(self) -> int:
+        return sum(b.rejects for b in self.batches)
+
+    @property
+    def refused(self) -> list[BatchReport]:
+        return [b for b in self.batches if not b.accepted]
+
+
+def ingest(
+    store: Store,
+    connectors: Iterable[Connector],
+    *,
+    serial_rules: SerialRules,
+    run_id: int | None,
+    now: datetime,
+) -> IngestReport:
+    """Read every ready batch of every connector into the store.
+
+    A batch is staged while it streams and merged only if its verdict accepts it;
+    only then is it committed at the source (the file moves to ``processed/``). A
+    source that fails while it is read raises ``SourceError`` after the batch was
+    discarded and set aside, so a partial pull never reaches the store and can
+    never cause a deletion.
+    """
+    report = IngestReport()
+    for connector in connectors:
+        try:
+            for batch in connector.fetch():
+                report.batches.append(
+                    _ingest_batch(
+                        store, batch, connector.name, rules=serial_rules, run_id=run_id, now=now
+                    )
+                )
+        except SourceError:
+            raise
+        except SyncdError as exc:
+            raise SourceError(f"source {connector.name!r}: {exc}") from exc
+        except OSError as exc:
+            raise SourceError(f"source {connector.name!r}: {exc}") from exc
+    return report
+
+
+def _ingest_batch(
+    store: Store,
+    batch: Batch,
+    name: str,
+    *,
+    rules: SerialRules,
+    run_id: int | None,
+    now: datetime,
+) -> BatchReport:
+    staged = store.stage(name, mode=batch.mode, origin=batch.origin, run_id=run_id)
+    try:
+        staged.add(_normalised(batch.items(), rules))
+    except BaseException as exc:
+        reason = f"reading failed: {exc}"
+        staged.discard(reason, now=now)
+        batch.fail(reason)
+        log.error("ingest.batch_failed", source=name, origin=batch.origin, error=str(exc))
+        if isinstance(exc, SourceError):
+            raise
+        if isinstance(exc, SyncdError | OSError):
+            raise SourceError(f"source {name!r}, {batch.origin}: {exc}") from exc
+        raise
+    verdict = batch.verdict
+    stats = staged.commit(accepted=verdict.accepted, reason=verdict.reason, now=now)
+    if verdict.accepted:
+        batch.commit()
+    else:
+        batch.fail(verdict.reason)
+    log.info(
+        "ingest.batch",
+        source=name,
+        origin=batch.origin,
+        mode=batch.mode,
+        accepted=verdict.accepted,
+        reason=verdict.reason,
+        records=stats.records,
+        rejects=stats.rejects,
+    )
+    return BatchReport(
+        connector=name,
+        origin=batch.origin,
+        mode=batch.mode,
+        accepted=verdict.accepted,
+        reason=verdict.reason,
+        records=stats.records,
+        rejects=stats.rejects,
+    )
+
+
+def _normalised(
+    items: Iterable[DeviceRecord | Reject], rules: SerialRules
+) -> Iterator[DeviceRecord | Reject]:
+    """Apply the configured serial rules; a serial that normalises to nothing is a reject."""
+    for item in items:
+        if isinstance(item, Reject):
+            yield item
+            continue
+        try:
+            serial = normalize_serial(item.serial_number, rules)
+        except EmptySerialError as exc:
+            yield Reject(item.source, item.origin or "?", str(exc), item.serial_number)
+            continue
+        yield (
+            item
+            if serial == item.serial_number
+            else dataclasses.replace(item, serial_number=serial)
+        )

@@ -1,0 +1,221 @@
+"""One reconciliation run, in-process: sources -> store -> mirror -> plan -> outbox -> API.
+
+The CLI (``syncd plan``, ``syncd run --once``, ``syncd approve``), the tests and,
+later, the Celery tasks all call these functions; none of them holds logic of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from connectors.base import Connector, build_connector
+from syncd import engine
+from syncd.config import Settings
+from syncd.engine import Plan, PlanContext, Policy
+from syncd.errors import SyncdError
+from syncd.inventory import InventoryClient
+from syncd.log import redact
+from syncd.service.apply import ApplyReport, Progress, apply_pending
+from syncd.service.ingest import IngestReport, ingest
+from syncd.service.policy import build_policy
+from syncd.store import MirrorStats, RejectEntry, Store
+
+log = structlog.get_logger("syncd.run")
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class RunResult:
+    """Everything one run did, for the CLI to show and the tests to check."""
+
+    run_id: int
+    status: str
+    plan: Plan
+    ingest: IngestReport = field(default_factory=IngestReport)
+    mirror: MirrorStats | None = None
+    applied: ApplyReport | None = None
+    dry_run: bool = False
+    rejects: list[RejectEntry] = field(default_factory=list)
+
+    @property
+    def held(self) -> bool:
+        return self.plan.held
+
+    def summary(self) -> dict[str, Any]:
+        """Plain figures (JSON-able)."""
+        out: dict[str, Any] = {
+            "run": self.run_id,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "held": self.plan.held,
+            "hold_reasons": list(self.plan.hold_reasons),
+            "operations": dict(self.plan.counts),
+            "records": self.ingest.records,
+            "rejects": self.ingest.rejects,
+            "refused_batches": [
+                {"source": b.connector, "origin": b.origin, "reason": b.reason}
+                for b in self.ingest.refused
+            ],
+        }
+        if self.mirror is not None:
+            out["inventory_listed"] = self.mirror.listed
+        if self.applied is not None:
+            out["applied"] = self.applied.applied
+            out["failed"] = self.applied.failed
+        return out
+
+
+def build_connectors(settings: Settings) -> list[Connector]:
+    """Every enabled connector of the config, built through its entry point."""
+    return [
+        build_connector(c.name, c.plugin, c.options, where=f"connectors[{i}]")
+        for i, c in enumerate(settings.connectors)
+        if c.enabled
+    ]
+
+
+class Runner:
+    """Runs the pipeline for one configuration over one store and one API client."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        client: InventoryClient,
+        *,
+        connectors: Sequence[Connector] | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.client = client
+        self.policy: Policy = build_policy(settings.policy)
+        self.connectors = list(connectors) if connectors is not None else build_connectors(settings)
+        self.clock = clock
+
+    # -- the steps ---------------------------------------------------------------------------
+
+    def ingest(self, run_id: int | None) -> IngestReport:
+        """Read every ready batch from every source into the store."""
+        return ingest(
+            self.store,
+            self.connectors,
+            serial_rules=self.policy.serial,
+            run_id=run_id,
+            now=self.clock(),
+        )
+
+    def refresh_mirror(self) -> MirrorStats:
+        """Read the whole inventory (paged, lazily) into the mirror."""
+        return self.store.refresh_mirror(
+            self.client.iter_devices(), complete=True, now=self.clock()
+        )
+
+    def make_plan(self, run_id: int) -> Plan:
+        """Plan the serials whose sources or inventory values changed since last planned."""
+        serials = self.store.candidate_serials(run_id)
+        context = PlanContext(
+            now=self.clock(),
+            owned_total=self.store.owned_total(),
+            source_counts=self.store.source_counts(),
+            run_id=str(run_id),
+        )
+        return engine.plan(
+            self.store.load_candidates(serials),
+            self.policy,
+            self.store.load_catalogue(),
+            context,
+        )
+
+    # -- whole runs --------------------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        dry_run: bool,
+        trigger: str = "cli",
+        read_sources: bool = True,
+        progress: Progress | None = None,
+    ) -> RunResult:
+        """Ingest, refresh the mirror, plan; then record and apply the plan (unless
+        ``dry_run``, which writes nothing to the API and records no change)."""
+        run_id = self.store.begin_run(trigger, self.policy.fingerprint(), now=self.clock())
+        log.info("run.start", run=run_id, dry_run=dry_run, trigger=trigger)
+        try:
+            report = self.ingest(run_id) if read_sources else IngestReport()
+            mirror = self.refresh_mirror()
+            plan = self.make_plan(run_id)
+        except BaseException as exc:
+            self._fail(run_id, exc)
+            raise
+        result = RunResult(
+            rejects=self.store.rejects(run_id=run_id, limit=1000)[::-1],
+            run_id=run_id,
+            status="done",
+            plan=plan,
+            ingest=report,
+            mirror=mirror,
+            dry_run=dry_run,
+        )
+        if dry_run:
+            self.store.finish_run(run_id, "done", summary=result.summary(), now=self.clock())
+            return result
+        self.store.record_plan(run_id, plan, now=self.clock())
+        if plan.held:
+            result.status = "held"
+            log.warning("run.held", run=run_id, reasons=plan.hold_reasons)
+            self.store.finish_run(run_id, "held", summary=result.summary(), now=self.clock())
+            return result
+        return self._apply(result, progress)
+
+    def approve(
+        self, run_id: int, by: str, *, apply: bool = True, progress: Progress | None = None
+    ) -> int:
+        """Release a held run; with ``apply``, apply its changes now. Returns how many
+        changes were released."""
+        released = self.store.approve_run(run_id, by, now=self.clock())
+        if apply:
+            report = self._drain(run_id, progress)
+            self.store.finish_run(
+                run_id,
+                "done" if report.failed == 0 else "failed",
+                summary={"applied": report.applied, "failed": report.failed},
+                error="; ".join(report.errors[:5]) or None,
+                now=self.clock(),
+            )
+        return released
+
+    def _apply(self, result: RunResult, progress: Progress | None) -> RunResult:
+        run_id = result.run_id
+        try:
+            result.applied = self._drain(run_id, progress)
+        except BaseException as exc:
+            self._fail(run_id, exc)
+            raise
+        result.status = "done" if result.applied.failed == 0 else "failed"
+        self.store.finish_run(
+            run_id,
+            "done" if result.status == "done" else "failed",
+            summary=result.summary(),
+            error="; ".join(result.applied.errors[:5]) or None,
+            now=self.clock(),
+        )
+        return result
+
+    def _drain(self, run_id: int, progress: Progress | None) -> ApplyReport:
+        return apply_pending(self.store, self.client, run_id=run_id, progress=progress)
+
+    def _fail(self, run_id: int, exc: BaseException) -> None:
+        reason = redact(str(exc) if isinstance(exc, SyncdError) else f"{type(exc).__name__}: {exc}")
+        log.error("run.failed", run=run_id, error=reason)
+        self.store.finish_run(run_id, "failed", error=reason, now=self.clock())

@@ -1,0 +1,406 @@
+"""Whole runs (``syncd run --once`` in-process) against the sandbox over HTTP.
+
+Each test asserts what a user would check: the inventory's final state, the exact
+write calls the API received (the sandbox's request log), and the audit rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from connectors.base import Batch, BatchMode, Verdict
+from syncd.errors import AuthenticationError, SourceError
+from syncd.records import DeviceRecord, Reject
+from syncd.sandbox.testing import SandboxProcess
+from syncd.service import apply_pending
+from tests.pg import db_url  # noqa: F401 - pytest fixture
+from tests.runsupport import RunEnv, load_form, method_counts, rows
+
+
+@pytest.fixture
+def env(sandbox: SandboxProcess, tmp_path: Path) -> RunEnv:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    return RunEnv(sandbox=sandbox, inbox=inbox, store_url=f"sqlite:///{tmp_path / 'syncd.db'}")
+
+
+def test_first_run_creates_adopts_and_leaves_strangers_alone(env: RunEnv) -> None:
+    wanted = rows(5)
+    existing = dataclasses.replace(wanted[0], name="old-name")
+    stranger = rows(1, prefix="OTHER")[0]
+    env.sandbox.load(load_form([existing, stranger]))
+    env.drop(wanted)
+
+    result = env.run()
+
+    assert result.status == "done"
+    assert method_counts(env.writes()) == {"POST": 4, "PATCH": 1}
+    devices = env.devices()
+    assert set(devices) == {r.serial_number for r in wanted} | {stranger.serial_number}
+    assert devices[wanted[0].serial_number]["name"] == wanted[0].name  # adopted and corrected
+    assert devices[stranger.serial_number]["name"] == stranger.name  # not ours: untouched
+    created = devices[wanted[1].serial_number]
+    assert created["type"]["id"] == 3
+    assert created["organization"]["id"] == 123
+    assert created["ip_address"] == wanted[1].ip_address
+    with env.runner() as runner:
+        audit = runner.store.change_counts(result.run_id)
+        kinds = sorted(c.operation for c in runner.store.changes(run_id=result.run_id))
+    assert audit == {"applied": 5}
+    assert kinds == ["adopt", "create", "create", "create", "create"]
+
+
+def test_second_identical_run_makes_no_write_call(env: RunEnv) -> None:
+    env.drop(rows(8))
+    env.run()
+    env.sandbox.clear_requests()
+
+    env.drop(list(reversed(rows(8))))  # same devices, another file, another order
+    second = env.run()
+    third = env.run()  # and nothing new at all
+
+    assert env.writes() == []
+    assert second.plan.writes() == []
+    assert third.plan.writes() == []
+    assert {r.method for r in env.sandbox.requests()} == {"GET"}
+    assert len(env.devices()) == 8
+
+
+def test_hand_edit_survives_and_is_reported_as_conflict(env: RunEnv) -> None:
+    devices = rows(3)
+    env.drop(devices)
+    env.run()
+    edited = devices[0].serial_number
+    with env.sandbox.client() as api:
+        answer = api.patch(f"inventory_device_serial/{edited}/", json={"name": "renamed-by-hand"})
+        assert answer.status_code == 200
+    env.sandbox.clear_requests()
+
+    moved = [dataclasses.replace(devices[1], location="DC2"), devices[0], devices[2]]
+    env.drop(moved)
+    result = env.run()
+
+    assert env.devices()[edited]["name"] == "renamed-by-hand"
+    assert env.devices()[devices[1].serial_number]["location"] == "DC2"
+    assert method_counts(env.writes()) == {"PATCH": 1}
+    conflicts = result.plan.of_kind("conflict")
+    assert [c.serial_number for c in conflicts] == [edited]
+    assert conflicts[0].changes["name"].before == "renamed-by-hand"
+    assert conflicts[0].changes["name"].after == devices[0].name
+    with env.runner() as runner:
+        audit = runner.store.changes(serial=edited, run_id=result.run_id)
+    assert [(c.operation, c.status) for c in audit] == [("conflict", "skipped")]
+
+
+def test_overwrite_policy_reverts_a_hand_edit(env: RunEnv) -> None:
+    env.policy = {"fields": {"name": {"mode": "managed", "on_manual_edit": "overwrite"}}}
+    devices = rows(2)
+    env.drop(devices)
+    env.run()
+    serial = devices[0].serial_number
+    with env.sandbox.client() as api:
+        api.patch(f"inventory_device_serial/{serial}/", json={"name": "renamed-by-hand"})
+
+    env.drop(list(reversed(devices)))
+    env.run()
+
+    assert env.devices()[serial]["name"] == devices[0].name
+
+
+def test_snapshot_listing_half_the_devices_is_held_not_deleted(env: RunEnv) -> None:
+    env.policy = {"orphan_grace_runs": 0, "orphan_grace_hours": 0}
+    devices = rows(10)
+    env.drop(devices)
+    env.run()
+    env.sandbox.clear_requests()
+
+    env.drop(devices[:5])
+    held = env.run()
+
+    assert held.status == "held"
+    assert held.plan.held
+    assert any("procurement" in reason for reason in held.plan.hold_reasons)
+    assert len(held.plan.of_kind("delete")) == 5
+    assert env.writes() == []
+    assert len(env.devices()) == 10
+
+    with env.runner() as runner:
+        assert runner.store.change_counts(held.run_id) == {"held": 5}
+        released = runner.approve(held.run_id, "test")
+    assert released == 5
+    assert method_counts(env.writes()) == {"DELETE": 5}
+    assert set(env.devices()) == {r.serial_number for r in devices[:5]}
+
+
+def test_source_that_shrinks_is_held_even_before_any_delete_is_due(env: RunEnv) -> None:
+    devices = rows(10)
+    env.drop(devices)
+    env.run()
+    env.sandbox.clear_requests()
+
+    env.drop(devices[:5])  # default grace: no delete is due yet, but the drop is suspicious
+    held = env.run()
+
+    assert held.status == "held"
+    assert held.plan.of_kind("delete") == []
+    (reason,) = held.plan.hold_reasons
+    assert "procurement" in reason
+    assert "10" in reason
+    assert "5" in reason
+    assert env.writes() == []
+
+
+def test_orphan_waits_out_its_grace_runs(env: RunEnv) -> None:
+    env.policy = {"orphan_grace_runs": 2, "orphan_grace_hours": 0, "max_delete_share": 1.0}
+    devices = rows(4)
+    env.drop(devices)
+    env.run()
+    env.sandbox.clear_requests()
+
+    env.drop(devices[1:])
+    first = env.run()
+    assert first.plan.of_kind("delete") == []
+    assert env.writes() == []
+
+    second = env.run()
+    assert [op.serial_number for op in second.plan.of_kind("delete")] == [devices[0].serial_number]
+    assert method_counts(env.writes()) == {"DELETE": 1}
+    assert devices[0].serial_number not in env.devices()
+
+
+def test_conflict_on_create_compares_and_patches(env: RunEnv) -> None:
+    devices = rows(2)
+    env.drop(devices)
+    with env.runner() as runner:
+        run_id = runner.store.begin_run("test", runner.policy.fingerprint())
+        runner.ingest(run_id)
+        runner.refresh_mirror()
+        runner.store.record_plan(run_id, runner.make_plan(run_id))
+        # Someone creates the same device, with another location, before we apply.
+        clash = dataclasses.replace(devices[0], location="Somewhere else")
+        env.sandbox.load(load_form([clash]))
+        env.sandbox.clear_requests()
+        report = apply_pending(runner.store, runner.client, run_id=run_id)
+        rows_ = {c.serial_number: c for c in runner.store.changes(run_id=run_id)}
+
+    assert report.failed == 0
+    log = [(r.method, r.status) for r in env.sandbox.requests()]
+    assert ("POST", 409) in log
+    assert ("PATCH", 200) in log
+    assert env.devices()[devices[0].serial_number]["location"] == devices[0].location
+    clashed = rows_[devices[0].serial_number]
+    assert clashed.status == "applied"
+    assert clashed.response is not None
+    assert clashed.response["status_code"] == 409
+
+
+def test_delete_of_a_device_already_gone_is_done(env: RunEnv) -> None:
+    env.policy = {"orphan_grace_runs": 0, "orphan_grace_hours": 0, "max_delete_share": 1.0}
+    devices = rows(3)
+    env.drop(devices)
+    env.run()
+    env.drop(devices[1:])
+    gone = devices[0].serial_number
+    with env.runner() as runner:
+        run_id = runner.store.begin_run("test", runner.policy.fingerprint())
+        runner.ingest(run_id)
+        runner.refresh_mirror()
+        runner.store.record_plan(run_id, runner.make_plan(run_id))
+        with env.sandbox.client() as api:
+            assert api.delete(f"inventory_device_serial/{gone}/").status_code == 204
+        report = apply_pending(runner.store, runner.client, run_id=run_id)
+        (change,) = runner.store.changes(run_id=run_id, serial=gone)
+    assert report.failed == 0
+    assert change.operation == "delete"
+    assert change.status == "applied"
+    assert change.response is not None
+    assert "already gone" in str(change.response.get("detail"))
+
+
+def test_unmappable_type_is_a_reported_reject_not_a_crash(env: RunEnv) -> None:
+    good = rows(2)
+    bad = dataclasses.replace(rows(1, start=50)[0], device_type="Quantum Router 9000")
+    env.drop([*good, bad])
+
+    result = env.run()
+
+    assert result.status == "done"
+    rejects = result.plan.of_kind("reject")
+    assert [r.serial_number for r in rejects] == [bad.serial_number]
+    assert "Quantum Router 9000" in rejects[0].reason
+    assert set(env.devices()) == {r.serial_number for r in good}
+
+
+def test_bad_rows_are_reported_by_line_and_the_rest_applied(env: RunEnv) -> None:
+    text = (
+        "serial_number,name,device_type,organization,ip_address\n"
+        "SN1,sw-1,Cisco Catalyst 9300,Acme Corp IT,10.0.0.1\n"
+        "SN2,sw-2,Cisco Catalyst 9300,Acme Corp IT,10.0.0.999\n"
+        "SN3,sw-3,Cisco Catalyst 9300,Acme Corp IT,10.0.0.3\n"
+        ",sw-4,Cisco Catalyst 9300,Acme Corp IT,10.0.0.4\n"
+        "SN5,sw-5,Cisco Catalyst 9300,Acme Corp IT,10.0.0.5\n"
+        "SN6,sw-6,Cisco Catalyst 9300,Acme Corp IT,10.0.0.6\n"
+        "SN7,sw-7,Cisco Catalyst 9300,Acme Corp IT,10.0.0.7\n"
+        "SN8,sw-8,Cisco Catalyst 9300,Acme Corp IT,10.0.0.8\n"
+        "SN9,sw-9,Cisco Catalyst 9300,Acme Corp IT,10.0.0.9\n"
+        "SN10,sw-10,Cisco Catalyst 9300,Acme Corp IT,10.0.0.10\n"
+        "SN11,sw-11,Cisco Catalyst 9300,Acme Corp IT,10.0.0.11\n"
+        "SN12,sw-12,Cisco Catalyst 9300,Acme Corp IT,10.0.0.12\n"
+        "SN13,sw-13,Cisco Catalyst 9300,Acme Corp IT,10.0.0.13\n"
+        "SN14,sw-14,Cisco Catalyst 9300,Acme Corp IT,10.0.0.14\n"
+        "SN15,sw-15,Cisco Catalyst 9300,Acme Corp IT,10.0.0.15\n"
+        "SN16,sw-16,Cisco Catalyst 9300,Acme Corp IT,10.0.0.16\n"
+        "SN17,sw-17,Cisco Catalyst 9300,Acme Corp IT,10.0.0.17\n"
+        "SN18,sw-18,Cisco Catalyst 9300,Acme Corp IT,10.0.0.18\n"
+        "SN19,sw-19,Cisco Catalyst 9300,Acme Corp IT,10.0.0.19\n"
+        "SN20,sw-20,Cisco Catalyst 9300,Acme Corp IT,10.0.0.20\n"
+    )
+    path = env.drop(text, name="po-17.csv")
+
+    result = env.run()
+
+    locations = sorted((r.location.rsplit("/", 1)[-1], r.reason) for r in result.rejects)
+    assert [loc for loc, _ in locations] == ["po-17.csv:3", "po-17.csv:5"]
+    assert "10.0.0.999" in locations[0][1]
+    assert len(env.devices()) == 18
+    assert (env.inbox / "processed").exists()
+    assert not path.exists()
+
+
+def test_file_over_the_error_ratio_is_refused_whole(env: RunEnv) -> None:
+    text = (
+        "serial_number,name,device_type,organization,ip_address\n"
+        + "".join(
+            f"SN{i},sw-{i},Cisco Catalyst 9300,Acme Corp IT,10.0.0.{900 + i}\n" for i in range(5)
+        )
+        + "SN9,sw-9,Cisco Catalyst 9300,Acme Corp IT,10.0.0.9\n"
+    )
+    env.drop(text, name="broken.csv")
+
+    result = env.run()
+
+    assert [b.accepted for b in result.ingest.batches] == [False]
+    assert env.writes() == []
+    assert env.devices() == {}
+    failed = env.inbox / "failed"
+    assert (failed / "broken.csv").exists()
+    assert any(p.name.startswith("broken.csv") and p.name != "broken.csv" for p in failed.iterdir())
+
+
+def test_failed_write_is_recorded_and_replanned_next_run(env: RunEnv) -> None:
+    env.inventory = {"retry": {"attempts": 1, "wait_initial": 0.0, "wait_max": 0.0}}
+    devices = rows(3)
+    env.drop(devices)
+    env.sandbox.set_faults(script=["ok", "ok", "503"])  # the two list reads, then a POST
+
+    first = env.run()
+
+    assert first.status == "failed"
+    assert first.applied is not None
+    assert (first.applied.applied, first.applied.failed) == (2, 1)
+    assert len(env.devices()) == 2
+    second = env.run()
+    assert second.status == "done"
+    assert len(second.plan.of_kind("create")) == 1
+    assert len(env.devices()) == 3
+
+
+def test_refused_token_fails_the_run_and_writes_nothing(env: RunEnv) -> None:
+    env.drop(rows(2))
+    with env.runner(token=SecretStr("not-the-token")) as runner, pytest.raises(AuthenticationError):
+        runner.run(dry_run=False)
+    with env.runner() as runner:
+        (last,) = runner.store.runs(limit=1)
+    assert last.status == "failed"
+    assert last.error is not None
+    assert "not-the-token" not in last.error
+    assert env.writes() == []
+
+
+class _BrokenBatch:
+    """A source that dies half-way through its listing."""
+
+    origin = "broken source"
+    mode: BatchMode = "snapshot"
+
+    def items(self) -> Iterator[DeviceRecord | Reject]:
+        yield DeviceRecord(source="flaky", serial_number="SN00001", name="x")
+        raise SourceError("connection reset by the source after 1 record")
+
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict(accepted=False, reason="not read")
+
+    def commit(self) -> None:
+        raise AssertionError("a broken batch must not be committed")
+
+    def fail(self, reason: str) -> None:
+        self.failed = reason
+
+
+class _FlakyConnector:
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.batch = _BrokenBatch()
+
+    def fetch(self) -> Iterator[Batch]:
+        yield self.batch
+
+
+def test_source_failing_mid_pull_fails_the_run_and_touches_nothing(env: RunEnv) -> None:
+    env.drop(rows(3))
+    env.run()
+    env.sandbox.clear_requests()
+    flaky = _FlakyConnector()
+    with env.runner(connectors=[flaky]) as runner, pytest.raises(SourceError):
+        runner.run(dry_run=False)
+    with env.runner() as runner:
+        (last,) = runner.store.runs(limit=1)
+        batches = runner.store.batches(connector="flaky")
+    assert last.status == "failed"
+    assert "connection reset" in (last.error or "")
+    assert [b.accepted for b in batches] == [False]
+    assert flaky.batch.failed.startswith("reading failed")
+    assert env.writes() == []
+    assert len(env.devices()) == 3
+
+
+def test_dry_run_writes_nothing_and_records_no_change(env: RunEnv) -> None:
+    env.drop(rows(4))
+    result = env.run(dry_run=True)
+    assert len(result.plan.of_kind("create")) == 4
+    assert env.writes() == []
+    with env.runner() as runner:
+        assert runner.store.changes(run_id=result.run_id) == []
+    real = env.run()  # the stored snapshot is planned again, for real
+    assert len(real.plan.of_kind("create")) == 4
+    assert len(env.devices()) == 4
+
+
+@pytest.mark.usefixtures("sandbox")
+def test_whole_run_on_each_store(
+    sandbox: SandboxProcess,
+    tmp_path: Path,
+    db_url: str,  # noqa: F811 - the fixture
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    env = RunEnv(sandbox=sandbox, inbox=inbox, store_url=db_url)
+    env.drop(rows(30))
+    first = env.run()
+    assert first.status == "done"
+    assert method_counts(env.writes()) == {"POST": 30}
+    env.sandbox.clear_requests()
+    env.drop(
+        [dataclasses.replace(r, location="DC9") if i < 3 else r for i, r in enumerate(rows(30))]
+    )
+    second = env.run()
+    assert method_counts(env.writes()) == {"PATCH": 3}
+    assert len(second.plan.of_kind("update")) == 3
+    assert sum(1 for d in env.devices().values() if d["location"] == "DC9") == 3
