@@ -24,6 +24,7 @@ or ``wanted=False`` marks removals).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -87,6 +88,20 @@ class Connector(Protocol):
         ...
 
 
+class ConnectorState(Protocol):
+    """A connector's small persistent memory (a JSON-able dict), e.g. an incremental
+    watermark. syncd backs it with the state store; a connector used on its own may
+    keep it in a file."""
+
+    def load(self) -> dict[str, Any]:
+        """The last saved dict, or ``{}`` if nothing was saved."""
+        ...
+
+    def save(self, data: dict[str, Any]) -> None:
+        """Replace the saved dict (atomically: a crash leaves the old or the new one)."""
+        ...
+
+
 class ConnectorFactory(Protocol):
     """What an entry point loads: builds a connector from its instance name and options."""
 
@@ -114,9 +129,17 @@ def load_plugin(plugin: str) -> ConnectorFactory:
 
 
 def build_connector(
-    name: str, plugin: str, options: Mapping[str, Any], *, where: str = "connectors"
+    name: str,
+    plugin: str,
+    options: Mapping[str, Any],
+    *,
+    where: str = "connectors",
+    state: ConnectorState | None = None,
 ) -> Connector:
-    """Validate ``options`` against the plugin's ``Config`` and build the connector."""
+    """Validate ``options`` against the plugin's ``Config`` and build the connector.
+
+    ``state`` is handed to connectors whose constructor takes a ``state`` keyword.
+    """
     factory = load_plugin(plugin)
     try:
         config = factory.Config.model_validate(dict(options))
@@ -129,4 +152,14 @@ def build_connector(
             for err in exc.errors(include_url=False)
         ]
         raise ConfigError(problems, source=f"connector {name!r}") from None
+    if state is not None and _takes_state(factory):
+        return factory(name, config, state=state)  # type: ignore[call-arg]
     return factory(name, config)
+
+
+def _takes_state(factory: object) -> bool:
+    try:
+        parameters = inspect.signature(factory).parameters  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return "state" in parameters

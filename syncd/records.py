@@ -32,6 +32,12 @@ RECORD_FIELDS: tuple[str, ...] = (
 
 Action = Literal["upsert", "delete"]
 
+#: ``extra`` key a connector sets when another record of the same source has a serial
+#: that differs from this one only by case (``T8JKSZP`` / ``t8jkszp``). The inventory is
+#: case-sensitive, so these are two devices to it; a person must decide, so the engine
+#: reports a conflict and writes nothing for either.
+CASE_COLLISION = "serial_case_collision"
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceRecord:
@@ -71,12 +77,14 @@ class DeviceRecord:
 
     def content_hash(self) -> str:
         """A stable hash of what the record says (not where it came from)."""
-        payload = {
+        payload: dict[str, object] = {
             "serial_number": self.serial_number,
             "wanted": self.wanted,
             "action": self.action,
             **self.values(),
         }
+        if self.extra:
+            payload["extra"] = sorted(self.extra)
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
 

@@ -28,6 +28,7 @@ A NetBox failure (after retries) raises ``NetBoxError`` from ``items()``: nothin
 the pull is used and no mark moves. See docs/netbox.md for the operator's guide.
 """
 
+from connectors.base import ConnectorState
 from connectors.netbox.config import NetBoxConfig, NetBoxMapping
 from connectors.netbox.connector import NetBoxBatch, NetBoxConnector
 from connectors.netbox.errors import (
@@ -36,9 +37,10 @@ from connectors.netbox.errors import (
     NetBoxRequestError,
     NetBoxUnavailableError,
 )
-from connectors.netbox.mapping import BLANK_SERIAL, CASE_COLLISION, DeviceMapper
+from connectors.netbox.mapping import BLANK_SERIAL, DeviceMapper
 from connectors.netbox.pull import PullStats
-from connectors.netbox.state import ConnectorState, JsonFileState, MemoryState, PullMarks
+from connectors.netbox.state import JsonFileState, MemoryState, PullMarks
+from syncd.records import CASE_COLLISION
 
 __all__ = [
     "BLANK_SERIAL",

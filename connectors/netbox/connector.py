@@ -11,12 +11,12 @@ from typing import Any, ClassVar, Literal
 import structlog
 from pydantic import BaseModel
 
-from connectors.base import BatchMode, Item, Verdict
+from connectors.base import BatchMode, ConnectorState, Item, Verdict
 from connectors.netbox.client import NetBoxClient
 from connectors.netbox.config import NetBoxConfig
 from connectors.netbox.mapping import DeviceMapper
 from connectors.netbox.pull import Puller, PullResult, PullStats
-from connectors.netbox.state import ConnectorState, JsonFileState, MemoryState, PullMarks
+from connectors.netbox.state import JsonFileState, MemoryState, PullMarks
 from connectors.netbox.token import auth_scheme, resolve_token
 
 log = structlog.get_logger("connectors.netbox")

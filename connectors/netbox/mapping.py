@@ -38,12 +38,11 @@ from typing import Any
 
 from connectors.netbox.config import NetBoxMapping
 from connectors.netbox.templates import Template, getter, text
-from syncd.records import DeviceRecord, Reject
+from syncd.records import CASE_COLLISION, DeviceRecord, Reject
 
 #: Reason of the reject for a device without a serial (counted by reason).
 BLANK_SERIAL = "blank serial: skipped"
 #: ``extra`` key naming another serial of this source equal to this one but for case.
-CASE_COLLISION = "serial_case_collision"
 
 #: Fields ``empty_values = "clear"`` may clear; the others are needed to create a device.
 _CLEARABLE = ("ip_address", "location", "description", "firmware_version")

@@ -41,7 +41,6 @@ from connectors.netbox.client import NetBoxClient, Page, Params
 from connectors.netbox.config import NetBoxConfig
 from connectors.netbox.mapping import (
     BLANK_SERIAL,
-    CASE_COLLISION,
     DeviceMapper,
     delete_record,
     flag_case_twins,
@@ -49,7 +48,7 @@ from connectors.netbox.mapping import (
 )
 from connectors.netbox.state import PullMarks
 from connectors.netbox.templates import text
-from syncd.records import DeviceRecord, Reject
+from syncd.records import CASE_COLLISION, DeviceRecord, Reject
 
 DEVICES = "dcim.devices"
 CHANGES = "core.object_changes"

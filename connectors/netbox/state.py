@@ -18,25 +18,13 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 log = structlog.get_logger("connectors.netbox")
 
 STATE_VERSION = 1
-
-
-class ConnectorState(Protocol):
-    """A connector's small persistent memory (a JSON-able dict)."""
-
-    def load(self) -> dict[str, Any]:
-        """The last saved dict, or ``{}`` if nothing was saved."""
-        ...
-
-    def save(self, data: dict[str, Any]) -> None:
-        """Replace the saved dict (atomically: a crash leaves the old or the new one)."""
-        ...
 
 
 class MemoryState:

@@ -65,7 +65,7 @@ from syncd.engine.model import (
 )
 from syncd.engine.policy import Policy
 from syncd.engine.values import InvalidValueError, current_value, desired_ip, desired_mac
-from syncd.records import DeviceRecord
+from syncd.records import CASE_COLLISION, DeviceRecord
 
 _REQUIRED_ON_CREATE: tuple[str, ...] = ("name", "device_type", "organization")
 _INTERNED: frozenset[str] = frozenset({"device_type", "organization"})
@@ -179,8 +179,9 @@ class _Planner:
             )
         elif records and self._collides(candidate):
             return
-        else:
-            wanted = [r for r in records if _is_wanted(r)]
+        if any(r.extra for r in records) and self._case_collides(candidate):
+            return
+        wanted = [r for r in records if _is_wanted(r)]
         if not wanted:
             self._unwanted(candidate)
             return
@@ -219,6 +220,32 @@ class _Planner:
             "conflict",
             candidate.serial_number,
             reason="serial collision: " + "; ".join(parts) + "; nothing written",
+            records=blamed,
+        )
+        if candidate.tombstone is not None and any(map(_is_wanted, candidate.records)):
+            self.tombstones[candidate.serial_number] = None
+        return True
+
+    def _case_collides(self, candidate: Candidate) -> bool:
+        """A source marked this serial as differing only by case from another of its own."""
+        parts = []
+        blamed: list[DeviceRecord] = []
+        for record in candidate.records:
+            others = [value for key, value in record.extra if key == CASE_COLLISION]
+            if others:
+                blamed.append(record)
+                spelled = ", ".join(repr(o) for o in sorted(others))
+                parts.append(
+                    f"source {record.source!r} ({record.origin or '?'}) also lists {spelled}"
+                )
+        if not blamed:
+            return False
+        self._emit(
+            "conflict",
+            candidate.serial_number,
+            reason="serial differs only by case from another device: "
+            + "; ".join(parts)
+            + "; the inventory is case-sensitive, so nothing is written until a person decides",
             records=blamed,
         )
         if candidate.tombstone is not None and any(map(_is_wanted, candidate.records)):

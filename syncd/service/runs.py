@@ -75,10 +75,33 @@ class RunResult:
         return out
 
 
-def build_connectors(settings: Settings) -> list[Connector]:
-    """Every enabled connector of the config, built through its entry point."""
+class StoreState:
+    """A connector's persistent memory (watermarks), kept in the state store so it moves
+    with the data it describes (``ConnectorState``)."""
+
+    def __init__(self, store: Store, connector: str) -> None:
+        self._store = store
+        self._connector = connector
+
+    def load(self) -> dict[str, Any]:
+        saved = self._store.watermark(self._connector)
+        return dict(saved) if isinstance(saved, dict) else {}
+
+    def save(self, data: dict[str, Any]) -> None:
+        self._store.set_watermark(self._connector, data)
+
+
+def build_connectors(settings: Settings, store: Store | None = None) -> list[Connector]:
+    """Every enabled connector of the config, built through its entry point; with a
+    store, connectors that keep state (NetBox's watermark) keep it there."""
     return [
-        build_connector(c.name, c.plugin, c.options, where=f"connectors[{i}]")
+        build_connector(
+            c.name,
+            c.plugin,
+            c.options,
+            where=f"connectors[{i}]",
+            state=StoreState(store, c.name) if store is not None else None,
+        )
         for i, c in enumerate(settings.connectors)
         if c.enabled
     ]
@@ -100,7 +123,9 @@ class Runner:
         self.store = store
         self.client = client
         self.policy: Policy = build_policy(settings.policy)
-        self.connectors = list(connectors) if connectors is not None else build_connectors(settings)
+        self.connectors = (
+            list(connectors) if connectors is not None else build_connectors(settings, store)
+        )
         self.clock = clock
 
     # -- the steps ---------------------------------------------------------------------------
