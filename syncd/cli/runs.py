@@ -61,6 +61,9 @@ def plan_command(
     no_sources: Annotated[
         bool, typer.Option("--no-sources", help="plan from the stored snapshots only")
     ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="full pulls from incremental sources")
+    ] = False,
 ) -> None:
     """Dry run: read the sources and the inventory, show what a run would do.
 
@@ -70,6 +73,8 @@ def plan_command(
     """
     settings = settings_from(config)
     with open_runner(settings) as runner:
+        if full:
+            runner.force_full_pulls()
         result = runner.run(dry_run=True, trigger="plan", read_sources=not no_sources)
     if as_json:
         console.print_json(json.dumps(plan_json(result)))
@@ -82,12 +87,17 @@ def run_command(
     once: Annotated[bool, typer.Option("--once", help="run one reconciliation and exit")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
     limit: Annotated[int, typer.Option(help="rows to show in the table (0: all)")] = 50,
+    full: Annotated[
+        bool, typer.Option("--full", help="full pulls from incremental sources")
+    ] = False,
 ) -> None:
     """Reconcile: read sources and inventory, plan, and apply the plan through the API."""
     if not once:
         raise typer.BadParameter("only --once is available in-process (the daemon comes later)")
     settings = settings_from(config)
     with open_runner(settings) as runner, _progress() as progress:
+        if full:
+            runner.force_full_pulls()
         result = runner.run(dry_run=False, trigger="cli", progress=progress)
     if as_json:
         console.print_json(json.dumps(plan_json(result)))

@@ -128,6 +128,12 @@ class Runner:
         )
         self.clock = clock
 
+    def force_full_pulls(self) -> None:
+        """Make incremental sources (NetBox) do a full pull on their next fetch."""
+        for connector in self.connectors:
+            if hasattr(connector, "force_full"):
+                connector.force_full = True
+
     # -- the steps ---------------------------------------------------------------------------
 
     def ingest(self, run_id: int | None) -> IngestReport:
