@@ -14,42 +14,36 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from pydantic import SecretStr
 
-REDACTED = "***"
+from syncd.redact import RedactSecrets
+from syncd.redact import redact as _redact
+
 _secrets: set[str] = set()
 _lock = threading.Lock()
 
 
-def register_secret(value: str | None) -> None:
-    """Never let ``value`` reach a log line. Values shorter than 6 characters are ignored
-    (they would redact ordinary words)."""
-    if value and len(value) >= 6:
+def register_secret(value: str | SecretStr | None) -> None:
+    """Never let ``value`` reach a log line or an error text printed by syncd.
+
+    Every token syncd reads (inventory, NetBox) is registered when it is read. Values
+    shorter than 6 characters are ignored (they would redact ordinary words).
+    """
+    plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if plain and len(plain) >= 6:
         with _lock:
-            _secrets.add(value)
+            _secrets.add(plain)
 
 
 def redact(text: str) -> str:
-    """``text`` with every registered secret replaced by ``***``."""
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
+    """``text`` with every registered secret replaced."""
+    return _redact(text, _secrets) if _secrets else text
 
 
 def _redact_processor(
-    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    logger: Any, method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    if not _secrets:
-        return event_dict
-    for key, value in list(event_dict.items()):
-        if isinstance(value, str):
-            event_dict[key] = redact(value)
-        elif not isinstance(value, int | float | bool | type(None)):
-            text = str(value)
-            cleaned = redact(text)
-            if cleaned != text:
-                event_dict[key] = cleaned
-    return event_dict
+    return RedactSecrets(_secrets)(logger, method, event_dict) if _secrets else event_dict
 
 
 class _RedactingFilter(logging.Filter):

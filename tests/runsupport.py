@@ -67,6 +67,7 @@ class RunEnv:
     store_url: str
     policy: dict[str, Any] = field(default_factory=dict)
     inventory: dict[str, Any] = field(default_factory=dict)
+    csv_options: dict[str, Any] = field(default_factory=dict)
     _drops: int = 0
 
     def settings(self) -> Settings:
@@ -88,7 +89,11 @@ class RunEnv:
                 {
                     "name": "procurement",
                     "plugin": "csv_drop",
-                    "options": {"inbox": str(self.inbox), "stable_seconds": 0},
+                    "options": {
+                        "inbox": str(self.inbox),
+                        "stable_seconds": 0,
+                        **self.csv_options,
+                    },
                 }
             ],
             policy=policy,

@@ -404,3 +404,52 @@ def test_whole_run_on_each_store(
     assert method_counts(env.writes()) == {"PATCH": 3}
     assert len(second.plan.of_kind("update")) == 3
     assert sum(1 for d in env.devices().values() if d["location"] == "DC9") == 3
+
+
+def test_token_never_reaches_the_store_or_the_output(
+    env: RunEnv, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    env.drop(rows(3))
+    env.sandbox.set_faults(script=["ok", "503"])  # a failed write, with its answer recorded
+    env.inventory = {"retry": {"attempts": 1, "wait_initial": 0.0, "wait_max": 0.0}}
+    env.run()
+    wrong = SecretStr("wrong-token-for-this-test-0123456789")
+    with env.runner(token=wrong) as runner, pytest.raises(AuthenticationError):
+        runner.run(dry_run=False)
+
+    secrets = [env.sandbox.token.get_secret_value(), wrong.get_secret_value()]
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("syncd.db*"))
+    assert stored, "the run must have written the store"
+    printed = capfd.readouterr()
+    for secret in secrets:
+        assert secret.encode() not in stored
+        assert secret not in printed.out + printed.err
+
+
+def test_delta_files_upsert_and_delete_only_what_they_name(env: RunEnv) -> None:
+    env.csv_options = {"mode": "delta"}
+    env.policy = {"orphan_grace_runs": 0, "orphan_grace_hours": 0, "max_delete_share": 1.0}
+    header = "action,serial_number,name,device_type,organization,location\n"
+    env.drop(
+        header
+        + "".join(
+            f"upsert,SN{i},sw-{i},Cisco Catalyst 9300,Acme Corp IT,DC1\n" for i in range(1, 6)
+        )
+    )
+    env.run()
+    env.sandbox.clear_requests()
+
+    env.drop(
+        header
+        + "upsert,SN2,sw-2,Cisco Catalyst 9300,Acme Corp IT,DC7\n"
+        + "delete,SN4,,,,\n"
+        + "upsert,SN6,sw-6,FortiGate 100F,Globex Retail,DC1\n"
+    )
+    result = env.run()
+
+    assert result.status == "done"
+    assert method_counts(env.writes()) == {"PATCH": 1, "DELETE": 1, "POST": 1}
+    devices = env.devices()
+    assert set(devices) == {"SN1", "SN2", "SN3", "SN5", "SN6"}  # the rest untouched
+    assert devices["SN2"]["location"] == "DC7"
+    assert devices["SN6"]["organization"]["id"] == 2

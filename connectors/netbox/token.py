@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from connectors.netbox.config import NetBoxConfig
 from syncd.errors import ConfigError, Problem
+from syncd.log import register_secret
 
 V2_PREFIX = "nbt_"
 
@@ -50,4 +51,5 @@ def resolve_token(config: NetBoxConfig, *, connector: str) -> SecretStr:
     if value.startswith(V2_PREFIX) and auth_scheme(value) != "Bearer":
         problem = "looks like a NetBox v2 token but is not of the form nbt_<key>.<secret>"
         raise ConfigError([Problem(location, problem)], source=where)
+    register_secret(value)
     return SecretStr(value)

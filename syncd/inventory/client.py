@@ -63,6 +63,7 @@ from syncd.inventory.failures import decode_model, map_failure, may_have_been_ap
 from syncd.inventory.models import Device, DeviceCreate, DevicePatch, DeviceReplace, Page
 from syncd.inventory.retrying import call_with_retries
 from syncd.inventory.transport import build_http_client, display_url, normalise_base_url
+from syncd.log import register_secret
 from syncd.ratelimit import LimitsRateLimiter, RateLimiter, Unlimited
 from syncd.redact import redact
 
@@ -112,6 +113,7 @@ class InventoryClient:
         self._base_url = normalise_base_url(base_url)
         self._token = token
         self._secrets = (token,)
+        register_secret(token)
         self._page_size = page_size
         self._retry = retry if retry is not None else RetrySettings()
         self._limiter: RateLimiter = rate_limiter if rate_limiter is not None else Unlimited()
