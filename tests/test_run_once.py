@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -453,3 +454,26 @@ def test_delta_files_upsert_and_delete_only_what_they_name(env: RunEnv) -> None:
     assert set(devices) == {"SN1", "SN2", "SN3", "SN5", "SN6"}  # the rest untouched
     assert devices["SN2"]["location"] == "DC7"
     assert devices["SN6"]["organization"]["id"] == 2
+
+
+def test_change_abandoned_by_a_dead_process_is_applied_by_the_next_run(env: RunEnv) -> None:
+    devices = rows(2)
+    env.drop(devices)
+    with env.runner() as runner:  # a run whose process "dies" right after claiming a change
+        run_id = runner.store.begin_run("test", runner.policy.fingerprint())
+        runner.ingest(run_id)
+        runner.refresh_mirror()
+        runner.store.record_plan(run_id, runner.make_plan(run_id))
+        (first, *_rest) = runner.store.pending_changes(run_id=run_id)
+        assert runner.store.claim_change(first.id)
+
+    later = datetime.now(UTC) + timedelta(minutes=11)
+    with env.runner(clock=lambda: later) as runner:
+        result = runner.run(dry_run=False)
+        stuck = runner.store.change(first.id)
+
+    assert result.status == "done"
+    assert stuck is not None
+    assert stuck.status == "applied"
+    assert set(env.devices()) == {r.serial_number for r in devices}
+    assert method_counts(env.writes()) == {"POST": 2}

@@ -77,8 +77,7 @@ def apply_pending(
     """
     report = ApplyReport()
     if progress is not None:
-        total = store.change_counts(run_id).get("pending", 0) if run_id is not None else 0
-        progress.start(total)
+        progress.start(store.count_pending(run_id))
     while True:
         pending = store.pending_changes(run_id=run_id, limit=batch_size)
         if not pending:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -28,6 +28,10 @@ from syncd.store import MirrorStats, RejectEntry, Store
 log = structlog.get_logger("syncd.run")
 
 Clock = Callable[[], datetime]
+
+#: A change claimed longer ago than this was abandoned by a process that died: it goes
+#: back to the outbox. Far longer than one call's retry budget.
+STALE_CLAIM = timedelta(minutes=10)
 
 
 def utcnow() -> datetime:
@@ -244,7 +248,12 @@ class Runner:
         return result
 
     def _drain(self, run_id: int, progress: Progress | None) -> ApplyReport:
-        return apply_pending(self.store, self.client, run_id=run_id, progress=progress)
+        # The whole outbox, not only this run's changes: a change left pending by an
+        # earlier run (its process died, or its claim went stale) is applied now too.
+        stale = self.store.requeue_stale(STALE_CLAIM, now=self.clock())
+        if stale:
+            log.warning("apply.requeued_stale_claims", count=stale, run=run_id)
+        return apply_pending(self.store, self.client, run_id=None, progress=progress)
 
     def _fail(self, run_id: int, exc: BaseException) -> None:
         reason = redact(str(exc) if isinstance(exc, SyncdError) else f"{type(exc).__name__}: {exc}")

@@ -286,6 +286,15 @@ def change(db: Database, change_id: int) -> ChangeRow | None:
     return None if row is None else _change(row)
 
 
+def count_pending(db: Database, run_id: int | None) -> int:
+    """How many changes wait in the outbox (of one run, or all)."""
+    query = sa.select(sa.func.count()).select_from(CHANGE).where(CHANGE.c.status == "pending")
+    if run_id is not None:
+        query = query.where(CHANGE.c.run_id == run_id)
+    with db.read() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
 def change_counts(db: Database, run_id: int) -> dict[str, int]:
     """How many of the run's changes are in each status."""
     with db.read() as conn:

@@ -407,6 +407,10 @@ class Store:
         """Pending changes, oldest first (what the dispatcher sends to workers)."""
         return outbox.pending_changes(self._db, run_id, limit)
 
+    def count_pending(self, run_id: int | None = None) -> int:
+        """How many changes wait in the outbox (of one run, or all)."""
+        return outbox.count_pending(self._db, run_id)
+
     def claim_change(self, change_id: int, *, now: datetime | None = None) -> bool:
         """Atomically take a pending change (``applying``, attempts + 1); False if another
         worker has it or it is no longer pending."""
