@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import structlog
-
-log = structlog.get_logger("connectors.csv_drop")
+from connectors.jsonfile import read_object, write_atomic
 
 #: The JSON ledger keeps this many newest entries; older contents may be ingested again.
 MAX_ENTRIES = 10_000
@@ -70,36 +67,14 @@ class JsonLedger:
             self._save(files)
 
     def _load(self) -> dict[str, Any]:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {}
-        try:
-            data = json.loads(text)
-            files = data["files"]
-            if not isinstance(files, dict):
-                raise TypeError("files is not an object")
-        except (ValueError, KeyError, TypeError) as exc:
-            # Losing the ledger only means a re-dropped file is ingested again (harmless:
-            # the engine is idempotent); refusing every file until someone edits JSON is worse.
-            aside = self.path.with_name(f"{self.path.name}.corrupt")
-            self.path.replace(aside)
-            log.error(
-                "ingest ledger unreadable, set aside",
-                path=str(self.path),
-                aside=str(aside),
-                error=str(exc),
-            )
+        data = read_object(self.path, "ingest ledger")
+        files = data.get("files", {})
+        if not isinstance(files, dict):
             return {}
         return files
 
     def _save(self, files: dict[str, Any]) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with tmp.open("w", encoding="utf-8") as out:
-            json.dump({"version": 1, "files": files}, out, indent=1)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(self.path)
+        write_atomic(self.path, {"version": 1, "files": files})
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

@@ -14,15 +14,12 @@ machine's clock, so clock skew between syncd and NetBox cannot lose a change;
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import structlog
-
-log = structlog.get_logger("connectors.netbox")
+from connectors.jsonfile import read_object, write_atomic
 
 STATE_VERSION = 1
 
@@ -53,32 +50,11 @@ class JsonFileState:
 
     def load(self) -> dict[str, Any]:
         """The saved dict; ``{}`` if the file is missing or unreadable (then set aside)."""
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {}
-        try:
-            data = json.loads(text)
-            if not isinstance(data, dict):
-                raise TypeError("not a JSON object")
-        except (ValueError, TypeError) as exc:
-            # Losing the marks only costs a full pull; refusing to run until someone
-            # edits JSON by hand would cost more.
-            aside = self.path.with_name(f"{self.path.name}.corrupt")
-            self.path.replace(aside)
-            log.error("state file unreadable, set aside", path=str(self.path), error=str(exc))
-            return {}
-        return data
+        return read_object(self.path, "state file")
 
     def save(self, data: dict[str, Any]) -> None:
         """Write ``data`` to a temporary file beside the target, then rename it over."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with tmp.open("w", encoding="utf-8") as out:
-            json.dump(data, out, indent=1, sort_keys=True)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(self.path)
+        write_atomic(self.path, data)
 
 
 @dataclass(frozen=True, slots=True)
