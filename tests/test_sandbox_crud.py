@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -177,8 +178,21 @@ def test_put_replaces_and_clears_omitted_optional_fields(sandbox_api: httpx.Clie
     assert detail["location"] == "R16"
     for cleared in ("ip_address", "mac_address", "description", "firmware_version"):
         assert detail[cleared] is None, cleared
-    # a boolean has no empty value: an omitted status keeps its value
-    assert detail["status"] is True
+    # status is an optional field too: cleared to what a create without it gives
+    assert detail["status"] is False
+
+
+def test_put_clearing_status_is_a_status_change(sandbox_api: httpx.Client) -> None:
+    created = sandbox_api.post(LIST, json=full_device(status=True)).json()
+    minimal = {"name": "n", "type": 3, "organization": 123}
+    cleared = sandbox_api.put(f"{LIST}SN123456789/", json=minimal).json()
+    assert cleared["status"] is False
+    assert parse_time(cleared["last_status_change"]) > parse_time(created["last_status_change"])
+    # already Down: a second PUT without status flips nothing
+    again = sandbox_api.put(f"{LIST}SN123456789/", json=minimal).json()
+    assert again["status"] is False
+    assert again["last_status_change"] == cleared["last_status_change"]
+    assert parse_time(again["updated_at"]) > parse_time(cleared["updated_at"])
 
 
 def test_put_requires_name_type_organization(sandbox_api: httpx.Client) -> None:
@@ -299,6 +313,30 @@ def test_strings_are_trimmed_and_ipv6_normalised(sandbox_api: httpx.Client) -> N
     assert r.json()["ip_address"] == "2001:db8::1"
 
 
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [
+        ("FE80::1%eth0", "fe80::1"),  # Django drops the zone
+        ("::ffff:192.0.2.1", "::ffff:192.0.2.1"),  # IPv4-mapped stays dotted
+        ("2001:db8:0:0:0:0:2:1", "2001:db8::2:1"),
+    ],
+)
+def test_ipv6_is_normalised_as_django_does(
+    sandbox_api: httpx.Client, written: str, stored: str
+) -> None:
+    r = sandbox_api.post(LIST, json=full_device(ip_address=written))
+    assert r.status_code == 201
+    assert r.json()["ip_address"] == stored
+
+
+def test_line_separators_are_escaped_in_json(sandbox_api: httpx.Client) -> None:
+    # DRF's renderer escapes U+2028/U+2029 (legal in JSON, not in JavaScript)
+    r = sandbox_api.post(LIST, json=full_device(location="a\u2028b\u2029c"))
+    assert r.status_code == 201
+    assert b'"location":"a\\u2028b\\u2029c"' in r.content
+    assert r.json()["location"] == "a\u2028b\u2029c"
+
+
 def test_form_encoded_body_is_accepted(sandbox_api: httpx.Client) -> None:
     r = sandbox_api.post(
         LIST,
@@ -329,6 +367,27 @@ def test_malformed_json_is_400_parse_error(sandbox_api: httpx.Client) -> None:
     assert r.json()["detail"].startswith("JSON parse error - ")
 
 
+def test_unknown_charset_is_ignored(sandbox_api: httpx.Client) -> None:
+    # Django ignores a charset it does not know and reads the body as UTF-8
+    r = sandbox_api.post(
+        LIST,
+        content=json.dumps(full_device(name="Zürich")).encode(),
+        headers={"Content-Type": "application/json; charset=no-such-codec"},
+    )
+    assert r.status_code == 201
+    assert r.json()["name"] == "Zürich"
+
+
+def test_json_null_body_is_no_data(sandbox_api: httpx.Client) -> None:
+    sandbox_api.post(LIST, json=full_device("SN1"))
+    for method, path in (("POST", LIST), ("PUT", f"{LIST}SN1/"), ("PATCH", f"{LIST}SN1/")):
+        r = sandbox_api.request(
+            method, path, content=b"null", headers={"Content-Type": "application/json"}
+        )
+        assert r.status_code == 400, method
+        assert r.json() == {"non_field_errors": ["No data provided"]}, method
+
+
 def test_non_object_body_is_400(sandbox_api: httpx.Client) -> None:
     r = sandbox_api.post(LIST, json=[full_device()])
     assert r.status_code == 400
@@ -344,6 +403,12 @@ def test_missing_trailing_slash_redirects(sandbox_api: httpx.Client) -> None:
     assert r.headers["location"] == "/api/v1/inventory_device_serial/SN1/"
     followed = sandbox_api.get("/inventory_device_serial", follow_redirects=True)
     assert followed.status_code == 200
+
+
+def test_api_root_without_slash_redirects(sandbox: SandboxProcess) -> None:
+    r = httpx.get(f"{sandbox.root_url}/api/v1?x=1")
+    assert r.status_code == 301
+    assert r.headers["location"] == "/api/v1/?x=1"
 
 
 def test_wrong_method_is_405_with_allow(sandbox_api: httpx.Client) -> None:

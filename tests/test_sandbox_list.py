@@ -175,9 +175,33 @@ def test_other_status_values_are_400(sandbox_api: httpx.Client, mixed: None, spe
     assert list(r.json()) == ["status"]
 
 
-def test_empty_filter_value_means_no_filter(sandbox_api: httpx.Client, mixed: None) -> None:
-    page = sandbox_api.get(LIST, params={"status": "", "type": "", "organization": ""}).json()
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("status", "Select a valid choice.  is not one of the available choices."),
+        ("type", "Enter a whole number."),
+        ("organization", "Enter a whole number."),
+        ("last_status_change_from", "Enter a valid date/time."),
+        ("pending", "Select a valid choice.  is not one of the available choices."),
+        ("update_status", "Select a valid choice.  is not one of the available choices."),
+    ],
+)
+def test_empty_filter_value_is_400(
+    sandbox_api: httpx.Client, mixed: None, name: str, message: str
+) -> None:
+    # "anything else -> 400": an empty value is not one of the accepted ones, and a
+    # client that sends one by mistake must not silently get every device back
+    r = sandbox_api.get(LIST, params={name: ""})
+    assert r.status_code == 400
+    assert r.json() == {name: [message]}
+
+
+def test_empty_limit_and_offset_fall_back_to_defaults(
+    sandbox_api: httpx.Client, mixed: None
+) -> None:
+    page = sandbox_api.get(LIST, params={"limit": "", "offset": ""}).json()
     assert page["count"] == 5
+    assert len(page["results"]) == 5
 
 
 def test_type_and_organization_filters(sandbox_api: httpx.Client, mixed: None) -> None:
@@ -321,6 +345,9 @@ def test_bad_pending_on_detail_is_400(sandbox: SandboxProcess, sandbox_api: http
     r = sandbox_api.get(f"{LIST}P1/", params={"pending": "sure", "update_status": "ok"})
     assert r.status_code == 400
     assert set(r.json()) == {"pending", "update_status"}
+    r = sandbox_api.get(f"{LIST}P1/", params={"pending": ""})
+    assert r.status_code == 400
+    assert list(r.json()) == ["pending"]
 
 
 def test_update_status_applies_the_live_status(

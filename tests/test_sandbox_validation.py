@@ -158,4 +158,6 @@ def test_nan_is_not_json(sandbox_api: httpx.Client) -> None:
         headers={"Content-Type": "application/json"},
     )
     assert r.status_code == 400
-    assert "JSON parse error" in r.json()["detail"]
+    assert r.json() == {
+        "detail": "JSON parse error - Out of range float values are not JSON compliant: 'NaN'"
+    }

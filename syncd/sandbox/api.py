@@ -10,6 +10,7 @@ validate the body (415 / 400), then apply (409 on an existing serial).
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import time
 from collections.abc import Callable
@@ -35,6 +36,8 @@ from syncd.sandbox.throttle import retry_after_seconds, throttle_message
 from syncd.sandbox.validation import Errors, validate_write
 
 API_PREFIX = "/api/v1/"
+#: The API root without its slash: redirected like every other slash-less API path.
+API_ROOT = API_PREFIX.rstrip("/")
 COLLECTION = "inventory_device_serial"
 NOT_FOUND = "Not found."
 ALREADY_EXISTS = "A device with this serial number already exists."
@@ -88,17 +91,17 @@ def _describe(kind: str, method: str, req: Request) -> Response:
 def resolve(raw_path: str) -> tuple[str, str | None]:
     """``(kind, serial)`` for a path under ``/api/v1/``.
 
-    kind is ``root``, ``list``, ``detail``, ``redirect`` (no trailing slash: Django's
-    ``APPEND_SLASH``) or ``missing``. The serial is the percent-decoded rest of the
-    path, so ``a%2Fb`` (and even an unencoded ``a/b``) is the serial ``a/b``.
+    kind is ``root``, ``list``, ``detail``, ``redirect`` (no trailing slash, ``/api/v1``
+    included: Django's ``APPEND_SLASH``) or ``missing``. The serial is the percent-decoded
+    rest of the path, so ``a%2Fb`` (and even an unencoded ``a/b``) is the serial ``a/b``.
     """
     rest = raw_path[len(API_PREFIX) :]
+    if raw_path == API_ROOT or rest == COLLECTION:
+        return "redirect", None
     if rest == "":
         return "root", None
     if rest == f"{COLLECTION}/":
         return "list", None
-    if rest == COLLECTION:
-        return "redirect", None
     if rest.startswith(f"{COLLECTION}/"):
         tail = rest[len(COLLECTION) + 1 :]
         if not tail.endswith("/"):
@@ -327,9 +330,14 @@ class InventoryApi:
 def _param(
     params: dict[str, str], name: str, parse: Callable[[str], T], errors: dict[str, list[str]]
 ) -> T | None:
-    """A query parameter parsed, ``None`` when absent or empty; errors collected by name."""
+    """A query parameter parsed, ``None`` when absent; errors collected by name.
+
+    An empty value (``?status=``) is a value like any other and must be valid: the
+    contract says "anything else -> 400", and a client that sends an empty filter by
+    mistake should learn it here rather than get every device back.
+    """
     value = params.get(name)
-    if value is None or value == "":
+    if value is None:
         return None
     try:
         return parse(value)
@@ -339,7 +347,22 @@ def _param(
 
 
 def _reject_constant(name: str) -> Any:
-    raise ValueError("Out of range float values are not JSON compliant")
+    # DRF's ``strict_constant``, word for word
+    raise ValueError(f"Out of range float values are not JSON compliant: {name!r}")
+
+
+def _charset(options: str) -> str:
+    """The body's charset; an unknown one is ignored, as Django's request does."""
+    for option in options.split(";"):
+        key, _, value = option.partition("=")
+        if key.strip().lower() == "charset" and value.strip():
+            charset = value.strip().strip('"')
+            try:
+                codecs.lookup(charset)
+            except LookupError:
+                break
+            return charset
+    return "utf-8"
 
 
 def parse_body(req: Request) -> tuple[dict[str, Any], Response | None]:
@@ -351,22 +374,18 @@ def parse_body(req: Request) -> tuple[dict[str, Any], Response | None]:
     media = media.strip().lower()
     if media not in ("application/json", "application/x-www-form-urlencoded"):
         return {}, _detail(415, f'Unsupported media type "{content_type}" in request.')
-    charset = "utf-8"
-    for option in options.split(";"):
-        key, _, value = option.partition("=")
-        if key.strip().lower() == "charset" and value.strip():
-            charset = value.strip().strip('"')
     data: object
     try:
-        text = req.body.decode(charset)
+        text = req.body.decode(_charset(options))
         if media == "application/json":
             data = json.loads(text, parse_constant=_reject_constant)
         else:
             data = dict(parse_qsl(text, keep_blank_values=True))
-    except (LookupError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError
         return {}, _detail(400, f"JSON parse error - {exc}")
     if data is None:
-        return {}, json_response(400, {"non_field_errors": ["This field may not be null."]})
+        # DRF's serializer turns its "may not be null" for a whole body into this
+        return {}, json_response(400, {"non_field_errors": ["No data provided"]})
     if not isinstance(data, dict):
         kind = type(data).__name__
         message = f"Invalid data. Expected a dictionary, but got {kind}."

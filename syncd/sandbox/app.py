@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from syncd.sandbox.api import API_PREFIX, InventoryApi, utc_now
+from syncd.sandbox.api import API_PREFIX, API_ROOT, InventoryApi, utc_now
 from syncd.sandbox.asgi import (
     ClientGone,
     Receive,
@@ -51,7 +51,7 @@ class SandboxApp:
         if scope["type"] != "http":
             return
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
-        if raw_path.startswith(API_PREFIX):
+        if raw_path.startswith(API_PREFIX) or raw_path == API_ROOT:
             await self._api_request(scope, receive, send)
             return
         try:

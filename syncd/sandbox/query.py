@@ -4,7 +4,8 @@ Parsing follows the contract; where it is silent it follows django-filter and
 DRF's ``LimitOffsetPagination``:
 
 - a parameter given more than once counts with its last value (Django's ``QueryDict``);
-- an empty value (``?status=``) means "no filter", as in django-filter;
+- an empty value (``?status=``) is validated like any other, so it is a 400 for every
+  filter (the contract: "anything else -> 400"; django-filter would ignore it);
 - ``limit``: default 20, larger than 100 is clamped to 100, zero, negative or not an
   integer falls back to the default; ``offset``: not an integer or negative is 0;
 - ``next``/``previous`` are absolute URLs built from the request URL with ``limit``

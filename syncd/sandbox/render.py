@@ -70,5 +70,9 @@ def detail(row: DeviceRow, catalogue: Catalogue, *, pending: bool) -> dict[str, 
 
 
 def dumps(data: object) -> bytes:
-    """Compact UTF-8 JSON, like DRF's ``JSONRenderer`` (``UNICODE_JSON``, ``COMPACT_JSON``)."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    """Compact UTF-8 JSON, like DRF's ``JSONRenderer`` (``UNICODE_JSON``, ``COMPACT_JSON``).
+
+    Like DRF, U+2028 and U+2029 are escaped: valid JSON, but not valid JavaScript.
+    """
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()

@@ -146,8 +146,14 @@ def clean_ip(value: object) -> str | None:
         address = ipaddress.ip_address(text)
     except ValueError:
         raise FieldError(BAD_IP) from None
-    # Django normalises IPv6 (compressed, lower case) and keeps IPv4 as written.
-    return address.compressed if address.version == 6 else text
+    if address.version == 4:
+        return text  # Django keeps IPv4 as written
+    # Django's ``clean_ipv6_address``: compressed, lower case, a zone (``%eth0``) dropped,
+    # an IPv4-mapped address kept in its dotted form.
+    v6 = ipaddress.IPv6Address(int(address))
+    if v6.ipv4_mapped is not None:
+        return f"::ffff:{v6.ipv4_mapped}"
+    return v6.compressed
 
 
 def clean_mac(value: object) -> str | None:
@@ -193,10 +199,10 @@ def validate_write(
     """Check a write body; returns (clean values, errors by field).
 
     ``create`` needs serial_number, name, type and organization. ``replace`` (PUT)
-    needs name, type and organization and returns ``None`` for every omitted
-    nullable field (it is cleared); an omitted ``status`` is left out (a boolean
-    has no empty value, so it keeps its value). ``patch`` returns only what was
-    given. In ``replace``/``patch`` a ``serial_number`` equal to ``path_serial``
+    needs name, type and organization and clears every omitted optional field, as
+    the contract says: ``None`` for the nullable ones, and ``False`` for ``status``
+    (its value on a create without it; a boolean has no null). ``patch`` returns
+    only what was given. In ``replace``/``patch`` a ``serial_number`` equal to ``path_serial``
     is ignored and a different one is an error.
     """
     errors: Errors = {}
@@ -227,6 +233,6 @@ def validate_write(
     for name in OPTIONAL_FIELDS:
         if name in data:
             _check(errors, out, name, data[name], partial(_clean_optional, name))
-        elif mode == "replace" and name != "status":
-            out[name] = None
+        elif mode == "replace":
+            out[name] = False if name == "status" else None
     return out, errors
