@@ -21,11 +21,12 @@ def read_object(path: Path, what: str) -> dict[str, Any]:
     """The JSON object in ``path``; ``{}`` if it is missing, or unreadable (then it is
     renamed to ``<name>.corrupt`` and the problem logged as ``what``)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return {}
     try:
-        data = json.loads(text)
+        # Decoded here, not by read_text: bytes that are not UTF-8 are a corrupt file too.
+        data = json.loads(raw.decode("utf-8"))
         if not isinstance(data, dict):
             raise TypeError("not a JSON object")
     except (ValueError, TypeError) as exc:

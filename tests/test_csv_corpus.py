@@ -349,3 +349,34 @@ def test_required_fields_from_config(tmp_path: Path) -> None:
     assert got.batch.verdict.accepted
     got2 = read(tmp_path / "2", "column_mapping.csv", required_fields=["device_type"])
     assert "no column for required field device_type" in got2.batch.verdict.reason
+
+
+def test_control_characters_and_over_long_values_are_rejected_by_column(tmp_path: Path) -> None:
+    # Regression: NUL and other control characters passed into records; the API refuses
+    # NUL (400), and ESC sequences could reach a terminal through reports and plans.
+    got = read(tmp_path, "control_chars.csv", max_error_ratio=1)
+    reasons = {int(r.location.rpartition(":")[2]): r.reason for r in got.rejects}
+    assert reasons == {
+        4: r"column 'name': 'bad\x00name' contains control character \x00 at position 4",
+        5: r"column 'organization': 'acme\x1b[31m' contains control character \x1b at position 5",
+        6: r"column 'description': 'next\x85line' contains control character \x85 at position 5",
+        7: r"column 'serial' (serial_number): 'C\t5' contains control character \t at position 2",
+        8: f"column 'name': '{'n' * 57}...' is 256 characters long, "
+        "more than the inventory API's limit of 255",
+        9: r"column 'description': 'bell\x07' contains control character \x07 at position 5",
+        10: r"column 'notes': 'note\x00' contains control character \x00 at position 5",
+        11: r"column 'description': 'lone\rcr' contains control character \r at position 5",
+        16: r"column 'serial' (serial_number): 'C\xa012' contains non-printable character \xa0 "
+        "at position 2",
+        17: f"column 'serial' (serial_number): '{'S' * 57}...' is 256 characters long, "
+        "more than the inventory API's limit of 255",
+    }
+    assert all(reason.isprintable() for reason in reasons.values()), "nothing raw reaches a tty"
+    first, longest, unicode = got.records
+    assert (first.description, first.extra) == ("two\nlines", (("notes", "tab\there"),))
+    assert (len(longest.serial_number), len(longest.name or "")) == (255, 255)
+    assert (unicode.name, unicode.description) == ("Zürich \u2013 Ünïcødé ✓ 東京", "crlf\r\nkept")
+    got.batch.commit()
+    report = (got.inbox / "processed" / "control_chars.csv.report.txt").read_text()
+    assert r"line 4: column 'name': 'bad\x00name'" in report
+    assert all(line.isprintable() for line in report.splitlines()), "the report is safe to cat"

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from connectors.csv_drop import CsvDropConfig, CsvDropConnector, CsvFileBatch
 from connectors.csv_drop.inbox import LOCK_NAME
@@ -92,7 +93,7 @@ def test_a_file_modified_within_stable_seconds_waits(inbox: Path) -> None:
 
 
 def test_a_file_that_changed_since_the_last_listing_waits_one_more_round(inbox: Path) -> None:
-    # A copier that writes and then sets an old mtime (cp -p, unzip) is caught by size.
+    # Only a long-running process has a previous listing: it also compares size and mtime.
     path = drop(inbox, "po.csv", "A-1", age=0)
     c = connector(inbox, stable_seconds=600)
     assert list(c.fetch()) == []
@@ -142,12 +143,12 @@ def test_commit_moves_the_file_and_remembers_its_checksum(inbox: Path) -> None:
     assert names(inbox / "processed") == ["po.csv"], "no report when no row was rejected"
     assert names(inbox / "processing") == []
     ledger = json.loads((inbox / ".syncd-ingested.json").read_text())
-    entry = ledger["files"][digest]
-    assert (entry["file"], entry["records"]) == ("po.csv", 2)
+    entry = ledger["last"]
+    assert (entry["sha256"], entry["file"], entry["records"]) == (digest, "po.csv", 2)
     assert entry["stored_as"] == str(inbox / "processed" / "po.csv")
 
 
-def test_same_content_again_is_not_applied_twice(inbox: Path) -> None:
+def test_the_last_content_again_is_not_applied_twice(inbox: Path) -> None:
     first = drop(inbox, "monday.csv", "A-1")
     content = first.read_bytes()
     c = connector(inbox)
@@ -159,7 +160,23 @@ def test_same_content_again_is_not_applied_twice(inbox: Path) -> None:
     assert names(inbox / "processed") == ["monday.csv", "tuesday.csv", "tuesday.csv.duplicate.txt"]
     note = (inbox / "processed" / "tuesday.csv.duplicate.txt").read_text()
     assert "same content" in note
-    assert "monday.csv" in note
+    assert "as the last file accepted,\nmonday.csv" in note
+
+
+def test_an_older_content_sent_again_is_read_again(inbox: Path) -> None:
+    # Only the last accepted content is a duplicate: A, B, A makes A the snapshot again.
+    content = drop(inbox, "a.csv", "A-1", "A-2", age=300).read_bytes()
+    drop(inbox, "b.csv", "A-1", age=200)
+    c = connector(inbox)
+    take_all(c)
+    again = inbox / "a-again.csv"
+    again.write_bytes(content)
+    os.utime(again, (time.time() - 60, time.time() - 60))
+    (batch,) = take_all(c)
+    assert (Path(batch.origin).name, batch.verdict.records) == ("a-again.csv", 2)
+    assert names(inbox / "processed") == ["a-again.csv", "a.csv", "b.csv"]
+    ledger = json.loads((inbox / ".syncd-ingested.json").read_text())["last"]
+    assert (ledger["file"], ledger["sha256"]) == ("a-again.csv", batch.checksum)
 
 
 def test_same_name_again_is_kept_beside_the_first_with_a_timestamp(inbox: Path) -> None:
@@ -235,13 +252,107 @@ def test_a_rejected_file_cannot_be_committed(inbox: Path) -> None:
     assert batch.path.parent.parent == inbox / "processing", "still claimed, not lost"
 
 
+def test_a_note_that_cannot_be_written_does_not_keep_the_file_from_moving(inbox: Path) -> None:
+    drop(inbox, "po.csv", "A-1")
+    (batch,) = connector(inbox).fetch()
+    list(batch.items())
+    (inbox / "failed" / ".po.csv.error.txt.tmp").mkdir()  # the note's temporary name is taken
+    with capture_logs() as logs:
+        batch.fail("refused")
+    assert batch.path == inbox / "failed" / "po.csv"
+    assert names(inbox / "failed") == [".po.csv.error.txt.tmp", "po.csv"]
+    assert names(inbox / "processing") == [], "the claim is dropped all the same"
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == [
+        "cannot write the note beside a file"
+    ]
+
+
+def test_a_file_that_cannot_be_set_aside_stays_for_the_next_fetch(inbox: Path) -> None:
+    drop(inbox, "po.csv", "A-1")
+    c = connector(inbox)
+    (batch,) = c.fetch()
+    list(batch.items())
+    (inbox / "failed").rmdir()
+    (inbox / "failed").write_text("a file where the folder should be")
+    batch.fail("refused")  # no exception: fail() runs on error paths, it must not mask them
+    (inbox / "failed").unlink()
+    (again,) = c.fetch()
+    assert (again.recovered, again.origin) == (True, str(inbox / "po.csv"))
+    again.release()
+
+
+def test_a_ledger_that_cannot_be_written_leaves_the_file_to_be_read_again(inbox: Path) -> None:
+    # The ledger is written before the file moves: it must never lag behind the store.
+    drop(inbox, "po.csv", "A-1")
+    c = connector(inbox)
+    (batch,) = c.fetch()
+    list(batch.items())
+    blocker = inbox / "..syncd-ingested.json.tmp"  # the ledger's temporary name is taken
+    blocker.mkdir()
+    with pytest.raises(IsADirectoryError):
+        batch.commit()
+    assert names(inbox / "processed") == []
+    blocker.rmdir()
+    (again,) = take_all(c)
+    assert (again.recovered, again.verdict.records) == (True, 1)
+    assert names(inbox / "processed") == ["po.csv"]
+
+
+def test_a_file_committed_but_not_moved_is_a_duplicate_next_time(inbox: Path) -> None:
+    drop(inbox, "po.csv", "A-1")
+    c = connector(inbox)
+    (batch,) = c.fetch()
+    list(batch.items())
+    (inbox / "processed").rmdir()
+    (inbox / "processed").write_text("a file where the folder should be")
+    with pytest.raises(NotADirectoryError):
+        batch.commit()
+    (inbox / "processed").unlink()
+    assert list(c.fetch()) == [], "the store holds this content already"
+    assert names(inbox / "processed") == ["po.csv", "po.csv.duplicate.txt"]
+
+
+# -- a file still being written ------------------------------------------------------------------
+
+
+def test_a_file_that_grows_while_it_is_read_goes_back_to_the_inbox(inbox: Path) -> None:
+    first = drop(inbox, "po.csv", "G-1").stat().st_size
+    c = connector(inbox, stable_seconds=600)
+    (batch,) = c.fetch()
+    with batch.path.open("a") as writer:  # the writer, still at work on the claimed file
+        writer.write("G-2,host-G-2,C9200,acme\n")
+    list(batch.items())
+    verdict = batch.verdict
+    assert not verdict.accepted
+    assert verdict.reason == (
+        f"still being written: its size went from {first} to {batch.path.stat().st_size} "
+        "bytes while it was read; it goes back to the inbox and is taken again once complete"
+    )
+    batch.fail(verdict.reason)  # what ingest does with a batch that is not accepted
+    assert names(inbox / "failed") == []
+    assert names(inbox / "processing") == []
+    assert "G-2" in (inbox / "po.csv").read_text()
+    assert list(c.fetch()) == [], "just modified: it waits stable_seconds again"
+    past = time.time() - 601
+    os.utime(inbox / "po.csv", (past, past))
+    (again,) = take_all(connector(inbox, stable_seconds=600))  # a later run
+    assert (again.verdict.accepted, again.verdict.records) == (True, 2)
+
+
+def test_a_file_with_an_old_mtime_is_taken_at_the_first_listing(inbox: Path) -> None:
+    # What the docs warn about: cp -p keeps the source's mtime, so nothing is waited for.
+    drop(inbox, "copied.csv", "P-1", age=3600)
+    (batch,) = take_all(connector(inbox, stable_seconds=600))
+    assert batch.verdict.records == 1
+
+
 def test_corrupt_ledger_is_set_aside_not_fatal(inbox: Path) -> None:
     (inbox / ".syncd-ingested.json").write_text("{not json")
     drop(inbox, "po.csv", "A-1")
     (batch,) = take_all(connector(inbox))
     assert batch.verdict.accepted
     assert (inbox / ".syncd-ingested.json.corrupt").read_text() == "{not json"
-    assert len(json.loads((inbox / ".syncd-ingested.json").read_text())["files"]) == 1
+    assert json.loads((inbox / ".syncd-ingested.json").read_text())["last"]["file"] == "po.csv"
 
 
 # -- claims, crashes and races ----------------------------------------------------------------
@@ -340,8 +451,10 @@ def test_processes_racing_for_files_take_each_exactly_once(inbox: Path) -> None:
             taken += [line.split()[2] for line in out.splitlines() if line.startswith("@@ took")]
     assert sorted(taken) == [f"po-{i:02d}.csv" for i in range(30)], "each file exactly once"
     assert names(inbox / "processed") == sorted(taken)
-    ledger = json.loads((inbox / ".syncd-ingested.json").read_text())
-    assert len(ledger["files"]) == 30, "no process lost another's ledger entry"
+    ledger = json.loads((inbox / ".syncd-ingested.json").read_text())["last"]
+    assert ledger["file"] in taken, "the ledger names a file one of them committed"
+    content = (inbox / "processed" / ledger["file"]).read_bytes()
+    assert ledger["sha256"] == hashlib.sha256(content).hexdigest(), "written whole, not mixed"
 
 
 def test_two_connectors_in_one_process_cannot_claim_one_file(inbox: Path) -> None:

@@ -138,3 +138,13 @@ def test_options_are_validated() -> None:
     for options in bad:
         with pytest.raises(ValidationError):
             CsvDropConfig.model_validate({"inbox": "in"} | options)
+
+
+def test_a_wrapped_header_cell_matches_and_a_control_character_refuses_the_header() -> None:
+    plan = plan_header(["Serial\nNumber", "Host\r\nName"], columns={}, required=["serial_number"])
+    assert dict(plan.fields) == {"serial_number": 0, "name": 1}
+    with pytest.raises(
+        HeaderError,
+        match=r"column 2 header '\\x1b\[2Jname' contains control character \\x1b at position 1",
+    ):
+        plan_header(["serial", "\x1b[2Jname"], columns={}, required=["serial_number"])

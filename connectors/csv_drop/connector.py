@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from pydantic import BaseModel
 from connectors.base import BatchMode, Item, Verdict
 from connectors.csv_drop.config import CsvDropConfig
 from connectors.csv_drop.encoding import Scan, scan_file
-from connectors.csv_drop.inbox import Claim, Inbox, Note
+from connectors.csv_drop.inbox import Claim, Inbox, Note, display_name
 from connectors.csv_drop.ledger import IngestLedger, JsonLedger, LedgerEntry
 from connectors.csv_drop.reader import ReadOptions, ReadStats, read_items
 from syncd.records import Reject
@@ -22,14 +23,20 @@ log = structlog.get_logger("connectors.csv_drop")
 
 _State = Literal["new", "reading", "read", "committed", "failed", "released"]
 
+#: What tells a file that is still being written: its size and mtime (ns).
+_Identity = tuple[int, int]
+
 
 class CsvDropConnector:
     """Reads the CSV files procurement systems drop into an inbox folder.
 
     ``fetch()`` first yields files a crashed run left in ``processing/`` (oldest
     first), then claims the inbox's complete files, oldest first. A file whose exact
-    content was committed before is not yielded: it goes to ``processed/`` with a
-    ``.duplicate.txt`` note. ``ledger`` replaces the JSON checksum ledger (for the store).
+    content is that of the last file this connector accepted is not yielded (the
+    store holds it already): it goes to ``processed/`` with a ``.duplicate.txt`` note.
+    Any other content is yielded, even if an older file carried it: re-sending an
+    older snapshot makes it the snapshot again. ``ledger`` replaces the JSON ledger
+    of that last content (for the store).
     """
 
     Config: ClassVar[type[BaseModel]] = CsvDropConfig
@@ -62,30 +69,38 @@ class CsvDropConnector:
 
     def _open(self, claim: Claim) -> CsvFileBatch | None:
         config = self.config
+        identity: _Identity | None = None
         try:
+            identity = _identity(claim.path)
             scan = scan_file(
                 claim.path, encoding=config.encoding, legacy_encoding=config.legacy_encoding
             )
+            steady = _identity(claim.path) == identity
         except OSError as exc:
             scan = Scan("", 0, problem=f"cannot read: {exc.strerror or exc}")
-        if not scan.problem:
-            earlier = self.ledger.seen(scan.sha256)
-            if earlier is not None:
-                text = (
-                    f"{claim.name}: same content (sha256 {scan.sha256}) as {earlier.file},\n"
-                    f"ingested at {earlier.at} and stored as {earlier.stored_as}.\n"
-                    "Not applied again.\n"
-                )
-                final = self.inbox.settle(claim, self.inbox.processed, Note(".duplicate.txt", text))
-                log.info(
-                    "duplicate file skipped",
-                    connector=self.name,
-                    file=claim.name,
-                    same_as=earlier.file,
-                    moved_to=str(final),
-                )
+            steady = False
+        if not scan.problem and steady:  # a file being written is no one's duplicate
+            last = self.ledger.last()
+            if last is not None and last.sha256 == scan.sha256:
+                self._set_aside_duplicate(claim, last)
                 return None
-        return CsvFileBatch(self, claim, scan)
+        return CsvFileBatch(self, claim, scan, identity=identity)
+
+    def _set_aside_duplicate(self, claim: Claim, last: LedgerEntry) -> None:
+        shown = display_name(claim.name)
+        text = (
+            f"{shown}: same content (sha256 {last.sha256}) as the last file accepted,\n"
+            f"{last.file}, ingested at {last.at} and stored as {last.stored_as}.\n"
+            "Not applied again: the store holds this content already.\n"
+        )
+        final = self.inbox.settle(claim, self.inbox.processed, Note(".duplicate.txt", text))
+        log.info(
+            "duplicate file skipped",
+            connector=self.name,
+            file=shown,
+            same_as=last.file,
+            moved_to=display_name(final),
+        )
 
 
 class CsvFileBatch:
@@ -94,18 +109,35 @@ class CsvFileBatch:
     Beyond the ``Batch`` protocol: ``path`` (where the file is now), ``checksum``,
     ``encoding``, ``delimiter``, ``recovered`` (it was left by a crashed run), and
     ``release()`` (give the file back untouched: a later fetch offers it again).
+
+    ``origin`` and every location are the file's ``display_name``: a name that is not
+    UTF-8 is shown with ``\\xNN`` escapes, so it can be stored, logged and printed.
+
+    A file whose size or mtime changed between the start and the end of reading (a
+    writer still at work) is not accepted, and ``fail()`` returns it to the inbox,
+    where it is taken again once complete, instead of moving it to ``failed/``.
     """
 
-    def __init__(self, connector: CsvDropConnector, claim: Claim, scan: Scan) -> None:
+    def __init__(
+        self,
+        connector: CsvDropConnector,
+        claim: Claim,
+        scan: Scan,
+        *,
+        identity: _Identity | None = None,
+    ) -> None:
         config = connector.config
-        self.origin = str(config.inbox / claim.name)
+        self.origin = display_name(config.inbox / claim.name)
         self.mode: BatchMode = config.mode
         self.checksum = scan.sha256
         self.encoding = scan.encoding
         self.recovered = claim.recovered
         self._connector = connector
         self._claim = claim
+        self._shown = display_name(claim.name)
         self._scan = scan
+        self._identity = identity
+        self._changed = ""
         self._stats = ReadStats()
         self._state: _State = "new"
         self._verdict: Verdict | None = None
@@ -152,7 +184,9 @@ class CsvFileBatch:
             ):
                 if type(item) is Reject:
                     if spool is None:
-                        spool = self._claim.spool.open("a", encoding="utf-8")
+                        spool = self._claim.spool.open(
+                            "a", encoding="utf-8", errors="backslashreplace"
+                        )
                     line = item.location.rpartition(":")[2]
                     spool.write(f"line {line}: {item.reason}\n")
                 yield item
@@ -162,8 +196,29 @@ class CsvFileBatch:
         self._finish_reading()
 
     def _finish_reading(self) -> None:
-        self._verdict = judge(self._stats, self._scan, self._connector.config.max_error_ratio)
+        self._changed = self._change_while_read()
+        self._verdict = judge(
+            self._stats,
+            self._scan,
+            self._connector.config.max_error_ratio,
+            changed=self._changed,
+        )
         self._state = "read"
+
+    def _change_while_read(self) -> str:
+        """How the file changed since before it was scanned ("" if it did not)."""
+        before = self._identity
+        if before is None:
+            return ""
+        try:
+            after = _identity(self._claim.path)
+        except OSError:
+            return ""  # gone or unreadable: setting it down will say so
+        if after == before:
+            return ""
+        if after[0] != before[0]:
+            return f"its size went from {before[0]} to {after[0]} bytes"
+        return "it was modified"
 
     @property
     def verdict(self) -> Verdict:
@@ -173,8 +228,17 @@ class CsvFileBatch:
         return self._verdict
 
     def commit(self) -> None:
-        """Move the file to ``processed/`` (with ``.report.txt`` if rows were rejected) and
-        remember its checksum. Only an accepted batch can be committed."""
+        """Remember the file's content as the last accepted, then move the file to
+        ``processed/`` (with ``.report.txt`` if rows were rejected). Only an accepted
+        batch can be committed.
+
+        The ledger is written first: if that fails, the file stays claimed and is read
+        again later (the store takes it again unchanged), whereas a ledger left naming
+        an older content could wrongly skip that content when it is sent again. A
+        report that cannot be written is logged; a file that cannot be moved raises
+        ``OSError`` (the content is remembered, so the next fetch sets it aside as a
+        duplicate).
+        """
         if self._state == "committed":
             return
         verdict = self.verdict
@@ -182,44 +246,75 @@ class CsvFileBatch:
             raise RuntimeError(f"{self!r} cannot be committed: {verdict.reason}")
         if self._state != "read":
             raise RuntimeError(f"{self!r} cannot be committed once {self._state}")
-        inbox = self._connector.inbox
+        connector = self._connector
+        inbox = connector.inbox
+        entry = LedgerEntry(
+            sha256=self.checksum,
+            file=self._shown,
+            stored_as=display_name(inbox.processed / self._claim.name),
+            at=_now(),
+            records=verdict.records,
+        )
         note = None
         if verdict.rejects:
             note = Note(".report.txt", self._report_head(None), append_spool=True)
-        self._final = inbox.settle(self._claim, inbox.processed, note)
+        try:
+            connector.ledger.record(entry)
+            self._final = inbox.settle(self._claim, inbox.processed, note)
+        except BaseException:
+            self.release()
+            raise
         self._state = "committed"
-        self._connector.ledger.record(
-            self.checksum,
-            LedgerEntry(
-                file=self._claim.name,
-                stored_as=str(self._final),
-                at=_now(),
-                records=verdict.records,
-            ),
-        )
+        stored_as = display_name(self._final)
+        if stored_as != entry.stored_as:  # the name was taken: a timestamped one was used
+            try:
+                connector.ledger.record(dataclasses.replace(entry, stored_as=stored_as))
+            except (OSError, ValueError) as exc:
+                log.error("cannot update the ingest ledger", file=self._shown, error=str(exc))
         log.info(
             "file processed",
-            connector=self._connector.name,
-            file=self._claim.name,
+            connector=connector.name,
+            file=self._shown,
             records=verdict.records,
             rejects=verdict.rejects,
-            moved_to=str(self._final),
+            moved_to=stored_as,
         )
 
     def fail(self, reason: str) -> None:
-        """Move the file to ``failed/`` with ``.error.txt``: ``reason`` and every bad row."""
+        """Move the file to ``failed/`` with ``.error.txt``: ``reason`` and every bad row.
+
+        A file that was still being written goes back to the inbox instead, without a
+        note, to be taken again once complete. ``fail()`` is called on error paths, so
+        it does not raise for the file system: if the file cannot be moved, that is
+        logged and the file is left claimed but unlocked (the next fetch offers it again).
+        """
         if self._state in ("committed", "failed"):
             return
         inbox = self._connector.inbox
-        note = Note(".error.txt", self._report_head(reason), append_spool=True)
-        self._final = inbox.settle(self._claim, inbox.failed, note)
+        returned = bool(self._changed)
+        try:
+            if returned:
+                self._final = inbox.settle(self._claim, inbox.root)
+            else:
+                note = Note(".error.txt", self._report_head(reason), append_spool=True)
+                self._final = inbox.settle(self._claim, inbox.failed, note)
+        except OSError as exc:
+            self.release()
+            log.error(
+                "cannot set a failed file aside; it stays in processing",
+                connector=self._connector.name,
+                file=self._shown,
+                reason=reason,
+                error=str(exc),
+            )
+            return
         self._state = "failed"
         log.warning(
-            "file failed",
+            "file returned to the inbox: still being written" if returned else "file failed",
             connector=self._connector.name,
-            file=self._claim.name,
+            file=self._shown,
             reason=reason,
-            moved_to=str(self._final),
+            moved_to=display_name(self._final),
         )
 
     def release(self) -> None:
@@ -231,7 +326,7 @@ class CsvFileBatch:
     def _report_head(self, reason: str | None) -> str:
         stats = self._stats
         lines = [
-            f"file: {self._claim.name} (dropped as {self.origin})",
+            f"file: {self._shown} (dropped as {self.origin})",
             f"connector: {self._connector.name} ({self.mode})",
             f"at: {_now()}",
             f"sha256: {self.checksum}",
@@ -250,8 +345,17 @@ class CsvFileBatch:
         return "\n".join(lines) + "\n"
 
 
-def judge(stats: ReadStats, scan: Scan, max_error_ratio: float) -> Verdict:
-    """The verdict on a file read into ``stats``."""
+def judge(stats: ReadStats, scan: Scan, max_error_ratio: float, *, changed: str = "") -> Verdict:
+    """The verdict on a file read into ``stats``; ``changed`` says how the file changed
+    while it was read (then nothing else about it counts: it was read incomplete)."""
+    if changed:
+        return Verdict(
+            False,
+            f"still being written: {changed} while it was read; "
+            "it goes back to the inbox and is taken again once complete",
+            stats.records,
+            stats.rejects,
+        )
     problem = scan.problem or stats.problem
     if problem:
         return Verdict(False, problem, stats.records, stats.rejects)
@@ -274,6 +378,11 @@ def judge(stats: ReadStats, scan: Scan, max_error_ratio: float) -> Verdict:
         )
     reason = f"{counts}: within max_error_ratio {max_error_ratio:.1%}" if stats.rejects else ""
     return Verdict(True, reason, stats.records, stats.rejects)
+
+
+def _identity(path: Path) -> _Identity:
+    info = path.stat()
+    return info.st_size, info.st_mtime_ns
 
 
 def _now() -> str:

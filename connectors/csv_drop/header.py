@@ -4,6 +4,9 @@ Header cells are matched after ``normalize_header`` (case-folded, every space,
 underscore, hyphen, dot or other punctuation removed), so ``Serial Number``,
 ``serial_number``, ``SERIAL-NO.`` and ``S/N`` all find their field. The config's
 ``columns`` mapping is matched the same way and wins over the built-in aliases.
+A header cell may span lines (a wrapped spreadsheet heading) but holds no other
+control character: such a header is refused, since header texts name columns in
+every message and key the unmapped values kept in ``DeviceRecord.extra``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from connectors.csv_drop.controls import find_control
 
 #: Value of a ``columns`` entry that drops the column on purpose.
 IGNORE = "ignore"
@@ -78,6 +83,14 @@ def plan_header(
     two columns and a missing required field are errors.
     """
     labels = tuple(cell.strip() for cell in header)
+    for index, label in enumerate(labels):
+        control = find_control(label, multiline=True)
+        if control is not None:
+            position, char = control
+            raise HeaderError(
+                f"column {index + 1} header {label!r} contains control character {char} "
+                f"at position {position}"
+            )
     fields: dict[str, int] = {}
     extra: list[tuple[int, str]] = []
     for index, label in enumerate(labels):

@@ -3,7 +3,7 @@
 Layout (the three folders default to inside the inbox, and must be on its filesystem,
 because every move is a rename)::
 
-    inbox/po-17.csv                          dropped, waiting to be stable
+    inbox/po-17.csv                          dropped, waiting until its mtime is old enough
     inbox/processing/<claim-id>/po-17.csv    claimed: being read (``.lock`` held meanwhile)
     inbox/processed/po-17.csv                committed (+ ``.report.txt`` if rows were rejected,
                                              or ``.duplicate.txt`` if the content was seen before)
@@ -14,6 +14,24 @@ two processes race for one file exactly one rename succeeds. The claimant holds 
 ``flock`` on the claim's ``.lock`` until the file is committed or failed; the kernel
 drops it when the process dies, which is how a claim left by a crash is told from one
 in progress, and taken over.
+
+**When a file counts as complete.** Its modification time must be at least
+``stable_seconds`` old when the inbox is listed. That is all a one-shot process
+(``syncd run --once``) can see; a long-running process that listed the inbox before
+also waits while a file's size or mtime differs from that earlier listing. A file
+that arrives with an old mtime (copied with ``cp -p``, extracted from an archive) is
+therefore taken at the first listing that sees it, without waiting: safe when the
+tool sets the time after writing, as those do, but not when a writer sets it first,
+or pauses for longer than ``stable_seconds`` in the middle of writing. The reliable
+way is for the writer to write under a name the inbox ignores (``.po-17.csv``,
+``po-17.csv.tmp``, ``po-17.csv.part``) and rename it when done, which is atomic. As a
+last guard, a file whose size or mtime changes between the start and the end of
+reading is refused as still being written and returned to the inbox (see
+``CsvFileBatch``).
+
+**Names.** File names are bytes; one that is not UTF-8 (or holds control characters)
+is shown everywhere people read it (origins, log lines, reports) through
+``display_name``: ``po-\\xff.csv``. The file itself keeps its name.
 """
 
 from __future__ import annotations
@@ -35,6 +53,7 @@ from pathlib import Path
 import structlog
 
 from connectors.csv_drop.config import CsvDropConfig
+from connectors.csv_drop.controls import CONTROL
 from syncd.errors import ConfigError, Problem
 
 log = structlog.get_logger("connectors.csv_drop")
@@ -43,6 +62,16 @@ LOCK_NAME = ".lock"
 SPOOL_NAME = ".rejects"
 #: A claim folder without a file is removed once this old (the claim step takes microseconds).
 STALE_EMPTY_CLAIM_SECONDS = 60.0
+
+
+def display_name(path: Path | str) -> str:
+    """``path`` as text that can always be encoded and printed: bytes that are not
+    UTF-8 become ``\\xNN``, as do control characters (a newline or an escape sequence
+    in a file name must not reach a log line or a terminal as such)."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    if CONTROL.search(text) is None:
+        return text
+    return CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
 
 
 class ClaimLock:
@@ -149,9 +178,10 @@ class Inbox:
     def ready(self) -> list[Path]:
         """Dropped files that are complete, oldest modification first, then by name.
 
-        Complete means: a wanted name, a regular file, not modified for
-        ``stable_seconds``, and the same size and mtime as at the previous listing
-        (a writer that sets an old mtime, like ``cp -p``, is caught by the latter).
+        Complete means: a wanted name, a regular file, last modified at least
+        ``stable_seconds`` ago and, if this ``Inbox`` listed the folder before (only in
+        a long-running process), the same size and mtime as then. A file that arrives
+        with an old mtime is taken at once (see the module docstring).
         """
         now = time.time()
         observed: dict[str, tuple[int, int]] = {}
@@ -192,7 +222,7 @@ class Inbox:
             _remove_claim_dir(directory)
             lock.release()
             if not isinstance(exc, FileNotFoundError):
-                log.warning("cannot claim file", file=str(path), error=exc.strerror)
+                log.warning("cannot claim file", file=display_name(path), error=exc.strerror)
             return None
         self._seen.pop(path.name, None)
         return Claim(directory, path.name, lock, recovered=recovered)
@@ -235,17 +265,35 @@ class Inbox:
             lock.release()
             return None
         (directory / SPOOL_NAME).unlink(missing_ok=True)  # a half report of the dead run
-        log.warning("recovering a file left in processing", file=name, claim=directory.name)
+        log.warning(
+            "recovering a file left in processing",
+            file=display_name(name),
+            claim=display_name(directory.name),
+        )
         return Claim(directory, name, lock, recovered=True)
 
     def settle(self, claim: Claim, destination: Path, note: Note | None = None) -> Path:
         """Move the claimed file to ``destination`` (never overwriting: a clash gets a
-        timestamp suffix), write ``note`` beside it, and drop the claim."""
+        timestamp suffix), write ``note`` beside it, and drop the claim.
+
+        Once the file is moved, nothing stops the claim from being dropped: a note
+        that cannot be written is logged, not raised. If the move itself fails the
+        ``OSError`` is raised and the claim kept (the caller decides to release it).
+        """
         final = _move_no_clobber(claim.path, destination)
-        if note is not None:
-            _write_note(final.with_name(final.name + note.suffix), note, claim.spool)
-        _remove_claim_dir(claim.directory)
-        claim.lock.release()
+        try:
+            if note is not None:
+                _write_note(final.with_name(final.name + note.suffix), note, claim.spool)
+        except (OSError, ValueError) as exc:  # ValueError: UnicodeError, a closed file
+            log.error(
+                "cannot write the note beside a file",
+                file=display_name(final),
+                note=note.suffix if note else "",
+                error=str(exc),
+            )
+        finally:
+            _remove_claim_dir(claim.directory)
+            claim.lock.release()
         return final
 
 
@@ -305,9 +353,17 @@ def _move_no_clobber(source: Path, destination: Path) -> Path:
 
 def _write_note(path: Path, note: Note, spool: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as out:
-        out.write(note.text)
-        if note.append_spool:
-            with contextlib.suppress(FileNotFoundError), spool.open(encoding="utf-8") as rows:
-                shutil.copyfileobj(rows, out)
-    tmp.replace(path)
+    try:
+        # backslashreplace: a note is for people; an odd character must not lose it.
+        with tmp.open("w", encoding="utf-8", errors="backslashreplace") as out:
+            out.write(note.text)
+            if note.append_spool:
+                with (
+                    contextlib.suppress(FileNotFoundError),
+                    spool.open(encoding="utf-8", errors="backslashreplace") as rows,
+                ):
+                    shutil.copyfileobj(rows, out)
+        tmp.replace(path)
+    finally:
+        with contextlib.suppress(OSError):  # gone once renamed; a half-written one must go
+            tmp.unlink()

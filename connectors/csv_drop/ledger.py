@@ -1,9 +1,20 @@
-"""Memory of ingested file contents (by SHA-256), so one content is never applied twice.
+"""Memory of the last file content the connector accepted (by SHA-256).
+
+A file is a duplicate only if it repeats the *last* accepted content: that file is
+what the store holds now, so applying it again would change nothing. Any older
+content is not a duplicate: in snapshot mode files A, B, A must leave A's list in
+the store (skipping the second A would orphan devices it lists and B does not), and
+in delta mode "delete X", "upsert X", "delete X" must delete X. So the ledger keeps
+one entry, the newest, and the connector compares with that one only.
+
+Exact for one process at a time. Processes racing on one inbox merge their files in
+an order of their own, and the ledger names whichever committed last, which need not
+be the one the store merged last; racing processes make the order of snapshots loose
+in any case.
 
 ``IngestLedger`` is the interface the connector needs; ``JsonLedger`` keeps it in a
-small JSON file beside the inbox, written atomically under a lock so two syncd
-processes sharing an inbox do not lose each other's entries. The store can take
-this role later by implementing the same two methods.
+small JSON file beside the inbox, written atomically under a lock. The store can
+take this role later by implementing the same two methods.
 """
 
 from __future__ import annotations
@@ -18,14 +29,19 @@ from typing import Any, Protocol
 
 from connectors.jsonfile import read_object, write_atomic
 
-#: The JSON ledger keeps this many newest entries; older contents may be ingested again.
-MAX_ENTRIES = 10_000
+#: The JSON ledger's format. Version 1 kept many checksums in an order its file did not
+#: preserve; such a file is read as "nothing accepted yet" (the next file is ingested
+#: even if it repeats the last one, which changes nothing in the store).
+VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
-    """Which file carried a content, where it went, and when (UTC, ISO 8601)."""
+    """The content a file carried (``sha256``), which file it was and where it went
+    (``file``, ``stored_as``: names fit for people, never raw bytes), when (UTC, ISO
+    8601), and how many records it gave."""
 
+    sha256: str
     file: str
     stored_as: str
     at: str
@@ -33,48 +49,37 @@ class LedgerEntry:
 
 
 class IngestLedger(Protocol):
-    """Checksums of file contents already ingested."""
+    """The last file content this connector accepted."""
 
-    def seen(self, sha256: str) -> LedgerEntry | None:
-        """The entry for this content, or ``None`` if it was never ingested."""
+    def last(self) -> LedgerEntry | None:
+        """The newest entry, or ``None`` if nothing was accepted yet."""
         ...
 
-    def record(self, sha256: str, entry: LedgerEntry) -> None:
-        """Remember that this content was ingested."""
+    def record(self, entry: LedgerEntry) -> None:
+        """Make ``entry`` the newest (replacing the one before)."""
         ...
 
 
 class JsonLedger:
-    """``IngestLedger`` in a JSON file: ``{"version": 1, "files": {sha256: entry}}``."""
+    """``IngestLedger`` in a JSON file: ``{"version": 2, "last": {sha256, file, ...}}``."""
 
-    def __init__(self, path: Path, *, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.max_entries = max_entries
 
-    def seen(self, sha256: str) -> LedgerEntry | None:
-        """The entry for this content, or ``None``."""
-        raw = self._load().get(sha256)
+    def __repr__(self) -> str:
+        return f"JsonLedger({str(self.path)!r})"
+
+    def last(self) -> LedgerEntry | None:
+        """The newest entry, or ``None``."""
+        data = read_object(self.path, "ingest ledger")
+        raw = data.get("last") if data.get("version") == VERSION else None
         return _entry(raw) if isinstance(raw, dict) else None
 
-    def record(self, sha256: str, entry: LedgerEntry) -> None:
-        """Add the entry (newest last), dropping the oldest beyond ``max_entries``."""
+    def record(self, entry: LedgerEntry) -> None:
+        """Replace the newest entry. The lock keeps two processes from sharing the
+        temporary file ``write_atomic`` writes through."""
         with self._locked():
-            files = self._load()
-            files.pop(sha256, None)
-            files[sha256] = asdict(entry)
-            while len(files) > self.max_entries:
-                del files[next(iter(files))]
-            self._save(files)
-
-    def _load(self) -> dict[str, Any]:
-        data = read_object(self.path, "ingest ledger")
-        files = data.get("files", {})
-        if not isinstance(files, dict):
-            return {}
-        return files
-
-    def _save(self, files: dict[str, Any]) -> None:
-        write_atomic(self.path, {"version": 1, "files": files})
+            write_atomic(self.path, {"version": VERSION, "last": asdict(entry)})
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -87,9 +92,13 @@ class JsonLedger:
             os.close(fd)
 
 
-def _entry(raw: dict[str, Any]) -> LedgerEntry:
+def _entry(raw: dict[str, Any]) -> LedgerEntry | None:
+    sha256 = raw.get("sha256")
+    if not isinstance(sha256, str) or not sha256:
+        return None
     records = raw.get("records", 0)
     return LedgerEntry(
+        sha256=sha256,
         file=str(raw.get("file", "")),
         stored_as=str(raw.get("stored_as", "")),
         at=str(raw.get("at", "")),

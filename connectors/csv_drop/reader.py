@@ -11,6 +11,14 @@ Decisions a user sees (also in the package docstring):
 - A row with fewer fields than the header is rejected (a truncated row); extra fields
   are tolerated only when empty (a trailing delimiter).
 - A row with any bad value is rejected whole, with every problem named.
+- Control characters (C0, DEL, C1: NUL, ESC, a lone carriage return...) are refused
+  in every cell that is kept, named escaped (``\\x00``): the inventory API refuses
+  NUL, and the others could reach a terminal through a report. Only the free-text
+  ``description`` and the unmapped (``extra``) columns may hold tabs and line breaks
+  (a spreadsheet cell with several lines). The serial must be printable throughout
+  (no tab, no-break or zero-width space either). Other Unicode is welcome.
+- ``serial_number`` and ``name`` longer than 255 characters are refused: the
+  inventory API's limit for both.
 - A ``delete`` row needs only its serial; its other cells are not read.
 - Duplicate serials are all yielded: the engine reports them as a conflict.
 """
@@ -28,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import BatchMode, Item
+from connectors.csv_drop.controls import CONTROL, escaped, find_control
 from connectors.csv_drop.header import HeaderError, HeaderPlan, plan_header
 from connectors.csv_drop.values import parse_action, parse_ip, parse_mac, parse_status
 from syncd.records import Action, DeviceRecord, Reject
@@ -60,7 +69,13 @@ _TYPED: tuple[tuple[str, Callable[[str], Any]], ...] = (
     ("status", parse_status),
 )
 
+#: The inventory API's length limit for these fields (characters, after trimming).
+MAX_LENGTHS: Mapping[str, int] = {"serial_number": 255, "name": 255}
+
 _QUOTED = re.compile(r'"[^"]*"')
+
+#: Fields whose cells may span lines (and hold tabs).
+MULTILINE_FIELDS: frozenset[str] = frozenset({"description"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +236,30 @@ def _show(value: str) -> str:
     return repr(value if len(value) <= 60 else value[:57] + "...")
 
 
+def _text_problem(column: str, cell: str, multiline: bool, limit: int | None) -> str:
+    """Why a text cell is refused (a control character, too long), or ``""``."""
+    found = find_control(cell, multiline=multiline)
+    if found is not None:
+        position, char = found
+        return f"{column}: {_show(cell)} contains control character {char} at position {position}"
+    if limit is not None and len(cell) > limit:
+        return (
+            f"{column}: {_show(cell)} is {len(cell)} characters long, "
+            f"more than the inventory API's limit of {limit}"
+        )
+    return ""
+
+
+def _serial_problem(column: str, serial: str) -> str:
+    if serial.isprintable():
+        return _text_problem(column, serial, False, MAX_LENGTHS["serial_number"])
+    position, bad = next((i, ch) for i, ch in enumerate(serial, 1) if not ch.isprintable())
+    kind = "control" if CONTROL.match(bad) else "non-printable"
+    return (
+        f"{column}: {_show(serial)} contains {kind} character {escaped(bad)} at position {position}"
+    )
+
+
 class RowConverter:
     """Turns one row (a list of cells) into a record, a reject, or ``None`` if blank."""
 
@@ -235,7 +274,16 @@ class RowConverter:
         self.serial_label = _column(labels, fields, "serial_number")
         clear = options.clear_empty
         self.texts = tuple(
-            (fields[f], f, clear and f in CLEARABLE) for f in TEXT_FIELDS if f in fields
+            (
+                fields[f],
+                f,
+                clear and f in CLEARABLE,
+                _column(labels, fields, f),
+                f in MULTILINE_FIELDS,
+                MAX_LENGTHS.get(f),
+            )
+            for f in TEXT_FIELDS
+            if f in fields
         )
         self.typed = tuple(
             (fields[f], f, parse, _column(labels, fields, f), clear and f in CLEARABLE)
@@ -268,8 +316,8 @@ class RowConverter:
                 return None
             return Reject(self.source, origin, f"{self.serial_label} is empty")
         problems: list[str] = []
-        if not serial.isprintable():
-            problems.append(f"{self.serial_label} {_show(serial)} has a non-printable character")
+        if not serial.isprintable() or len(serial) > MAX_LENGTHS["serial_number"]:
+            problems.append(_serial_problem(self.serial_label, serial))
         action: Action = "upsert"
         if self.action is not None:
             action = self._action(row[self.action].strip(), problems)
@@ -298,10 +346,20 @@ class RowConverter:
 
     def _values(self, row: list[str], problems: list[str]) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for index, name, clear in self.texts:
+        for index, name, clear, column, multiline, limit in self.texts:
             cell = row[index].strip()
             if cell:
-                values[name] = cell
+                # isprintable() is the fast path: most cells pass it and need no more.
+                fits = limit is None or len(cell) <= limit
+                problem = (
+                    ""
+                    if fits and cell.isprintable()
+                    else _text_problem(column, cell, multiline, limit)
+                )
+                if problem:
+                    problems.append(problem)
+                else:
+                    values[name] = cell
             elif clear:
                 values[name] = ""
         for index, name, parse, column, clear in self.typed:
@@ -317,10 +375,17 @@ class RowConverter:
             if not row[index].strip():
                 problems.append(f"{column} is required but empty")
         if self.extra:
-            values["extra"] = tuple(
-                (name, cell) for index, name in self.extra if (cell := row[index].strip())
-            )
+            values["extra"] = self._extra(row, problems)
         return values
+
+    def _extra(self, row: list[str], problems: list[str]) -> tuple[tuple[str, str], ...]:
+        extra = tuple((name, cell) for index, name in self.extra if (cell := row[index].strip()))
+        for name, cell in extra:
+            if not cell.isprintable():
+                problem = _text_problem(f"column {name!r}", cell, True, None)
+                if problem:
+                    problems.append(problem)
+        return extra
 
     def _width_problem(self, row: list[str]) -> str:
         found, width = len(row), self.width
