@@ -2,6 +2,7 @@
 
 from syncd.inventory.client import InventoryClient
 from syncd.inventory.failures import map_failure, may_have_been_applied, parse_retry_after
+from syncd.inventory.listing import Listing
 from syncd.inventory.models import (
     Device,
     DeviceCreate,
@@ -22,6 +23,7 @@ __all__ = [
     "DeviceType",
     "InventoryClient",
     "ListFilters",
+    "Listing",
     "Organization",
     "Page",
     "PendingDetails",

@@ -3,8 +3,11 @@
 ::
 
     with InventoryClient.from_settings(settings.inventory) as client:
-        for device in client.iter_devices(organization=7):
+        listing = client.list_inventory(organization=7)
+        for device in listing:
             ...
+        if not listing.complete:
+            print(listing.problems)
         client.patch_device("SN123", DevicePatch(location="Lab 2"))
 
 What it does for the caller:
@@ -60,6 +63,7 @@ from syncd.errors import (
     RetriableError,
 )
 from syncd.inventory.failures import decode_model, map_failure, may_have_been_applied
+from syncd.inventory.listing import Listing, ListPage
 from syncd.inventory.models import Device, DeviceCreate, DevicePatch, DeviceReplace, Page
 from syncd.inventory.retrying import call_with_retries
 from syncd.inventory.transport import build_http_client, display_url, normalise_base_url
@@ -208,7 +212,7 @@ class InventoryClient:
 
     @property
     def page_size(self) -> int:
-        """Default page size of :meth:`iter_devices`."""
+        """Default page size of :meth:`list_inventory` and :meth:`iter_devices`."""
         return self._page_size
 
     # -- reading -----------------------------------------------------------------------------
@@ -248,6 +252,51 @@ class InventoryClient:
             params["offset"] = str(offset)
         return self._read(COLLECTION, params, Page)
 
+    def list_inventory(
+        self,
+        *,
+        type: int | None = None,  # noqa: A002 - the API's parameter name
+        status: bool | None = None,
+        last_status_change_from: datetime | date | None = None,
+        organization: int | None = None,
+        pending: bool | None = None,
+        update_status: bool | None = None,
+        page_size: int | None = None,
+    ) -> Listing:
+        """Every device matching the filters, as a lazy :class:`~.listing.Listing`.
+
+        Pages are fetched as it is iterated (each with the usual retries), by offset
+        (never the server's ``next`` links, which could name another host), each page
+        after the first starting at the last row of the one before so that rows shifted
+        by a concurrent add or remove show. A malformed row is skipped, not raised; a
+        malformed page envelope raises ``ProtocolError``. Once exhausted,
+        ``listing.complete`` says whether the walk saw the whole listing exactly once
+        (``listing.problems`` says why not); only a complete, unfiltered listing may
+        stand for the inventory (e.g. to call unseen serials absent).
+        """
+        size = self._page_size if page_size is None else page_size
+        _check_page_size(size)
+        filters = _list_params(
+            type=type,
+            status=status,
+            last_status_change_from=last_status_change_from,
+            organization=organization,
+            pending=pending,
+            update_status=update_status,
+        )
+
+        def fetch(offset: int, limit: int) -> ListPage:
+            params = {**filters, "limit": str(limit), "offset": str(offset)}
+            return self._read(COLLECTION, params, ListPage)
+
+        narrowed = (type, status, last_status_change_from, organization)
+        return Listing(
+            fetch,
+            page_size=size,
+            filtered=any(f is not None for f in narrowed),
+            secrets=self._secrets,
+        )
+
     def iter_devices(
         self,
         *,
@@ -261,43 +310,19 @@ class InventoryClient:
     ) -> Iterator[Device]:
         """Every device matching the filters, fetched lazily page by page.
 
-        Follows offsets (never the server's ``next`` links, which could name another
-        host), advancing by the number of rows each page really held. Stops at an empty
-        page or once ``count`` rows are passed. A serial seen twice (rows shifted by a
-        concurrent create) is yielded once; a page holding nothing new means the server
-        ignores ``offset`` and raises ``ProtocolError`` rather than loop forever. Rows
-        deleted while paging may shift others past the cursor: a concurrent writer can
-        make one walk miss a device, never invent one.
+        The same walk as :meth:`list_inventory`, for callers that do not need to know
+        whether it was complete (its problems are still logged). Never use it to decide
+        that a device is gone.
         """
-        size = self._page_size if page_size is None else page_size
-        _check_page_size(size)
-        filters = _list_params(
+        return self.list_inventory(
             type=type,
             status=status,
             last_status_change_from=last_status_change_from,
             organization=organization,
             pending=pending,
             update_status=update_status,
+            page_size=page_size,
         )
-        offset = 0
-        seen: set[str] = set()
-        while True:
-            params = {**filters, "limit": str(size), "offset": str(offset)}
-            page = self._read(COLLECTION, params, Page)
-            if not page.results:
-                return
-            fresh = [d for d in page.results if d.serial_number not in seen]
-            if not fresh:
-                raise ProtocolError(
-                    f"GET {self._path(COLLECTION)}?offset={offset}: the page repeats devices "
-                    "already listed; the server does not page by offset"
-                )
-            for device in fresh:
-                seen.add(device.serial_number)
-                yield device
-            offset += len(page.results)
-            if offset >= page.count:
-                return
 
     def get_device(
         self,
