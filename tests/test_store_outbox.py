@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from syncd.engine import FieldChange, Operation, Plan
+from syncd.inventory.models import Device
 from syncd.log import register_secret
 from syncd.records import DeviceRecord
 from syncd.store import Store
@@ -173,16 +174,176 @@ def test_released_change_returns_to_the_outbox(store: Store) -> None:
     assert claimed.attempts == 2
 
 
-def test_stale_claims_of_dead_workers_are_requeued(store: Store) -> None:
+def test_stale_claims_are_abandoned_and_their_serials_planned_afresh(store: Store) -> None:
     planned(store, "A", "B")
     a, b = store.pending_changes()
     store.claim_change(a.id, now=T0)
     store.claim_change(b.id, now=T0 + timedelta(minutes=9))
 
-    requeued = store.requeue_stale(timedelta(minutes=5), now=T0 + timedelta(minutes=10))
+    abandoned = store.abandon_stale(timedelta(minutes=5), now=T0 + timedelta(minutes=10))
 
-    assert requeued == 1
-    assert [c.id for c in store.pending_changes()] == [a.id]
+    assert abandoned == 1
+    assert store.pending_changes() == []  # never sent again as it stands
+    dead = store.change(a.id)
+    assert dead is not None
+    assert (dead.status, dead.error) == ("failed", "abandoned: the process applying it stopped")
+    alive = store.change(b.id)
+    assert alive is not None
+    assert alive.status == "applying"  # claimed recently: its worker may still finish
+    run = store.begin_run("test", "fp")
+    assert store.candidate_serials(run) == ["A"]
+
+
+def _device(serial: str, name: str) -> Device:
+    return Device.model_validate(
+        {
+            "serial_number": serial,
+            "name": name,
+            "type": {"id": 3, "name": "switch"},
+            "organization": {"id": 7, "name": "Acme"},
+        }
+    )
+
+
+def _update(serial: str, before: str, after: str) -> Operation:
+    return Operation(
+        kind="update",
+        serial_number=serial,
+        changes={"name": FieldChange(before, after)},
+        reason="name changed in csv",
+        sources=("csv",),
+    )
+
+
+def test_stale_patch_never_reverts_a_newer_value(store: Store) -> None:
+    store.store_batch("csv", "snapshot", "a.csv", [DeviceRecord("csv", "A", name="v1")])
+    store.refresh_mirror([_device("A", "v1")], complete=True)
+    store.record_write("A", "adopt", {"name": "v1"}, _device("A", "v1"))
+    # Run 1 plans v2, claims the PATCH and its process dies.
+    store.store_batch("csv", "snapshot", "a.csv", [DeviceRecord("csv", "A", name="v2")])
+    run1 = store.begin_run("test", "fp")
+    assert store.candidate_serials(run1) == ["A"]
+    store.record_plan(run1, Plan(operations=[_update("A", "v1", "v2")]), now=T0)
+    (stale,) = store.pending_changes()
+    assert store.claim_change(stale.id, now=T0)
+    # Run 2 plans and applies v3.
+    store.store_batch("csv", "snapshot", "a.csv", [DeviceRecord("csv", "A", name="v3")])
+    run2 = store.begin_run("test", "fp")
+    assert store.candidate_serials(run2) == ["A"]
+    store.record_plan(run2, Plan(operations=[_update("A", "v1", "v3")]), now=T0)
+    (newer,) = store.pending_changes()
+    assert store.claim_change(newer.id, now=T0 + timedelta(minutes=1))
+    store.record_write("A", "update", {"name": "v3"}, _device("A", "v3"), change_id=newer.id)
+
+    assert store.abandon_stale(timedelta(minutes=10), now=T0 + timedelta(minutes=11)) == 1
+
+    assert store.pending_changes() == []  # the v2 PATCH is never sent
+    run3 = store.begin_run("test", "fp")
+    assert store.candidate_serials(run3) == ["A"]  # planned afresh from the mirror
+    (candidate,) = store.load_candidates(["A"])
+    assert candidate.mirror is not None
+    assert candidate.mirror.values["name"] == "v3"
+    assert candidate.mirror.written["name"] == "v3"
+
+
+def test_stale_delete_of_a_device_wanted_again_is_not_sent(store: Store) -> None:
+    store.refresh_mirror([_device("X", "x")], complete=True)
+    store.record_write("X", "adopt", {"name": "x"}, _device("X", "x"))
+    run1 = store.begin_run("test", "fp")
+    store.candidate_serials(run1)
+    store.record_plan(run1, Plan(operations=[Operation(kind="delete", serial_number="X")]))
+    (delete,) = store.pending_changes()
+    assert store.claim_change(delete.id, now=T0)
+    store.store_batch("csv", "delta", "d", [DeviceRecord("csv", "X", name="x")])  # wanted again
+
+    assert store.abandon_stale(timedelta(minutes=10), now=T0 + timedelta(hours=1)) == 1
+
+    assert store.pending_changes() == []
+    assert store.claim_change(delete.id) is False
+    run2 = store.begin_run("test", "fp")
+    assert store.candidate_serials(run2) == ["X"]
+
+
+def test_late_completion_of_an_abandoned_change_keeps_it_failed(store: Store) -> None:
+    planned(store, "A")
+    (a,) = store.pending_changes()
+    store.claim_change(a.id, now=T0)
+    store.abandon_stale(timedelta(minutes=10), now=T0 + timedelta(minutes=11))
+
+    # The "dead" worker was only slow: its write lands in the mirror, the audit stays.
+    store.record_write("A", "create", a.body(), None, change_id=a.id)
+
+    done = store.change(a.id)
+    assert done is not None
+    assert (done.status, done.error) == ("failed", "abandoned: the process applying it stopped")
+    assert store.owned_total() == 1
+    run = store.begin_run("test", "fp")
+    assert store.candidate_serials(run) == ["A"]  # the next plan settles it either way
+
+
+def test_refused_change_is_not_planned_again_until_its_inputs_change(store: Store) -> None:
+    planned(store, "A", "B")
+    a, b = store.pending_changes()
+    store.claim_change(a.id)
+    store.claim_change(b.id)
+
+    store.complete_change(
+        a.id, "failed", {"status_code": 400, "detail": "bad name"}, "bad name", replan=False
+    )
+    store.complete_change(b.id, "failed", {"status_code": 503}, "gave up retrying")
+
+    refused = store.change(a.id)
+    assert refused is not None
+    assert (refused.status, refused.error) == ("failed", "bad name")
+    run = store.begin_run("test", "fp")
+    assert store.candidate_serials(run) == ["B"]  # the transient failure only
+    store.record_plan(run, Plan(operations=[]))
+    run = store.begin_run("test", "fp")
+    assert store.candidate_serials(run) == []
+    store.record_plan(run, Plan(operations=[]))
+
+    store.store_batch("csv", "delta", "d", [DeviceRecord("csv", "A", name="fixed")])
+    run = store.begin_run("test", "fp")
+    assert store.candidate_serials(run) == ["A"]
+
+
+def test_replan_flag_does_not_touch_applied_or_skipped_changes(store: Store) -> None:
+    planned(store, "A", "B")
+    a, b = store.pending_changes()
+    store.claim_change(a.id)
+
+    assert store.complete_change(a.id, "skipped", error="not applied", replan=True)
+    assert store.complete_change(b.id, "applied", replan=False)
+
+    assert store.count_pending() == 0
+    run = store.begin_run("test", "fp")
+    assert store.candidate_serials(run) == []
+
+
+def test_force_replan_makes_known_serials_candidates(store: Store) -> None:
+    planned(store, "A", "B")
+    store.refresh_mirror([_device("M", "m")], complete=False)
+    run = store.begin_run("test", "fp")
+    store.candidate_serials(run)
+    store.record_plan(run, Plan(operations=[]))
+
+    known = store.force_replan(iter(["B", "M", "B", "UNKNOWN"]))
+
+    assert known == 2
+    run = store.begin_run("test", "fp")
+    assert store.candidate_serials(run) == ["B", "M"]
+    assert store.force_replan([]) == 0
+
+
+def test_count_pending_counts_the_outbox(store: Store) -> None:
+    first = planned(store, "A", "B")
+    second = planned(store, "C")
+    (a, _b, _c) = store.pending_changes()
+    store.claim_change(a.id)
+
+    assert store.count_pending() == 2
+    assert store.count_pending(run_id=first) == 1
+    assert store.count_pending(run_id=second) == 1
 
 
 def test_audit_queries_filter_and_page(store: Store) -> None:

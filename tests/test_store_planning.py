@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
+import sqlalchemy as sa
 
 from syncd.engine import (
     Candidate,
@@ -305,3 +306,124 @@ def test_load_candidates_keeps_order_across_chunks(store: Store) -> None:
     assert [c.serial_number for c in loaded] == wanted
     assert all(c.records[0].serial_number == c.serial_number for c in loaded)
     assert sum(c.mirror is not None for c in loaded) == 2250
+
+
+def held_cycle(store: Store, operations: list[Operation], fp: str = "fp") -> tuple[int, list[str]]:
+    """One run whose plan is held; returns the run and its candidates."""
+    run = store.begin_run("test", fp)
+    serials = store.candidate_serials(run)
+    store.record_plan(run, Plan(operations=operations, held=True, hold_reasons=["gate"]))
+    return run, serials
+
+
+def test_held_plan_leaves_its_serials_candidates(settled: Store) -> None:
+    settled.store_batch("csv", "delta", "d", [rec("NEW"), rec("A", name="renamed")])
+    held, serials = held_cycle(
+        settled,
+        [op("create", "NEW", name=(None, "name-NEW")), op("update", "A", name=("name-A", "x"))],
+    )
+    assert serials == ["A", "NEW"]
+
+    # The operator fixes the source instead of approving: the next run plans both again
+    # and its plan replaces the held changes.
+    settled.store_batch("csv", "delta", "d", [rec("NEW", name="fixed-NEW")])
+    later = settled.begin_run("test", "fp")
+    assert settled.candidate_serials(later) == ["A", "NEW"]
+    settled.record_plan(later, Plan(operations=[op("create", "NEW", name=(None, "fixed-NEW"))]))
+
+    assert [c.status for c in settled.changes(run_id=held)] == ["skipped", "skipped"]
+    assert {c.error for c in settled.changes(run_id=held)} == {f"superseded by run {later}"}
+    (create,) = settled.pending_changes()
+    assert (create.run_id, create.changes["name"]["after"]) == (later, "fixed-NEW")
+    assert cycle(settled) == []  # a released plan marks them planned
+
+    assert settled.approve_run(held, "alice", now=T0) == 0  # overtaken: nothing to release
+    assert [c.id for c in settled.pending_changes()] == [create.id]
+    run_row = settled.run(held)
+    assert run_row is not None
+    assert (run_row.status, run_row.approved_by) == ("done", "alice")
+
+
+def test_each_held_run_replaces_the_previous_one(settled: Store) -> None:
+    settled.store_batch("csv", "delta", "d", [rec("NEW")])
+    first, _ = held_cycle(settled, [op("create", "NEW", name=(None, "name-NEW"))])
+    second, serials = held_cycle(settled, [op("create", "NEW", name=(None, "name-NEW"))])
+
+    assert serials == ["NEW"]
+    assert settled.change_counts(first) == {"skipped": 1}
+    assert settled.change_counts(second) == {"held": 1}
+    assert settled.approve_run(first, "alice") == 0
+    assert settled.approve_run(second, "alice") == 1
+    (change,) = settled.pending_changes()
+    assert change.run_id == second
+
+
+def test_approving_the_newest_held_plan_marks_its_serials_planned(settled: Store) -> None:
+    settled.store_batch("csv", "snapshot", "a.csv", [rec("A"), rec("B")])  # C dropped
+    assert settled.source_counts() == {"csv": (3, 2)}
+    held, serials = held_cycle(settled, [op("update", "C", location=("dc1", None))])
+    assert serials == ["C"]
+    settled.begin_run("dry run", "fp")  # a run that records no plan does not overtake it
+
+    assert settled.approve_run(held, "alice") == 1
+
+    assert settled.source_counts() == {"csv": (2, 2)}  # the shrink is accepted
+    assert cycle(settled) == []  # approved: planned, like a plan never held
+
+
+def test_approving_an_overtaken_held_plan_moves_no_baseline(settled: Store) -> None:
+    settled.store_batch("csv", "snapshot", "a.csv", [rec("A"), rec("B")])
+    first, _ = held_cycle(settled, [op("update", "C", location=("dc1", None))])
+    second, _ = held_cycle(settled, [op("update", "C", location=("dc1", None))])
+
+    assert settled.approve_run(first, "alice") == 0
+
+    assert settled.source_counts() == {"csv": (3, 2)}  # still gated: approve the newer one
+    assert settled.change_counts(second) == {"held": 1}
+    assert settled.approve_run(second, "alice") == 1
+    assert settled.source_counts() == {"csv": (2, 2)}
+
+
+def test_held_plan_under_a_new_policy_does_not_lose_the_full_replan(settled: Store) -> None:
+    _, serials = held_cycle(settled, [], fp="new policy")
+    assert serials == ["A", "B", "C", "X"]
+
+    assert cycle(settled, fp="new policy") == ["A", "B", "C", "X"]
+    assert cycle(settled, fp="new policy") == []
+
+
+def test_held_plan_saves_its_tombstone_updates(settled: Store) -> None:
+    """A held run counts a missing serial and clears a returning one at once: counting
+    writes nothing, and a delete it makes due is held while the gate holds."""
+    settled.store_batch("csv", "snapshot", "a.csv", [rec("A"), rec("C")])
+    run = settled.begin_run("test", "fp")
+    assert settled.candidate_serials(run) == ["B"]
+    stones: dict[str, Tombstone | None] = {"B": Tombstone(T0, 1), "X": Tombstone(T0, 1)}
+    settled.record_plan(run, Plan(operations=[], tombstones=stones))
+
+    run = settled.begin_run("test", "fp")
+    assert settled.candidate_serials(run) == ["B", "X"]
+    settled.record_plan(
+        run,
+        Plan(operations=[], tombstones={"B": Tombstone(T0, 2), "X": None}, held=True),
+    )
+
+    (b, x) = settled.load_candidates(["B", "X"])
+    assert b.tombstone == Tombstone(T0, 2)
+    assert x.tombstone is None
+    run = settled.begin_run("test", "fp")
+    assert settled.candidate_serials(run) == ["B"]  # still a candidate, counted once per run
+
+
+def test_discarded_held_plan_forgets_its_candidates(settled: Store) -> None:
+    settled.store_batch("csv", "delta", "d", [rec("NEW")])
+    held, _ = held_cycle(settled, [op("create", "NEW", name=(None, "name-NEW"))])
+
+    assert settled.discard_run(held, "bob") == 1
+
+    with settled.engine.connect() as conn:
+        left = conn.execute(
+            sa.text("SELECT count(*) FROM plan_candidate WHERE run_id = :r"), {"r": held}
+        ).scalar_one()
+    assert left == 0
+    assert cycle(settled) == ["NEW"]

@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from syncd.config import StoreSettings
-from syncd.store import SchemaOutOfDateError, Store, upgrade_database
+from syncd.errors import ConfigError
+from syncd.store import SchemaOutOfDateError, Store, StoreUnavailableError, upgrade_database
 from syncd.store.migrate import head_revision
 from tests import pg
 
@@ -104,7 +105,7 @@ def test_password_never_shows(caplog: pytest.LogCaptureFixture) -> None:
         assert password not in caplog.text
 
         unreachable = f"postgresql://syncd:{password}@127.0.0.1:1/{name}"
-        with pytest.raises(sa.exc.OperationalError) as failure:
+        with pytest.raises(StoreUnavailableError) as failure:
             Store.open(unreachable)
         assert password not in str(failure.value)
         assert password not in repr(failure.value)
@@ -113,9 +114,10 @@ def test_password_never_shows(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_unsupported_url_is_refused_without_its_password() -> None:
-    with pytest.raises(ValueError, match="unsupported store URL") as failure:
+    with pytest.raises(ConfigError, match="unsupported store URL") as failure:
         Store.open("mysql://root:hunter2-secret@db/syncd")
     assert "hunter2-secret" not in str(failure.value)
+    assert failure.value.problems[0].location == "store.url"
 
 
 def test_missing_postgres_skips_unless_ci_requires_it(monkeypatch: pytest.MonkeyPatch) -> None:

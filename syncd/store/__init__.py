@@ -14,9 +14,17 @@ The tables, by what they hold::
     sync_run, plan_candidate, change                     runs, and the outbox/audit log
     store_meta                                           small facts (last policy planned)
 
-A run goes: ``begin_run`` -> ``candidate_serials`` -> ``load_candidates`` -> engine
--> ``record_plan`` -> (``approve_run``) -> ``pending_changes`` / ``claim_change`` /
-``record_write`` / ``complete_change`` -> ``finish_run``.
+A run goes: (``abandon_stale``) -> ``begin_run`` -> ``candidate_serials`` ->
+``load_candidates`` -> engine -> ``record_plan`` -> (``approve_run``) ->
+``pending_changes`` / ``claim_change`` / ``record_write`` / ``complete_change`` ->
+``finish_run``.
+
+A serial is planned again when its sources or inventory values change, and also
+after a change of it failed in a way worth retrying, was abandoned by a dead
+process, or sat in a held plan that was not approved (the next run re-plans it and
+supersedes the held change); ``force_replan`` does it on demand. A change the API
+refused (``complete_change(..., replan=False)``) is not re-sent until its inputs
+change.
 """
 
 from syncd.store.migrate import SchemaOutOfDateError
@@ -35,7 +43,7 @@ from syncd.store.rows import (
     values_hash,
 )
 from syncd.store.staging import StagedBatch
-from syncd.store.store import Store, VerdictLike, upgrade_database
+from syncd.store.store import Store, StoreUnavailableError, VerdictLike, upgrade_database
 
 __all__ = [
     "BatchEntry",
@@ -51,6 +59,7 @@ __all__ = [
     "SchemaOutOfDateError",
     "StagedBatch",
     "Store",
+    "StoreUnavailableError",
     "VerdictLike",
     "combined_hash",
     "upgrade_database",

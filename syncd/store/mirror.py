@@ -14,7 +14,7 @@ does not mistake them for hand edits.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -85,7 +85,11 @@ def merged_values(device: Device, previous: Mapping[str, Any] | None) -> dict[st
 
 
 def refresh(
-    db: Database, devices: Iterable[Device], *, complete: bool, now: datetime
+    db: Database,
+    devices: Iterable[Device],
+    *,
+    complete: bool | Callable[[], bool],
+    now: datetime,
 ) -> MirrorStats:
     """Upsert what the API listed; with ``complete``, mark every serial not listed absent."""
     catalogue = CatalogueBuffer()
@@ -107,7 +111,8 @@ def refresh(
                 changed += n_changed
             with db.transaction(conn, lock="exclusive"):
                 catalogue.save(conn, db.dialect, now)
-                gone = _mark_absent(conn, now) if complete else 0
+                whole = complete() if callable(complete) else complete
+                gone = _mark_absent(conn, now) if whole else 0
                 listed = int(conn.exec_driver_sql("SELECT count(*) FROM syncd_seen").scalar_one())
         finally:
             if conn.in_transaction():

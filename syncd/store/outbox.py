@@ -3,9 +3,13 @@
 A change moves ``pending -> applying -> applied | failed | skipped`` (or starts
 ``held`` in a held plan, or ``skipped`` for a report-only operation). Claiming is a
 single conditional ``UPDATE ... WHERE status = 'pending'``: of any number of
-workers racing for one change, exactly one sees a row updated. A worker that dies
-holding a claim leaves the change ``applying``; ``requeue_stale`` puts such changes
-back (apply is idempotent, so a second attempt is safe).
+workers racing for one change, exactly one sees a row updated.
+
+A worker that dies holding a claim leaves the change ``applying``. ``abandon_stale``
+fails such changes and marks their serials for planning again; it never sends them
+as they stand: newer runs may have planned and applied something else for the same
+serial since (a stale PATCH would revert a newer value, a stale DELETE remove a
+device wanted again), so the next run decides afresh from the refreshed mirror.
 """
 
 from __future__ import annotations
@@ -19,7 +23,16 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.log import redact
 from syncd.store.db import Database
-from syncd.store.planning import RunStateError, force_replan, release_source_counts, run_status
+from syncd.store.planning import (
+    RunStateError,
+    drop_candidates,
+    force_replan,
+    held_serials,
+    is_newest_plan,
+    release_plan,
+    run_status,
+    serials_of_change,
+)
 from syncd.store.rows import ChangeRow, ChangeStatus, RunRow, RunStatus
 from syncd.store.tables import CHANGE, SYNC_RUN
 
@@ -27,6 +40,8 @@ from syncd.store.tables import CHANGE, SYNC_RUN
 #: so headers (and a token in them) can never reach the audit log.
 RESPONSE_KEYS: Final = ("status_code", "detail", "field_errors", "retry_after", "method", "path")
 _MAX_TEXT: Final = 2000
+#: The error of a change whose claim went stale (its process died while applying it).
+ABANDONED: Final = "abandoned: the process applying it stopped"
 
 FinalStatus = Literal["applied", "failed", "skipped"]
 
@@ -71,9 +86,16 @@ def begin_run(db: Database, trigger: str, policy_fingerprint: str, now: datetime
 
 
 def approve_run(db: Database, run_id: int, by: str, now: datetime) -> int:
-    """Release a held run: its held changes become pending. Returns how many."""
+    """Release a held run: its held changes become pending. Returns how many.
+
+    Only the newest recorded plan is let through as a whole (its serials marked
+    planned, its source sizes the new baseline of the volume gate). A later run
+    planned an older held run's serials afresh and superseded its changes, so
+    approving it releases nothing and moves nothing; the newer plan is the one to
+    approve.
+    """
     with db.write(lock="exclusive") as conn:
-        status, _ = run_status(conn, run_id)
+        status, fingerprint = run_status(conn, run_id)
         if status != "held":
             raise RunStateError(f"run {run_id} is {status}, not held: nothing to approve")
         released = conn.execute(
@@ -81,6 +103,9 @@ def approve_run(db: Database, run_id: int, by: str, now: datetime) -> int:
             .where(CHANGE.c.run_id == run_id, CHANGE.c.status == "held")
             .values(status="pending", updated_at=now)
         ).rowcount
+        if is_newest_plan(conn, run_id):
+            release_plan(conn, db.dialect, run_id, fingerprint)
+        drop_candidates(conn, run_id)
         conn.execute(
             SYNC_RUN.update()
             .where(SYNC_RUN.c.id == run_id)
@@ -91,7 +116,6 @@ def approve_run(db: Database, run_id: int, by: str, now: datetime) -> int:
                 approved_at=now,
             )
         )
-        release_source_counts(conn)
     return int(released)
 
 
@@ -102,7 +126,8 @@ def discard_run(db: Database, run_id: int, by: str, reason: str, now: datetime) 
         status, _ = run_status(conn, run_id)
         if status != "held":
             raise RunStateError(f"run {run_id} is {status}, not held: nothing to discard")
-        force_replan(conn, held_in_run=run_id)
+        force_replan(conn, held_serials(run_id))
+        drop_candidates(conn, run_id)
         why = f"discarded by {by}: {reason}" if reason else f"discarded by {by}"
         discarded = conn.execute(
             CHANGE.update()
@@ -174,8 +199,13 @@ def complete(
     response: Mapping[str, Any] | None,
     error: str | None,
     now: datetime,
+    replan: bool = True,
 ) -> bool:
-    """Finish a change (inside the caller's transaction); False if it was already final."""
+    """Finish a change (inside the caller's transaction); False if it was already final.
+
+    A failed change's serial is planned again by the next run, unless ``replan`` is
+    False (the API refused the change: sending it again would fail the same way).
+    """
     if status not in ("applied", "failed", "skipped"):
         raise ValueError(f"a change ends applied, failed or skipped, not {status!r}")
     done = conn.execute(
@@ -189,20 +219,23 @@ def complete(
             applied_at=now if status == "applied" else None,
         )
     ).rowcount
-    if done and status == "failed":
-        # The next run plans the serial again rather than leaving it half done.
-        force_replan(conn, change_id=change_id)
+    if done and status == "failed" and replan:
+        force_replan(conn, serials_of_change(change_id))
     return done == 1
 
 
-def requeue_stale(db: Database, older_than: datetime, now: datetime) -> int:
-    """Put back changes claimed before ``older_than`` whose worker never finished."""
-    with db.write(lock="shared") as conn:
+def abandon_stale(db: Database, older_than: datetime, now: datetime) -> int:
+    """Fail the changes claimed before ``older_than`` whose worker never finished, and
+    mark their serials for planning again. Returns how many."""
+    stale = (CHANGE.c.status == "applying", CHANGE.c.updated_at < older_than)
+    # Exclusive: no worker completes one of these changes between the two statements.
+    with db.write(lock="exclusive") as conn:
+        force_replan(conn, sa.select(CHANGE.c.serial_number).where(*stale))
         return int(
             conn.execute(
                 CHANGE.update()
-                .where(CHANGE.c.status == "applying", CHANGE.c.updated_at < older_than)
-                .values(status="pending", updated_at=now)
+                .where(*stale)
+                .values(status="failed", error=ABANDONED, updated_at=now, applied_at=None)
             ).rowcount
         )
 

@@ -7,10 +7,21 @@ size of the inventory. The selected serials and the hashes they had are kept in
 ``plan_candidate`` until ``record_plan`` marks exactly those hashes as planned: a
 batch stored while the engine is planning makes its serials candidates again.
 
-Every candidate is marked planned when its plan is recorded, whatever the plan
+Every candidate is marked planned when its plan is released, whatever the plan
 does for it: a no-op or a conflict is not re-planned (or re-reported) until its
-inputs change. A change that later fails, or a held plan that is discarded, marks
-its serial for planning again.
+inputs change. A plan is released when it is recorded without a hold, or when the
+held plan is approved while it is still the newest recorded plan. A held plan marks
+nothing: its serials stay candidates, so the next run plans them afresh and
+supersedes the held changes (a held plan never strands its writes when the operator
+fixes the source instead of approving). A change that fails in a way worth
+retrying, a change abandoned by a dead process, and a held plan that is discarded
+mark their serials for planning again; so does ``Store.force_replan``.
+
+A held plan's tombstone updates ARE saved when it is recorded: counting a missing
+serial writes nothing to the API, any delete the count makes due is itself held
+while the gate holds, and a serial that comes back clears its tombstone at once.
+Tombstoned serials are candidates of every run anyway, so each run (held or not)
+counts once.
 """
 
 from __future__ import annotations
@@ -44,8 +55,10 @@ from syncd.store.tables import (
 LOAD_CHUNK: Final = 2000
 #: A hash that matches nothing: set to make a serial a candidate again.
 REPLAN: Final = "!replan"
-#: ``store_meta`` key of the policy fingerprint the last recorded plan used.
+#: ``store_meta`` key of the policy fingerprint the last released plan used.
 PLANNED_POLICY: Final = "planned_policy_fingerprint"
+#: ``store_meta`` key of the id of the newest run whose plan was recorded (held or not).
+LAST_RECORDED: Final = "last_recorded_run"
 
 # Each branch of the changed-serials union is answered from a partial index, and the
 # hashes are looked up per selected serial (correlated subqueries), so the cost follows
@@ -246,7 +259,20 @@ def record_plan(
         if rows:
             conn.execute(CHANGE.insert(), rows)
         _save_tombstones(conn, db.dialect, plan.tombstones)
-        _mark_planned(conn, run_id)
+        # Older held plans are overtaken (their serials were candidates of this run and
+        # their changes are superseded): what they selected can never be released now.
+        conn.execute(
+            sa.text(
+                "DELETE FROM plan_candidate WHERE run_id <> :run_id AND run_id IN "
+                "(SELECT id FROM sync_run WHERE status <> 'planning')"
+            ),
+            {"run_id": run_id},
+        )
+        set_meta(conn, db.dialect, LAST_RECORDED, run_id)
+        if not held:
+            release_plan(conn, db.dialect, run_id, fingerprint)
+        # A held plan keeps its candidate rows (the hashes it planned from) until it is
+        # approved, discarded or overtaken; nothing is marked planned before that.
         pending = sum(1 for row in rows if row["status"] == "pending")
         summary: dict[str, Any] = {
             "operations": kinds,
@@ -265,10 +291,29 @@ def record_plan(
                 finished_at=now if new_status == "done" else None,
             )
         )
-        set_meta(conn, db.dialect, PLANNED_POLICY, fingerprint)
-        if not held:
-            release_source_counts(conn)
     return summary
+
+
+def release_plan(conn: Connection, dialect: str, run_id: int, fingerprint: str) -> None:
+    """The run's plan is let through: its candidates are marked planned at the hashes
+    they were selected at, its policy becomes the planned one, and the source sizes
+    become the baseline of the volume gate."""
+    _mark_planned(conn, run_id)
+    set_meta(conn, dialect, PLANNED_POLICY, fingerprint)
+    release_source_counts(conn)
+
+
+def is_newest_plan(conn: Connection, run_id: int) -> bool:
+    """True if no plan was recorded after the run's (a held plan that is not newest has
+    been overtaken: every change of it was superseded). A store that has recorded no
+    plan since this was introduced counts its held run as the newest."""
+    newest = get_meta(conn, LAST_RECORDED)
+    return newest is None or newest == run_id
+
+
+def drop_candidates(conn: Connection, run_id: int) -> None:
+    """Forget what a (held) run selected."""
+    conn.execute(PLAN_CANDIDATE.delete().where(PLAN_CANDIDATE.c.run_id == run_id))
 
 
 def _save_tombstones(
@@ -325,25 +370,60 @@ def _mark_planned(conn: Connection, run_id: int) -> None:
     conn.execute(PLAN_CANDIDATE.delete().where(PLAN_CANDIDATE.c.run_id == run_id))
 
 
-def force_replan(
-    conn: Connection, *, change_id: int | None = None, held_in_run: int | None = None
-) -> None:
-    """Make serials candidates of the next run: the serial of one change, or those of
-    a run's held changes."""
-    if change_id is not None:
-        serials = sa.select(CHANGE.c.serial_number).where(CHANGE.c.id == change_id)
-    elif held_in_run is not None:
-        serials = sa.select(CHANGE.c.serial_number).where(
-            CHANGE.c.run_id == held_in_run, CHANGE.c.status == "held"
-        )
-    else:
-        raise ValueError("force_replan needs change_id or held_in_run")
+def force_replan(conn: Connection, serials: sa.Select[Any]) -> None:
+    """Make the serials ``serials`` selects candidates of the next run."""
     conn.execute(
         DESIRED.update().where(DESIRED.c.serial_number.in_(serials)).values(synced_hash=REPLAN)
     )
     conn.execute(
         MIRROR.update().where(MIRROR.c.serial_number.in_(serials)).values(synced_values_hash=REPLAN)
     )
+
+
+def serials_of_change(change_id: int) -> sa.Select[Any]:
+    """The serial of one change, as a subquery for ``force_replan``."""
+    return sa.select(CHANGE.c.serial_number).where(CHANGE.c.id == change_id)
+
+
+def held_serials(run_id: int) -> sa.Select[Any]:
+    """The serials of a run's held changes, as a subquery for ``force_replan``."""
+    return sa.select(CHANGE.c.serial_number).where(
+        CHANGE.c.run_id == run_id, CHANGE.c.status == "held"
+    )
+
+
+def replan_serials(db: Database, serials: Iterable[str]) -> int:
+    """Make ``serials`` candidates of the next run (one transaction); returns how many of
+    them the store knows (has source records or an inventory entry for)."""
+    wanted = sorted(set(serials))
+    known = 0
+    with db.write(lock="exclusive") as conn:
+        for chunk in iter_chunks(wanted):
+            known += int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(
+                        sa.union(
+                            sa.select(DESIRED.c.serial_number).where(
+                                in_values(DESIRED.c.serial_number, chunk, db.dialect)
+                            ),
+                            sa.select(MIRROR.c.serial_number).where(
+                                in_values(MIRROR.c.serial_number, chunk, db.dialect)
+                            ),
+                        ).subquery()
+                    )
+                ).scalar_one()
+            )
+            conn.execute(
+                DESIRED.update()
+                .where(in_values(DESIRED.c.serial_number, chunk, db.dialect))
+                .values(synced_hash=REPLAN)
+            )
+            conn.execute(
+                MIRROR.update()
+                .where(in_values(MIRROR.c.serial_number, chunk, db.dialect))
+                .values(synced_values_hash=REPLAN)
+            )
+    return known
 
 
 def release_source_counts(conn: Connection) -> None:
@@ -356,6 +436,7 @@ def release_source_counts(conn: Connection) -> None:
 
 
 def forget_candidates(conn: Connection) -> None:
-    """Drop the candidate lists of runs no longer planning (a crashed planner's)."""
-    stale = sa.select(SYNC_RUN.c.id).where(SYNC_RUN.c.status == "planning")
-    conn.execute(PLAN_CANDIDATE.delete().where(PLAN_CANDIDATE.c.run_id.not_in(stale)))
+    """Drop the candidate lists of runs neither planning nor held (a crashed planner's,
+    or a held run's closed by other means)."""
+    live = sa.select(SYNC_RUN.c.id).where(SYNC_RUN.c.status.in_(("planning", "held")))
+    conn.execute(PLAN_CANDIDATE.delete().where(PLAN_CANDIDATE.c.run_id.not_in(live)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 
 from syncd.config import StoreSettings
 from syncd.engine import Candidate, Catalogue, Plan
+from syncd.errors import ConfigError, Problem, RetriableError
 from syncd.inventory.models import Device
 from syncd.records import DeviceRecord, Reject
 from syncd.store import migrate as migrations
@@ -59,6 +61,15 @@ def upgrade_database(url: str) -> str | None:
         db.dispose()
 
 
+class StoreUnavailableError(RetriableError):
+    """The database is down or unreachable (try again later)."""
+
+
+def _safe(url: str) -> str:
+    """``url`` with any password hidden (it may be malformed, so no URL parsing)."""
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
 class Store:
     """The state store: sources, desired state, mirror, catalogue, runs and changes.
 
@@ -79,10 +90,21 @@ class Store:
         ``syncd db upgrade`` and tools that inspect it): call ``ensure_current()`` to
         refuse an out-of-date schema with a clear message.
         """
-        db = Database(url, echo=echo)
+        try:
+            db = Database(url, echo=echo)
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
+            shown = _safe(url)
+            problem = Problem("store.url", f"{shown!r} is not a usable database URL: {exc}")
+            raise ConfigError([problem], source="store") from None
         if migrate:
             try:
                 migrations.upgrade(db)
+            except sa.exc.OperationalError as exc:
+                db.dispose()
+                raise StoreUnavailableError(
+                    f"the state store {safe_url(db.engine.url)} cannot be reached: "
+                    f"{str(exc.orig).strip()[:300]}"
+                ) from None
             except BaseException:
                 db.dispose()
                 raise
@@ -268,12 +290,18 @@ class Store:
     # -- mirror and catalogue --------------------------------------------------------------
 
     def refresh_mirror(
-        self, devices: Iterable[Device], *, complete: bool, now: datetime | None = None
+        self,
+        devices: Iterable[Device],
+        *,
+        complete: bool | Callable[[], bool],
+        now: datetime | None = None,
     ) -> MirrorStats:
         """Record what the API listed (streamed) and learn the catalogue from it.
 
-        With ``complete`` (the listing was unfiltered and ran to the end), serials
-        it did not return are marked absent; a partial listing never does that.
+        With ``complete`` (the listing was unfiltered and ran to the end consistently),
+        serials it did not return are marked absent; a partial listing never does that.
+        ``complete`` may be a callable, asked once the devices are exhausted (a lazy
+        listing knows only then whether it saw everything).
         """
         return mirror.refresh(self._db, devices, complete=complete, now=_now(now))
 
@@ -369,16 +397,26 @@ class Store:
 
         One change row per operation: ``pending`` (``held`` if the plan is held),
         ``skipped`` at once for conflict/reject/skip. Older pending or held changes
-        of the same serials are superseded (skipped). Tombstones are updated, every
-        candidate is marked planned, and the run moves to ``held``, ``applying`` or
-        (nothing to apply) ``done``. ``held`` defaults to ``plan.held``.
+        of the same serials are superseded (skipped). Tombstones are updated, and the
+        run moves to ``held``, ``applying`` or (nothing to apply) ``done``. ``held``
+        defaults to ``plan.held``.
+
+        A plan recorded without a hold marks every candidate planned (and its source
+        sizes become the volume gate's baseline). A held plan marks nothing: its
+        serials stay candidates, so the next run plans them afresh and supersedes
+        the held changes, unless the held run is approved first (``approve_run``).
         """
         return planning.record_plan(
             self._db, run_id, plan, held=plan.held if held is None else held, now=_now(now)
         )
 
     def approve_run(self, run_id: int, by: str, *, now: datetime | None = None) -> int:
-        """Release a held run (its changes become pending); returns how many."""
+        """Release a held run (its held changes become pending); returns how many.
+
+        If the run is still the newest recorded plan, its candidates are marked
+        planned and its source sizes become the baseline. An older held run has been
+        overtaken (a later run re-planned its serials and superseded its changes):
+        approving it releases 0 changes and moves nothing."""
         return outbox.approve_run(self._db, run_id, by, _now(now))
 
     def discard_run(
@@ -429,20 +467,47 @@ class Store:
         response: Mapping[str, Any] | None = None,
         error: str | None = None,
         *,
+        replan: bool = True,
         now: datetime | None = None,
     ) -> bool:
-        """Finish a change. ``response`` keeps only ``status_code``, ``detail``,
-        ``field_errors``, ``retry_after``, ``method`` and ``path`` (never headers).
-        A failed change's serial is planned again by the next run."""
+        """Finish a change; False if it was already final (nothing is changed then).
+
+        ``response`` keeps only ``status_code``, ``detail``, ``field_errors``,
+        ``retry_after``, ``method`` and ``path`` (never headers). A ``failed``
+        change's serial is planned again by the next run, unless ``replan=False``:
+        pass that when the API refused the change (400, 403, 404 on update, a 409
+        that cannot be reconciled), which would fail the same way every run; the
+        serial is then planned again only when its source or inventory values
+        change. ``replan`` does nothing for ``applied`` or ``skipped``.
+        """
         with self._db.write(lock="shared") as conn:
             return outbox.complete(
-                conn, change_id, status=status, response=response, error=error, now=_now(now)
+                conn,
+                change_id,
+                status=status,
+                response=response,
+                error=error,
+                now=_now(now),
+                replan=replan,
             )
 
-    def requeue_stale(self, older_than: timedelta, *, now: datetime | None = None) -> int:
-        """Return to the outbox changes claimed more than ``older_than`` ago."""
+    def abandon_stale(self, older_than: timedelta, *, now: datetime | None = None) -> int:
+        """Fail the changes left ``applying`` for longer than ``older_than`` (the process
+        applying them died) and mark their serials for planning again; returns how many.
+
+        Such a change is never sent as it stands: newer runs may have planned and
+        applied something else for the serial since. Its error reads ``abandoned: the
+        process applying it stopped``. Call it before ``candidate_serials`` so that
+        the same run plans those serials afresh from the refreshed mirror.
+        """
         stamp = _now(now)
-        return outbox.requeue_stale(self._db, stamp - older_than, stamp)
+        return outbox.abandon_stale(self._db, stamp - older_than, stamp)
+
+    def force_replan(self, serials: Iterable[str]) -> int:
+        """Make ``serials`` candidates of the next run whatever their hashes (e.g. a held
+        change found stale at approval). Returns how many of them the store knows
+        (has source records or an inventory entry for); unknown serials are ignored."""
+        return planning.replan_serials(self._db, serials)
 
     # -- audit -----------------------------------------------------------------------------
 

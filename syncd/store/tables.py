@@ -226,8 +226,10 @@ class SyncRun(SQLModel, table=True):
 class PlanCandidate(SQLModel, table=True):
     """The serials a run is planning, with the hashes they were selected at.
 
-    Transient: written by candidate selection, consumed by ``record_plan``, so that a
-    batch stored while the run plans is never marked as planned.
+    Transient: written by candidate selection, consumed when the plan is released
+    (``record_plan``, or ``approve_run`` for a held plan), so that a batch stored
+    while the run plans is never marked as planned. A held run's rows wait for its
+    approval and are dropped when it is discarded or a later plan overtakes it.
     """
 
     __tablename__ = "plan_candidate"
