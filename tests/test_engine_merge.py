@@ -45,12 +45,6 @@ def _policy(order: tuple[str, ...] = NB_CSV, **fields: FieldPolicy) -> Policy:
             id="field order beats global order",
         ),
         pytest.param(
-            [rec(location="Rack 1"), rec(source="csv", location=None)],
-            _policy(location=FieldPolicy("managed", sources=("csv",))),
-            "Rack 1",
-            id="sources outside the field order still count, after it",
-        ),
-        pytest.param(
             [
                 rec(source="zeta", location="Z"),
                 rec(source="alpha", location="A"),
@@ -78,9 +72,9 @@ def _policy(order: tuple[str, ...] = NB_CSV, **fields: FieldPolicy) -> Policy:
                 rec(source="csv", location="C"),
                 rec(location=None),
             ],
-            _policy(location=FieldPolicy("managed", sources=("netbox",))),
+            _policy(location=FieldPolicy("managed", sources=("netbox", "csv"))),
             "C",
-            id="field order, then global order, then name",
+            id="the field's own order, skipping a source that says nothing",
         ),
         pytest.param(
             [rec(wanted=False, location="Old"), rec(source="csv", location="Dock")],
@@ -103,6 +97,16 @@ def test_merge_picks_the_location_by_priority(
     [op] = result.operations
     assert op.kind == "create"
     assert op.changes["location"].after == expected
+
+
+@pytest.mark.parametrize("records", [1, 2])
+def test_a_field_naming_its_sources_takes_no_value_from_another(records: int) -> None:
+    policy = _policy(location=FieldPolicy("managed", sources=("csv",)))
+    candidates = [rec(location="Rack 1"), rec(source="csv", location=None)][:records]
+    [op] = run(Candidate("SN1", candidates), policy=policy).operations
+    assert op.kind == "create"
+    assert "location" not in op.changes
+    assert op.changes["name"].after == "sw-1"  # other fields still come from netbox
 
 
 def test_merge_works_field_by_field() -> None:

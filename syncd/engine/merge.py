@@ -1,11 +1,12 @@
 """Per-field source priority: which record's value wins for each field.
 
-For one field, sources rank: first those the field's policy names (in its order),
-then those the global ``source_priority`` names (in that order), then all others
-by name. The first source in that order whose record gives a value wins: ``None``
-is "says nothing", so the next source is asked; an empty string is a value ("this
-field is empty"), except for ``name``, ``device_type`` and ``organization``, which
-the inventory requires and cannot leave empty.
+For one field whose policy names ``sources``, only those sources may set it, in
+that order (a source it does not name is ignored for that field). For any other
+field, sources rank: first those the global ``source_priority`` names (in that
+order), then all others by name. The first source in that order whose record gives
+a value wins: ``None`` is "says nothing", so the next source is asked; an empty
+string is a value ("this field is empty"), except for ``name``, ``device_type`` and
+``organization``, which the inventory requires and cannot leave empty.
 """
 
 from __future__ import annotations
@@ -138,7 +139,8 @@ class Merger:
 
 
 def _order(rule: FieldRule, sources: tuple[str, ...]) -> tuple[int, ...]:
-    return tuple(sorted(range(len(sources)), key=lambda i: rule.rank(sources[i])))
+    allowed = [i for i in range(len(sources)) if not rule.own_order or sources[i] in rule.own_order]
+    return tuple(sorted(allowed, key=lambda i: rule.rank(sources[i])))
 
 
 def pick(

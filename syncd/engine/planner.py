@@ -139,6 +139,9 @@ class _Planner:
         }
         self.rules = field_rules(policy, converters)
         self.all_fields = RuleSet(self.rules)
+        # A field that names its sources must not take a value from another one, so
+        # the single-record shortcuts (which read every field of the record) are off.
+        self.restricted = any(rule.own_order for rule in self.rules)
         self.managed = RuleSet([rule for rule in self.rules if rule.mode == "managed"])
         self.merger = Merger(self.rules)
         # Creates share one FieldChange per type/organization value (a run sees few):
@@ -301,7 +304,7 @@ class _Planner:
     ) -> Iterable[tuple[FieldRule, Any, DeviceRecord]]:
         """Each field's winning raw value and its record (raw ``None`` may come along
         when a single record is read: the callers skip it)."""
-        if len(wanted) == 1:  # the common case: no priorities to weigh
+        if len(wanted) == 1 and not self.restricted:  # the common case: nothing to weigh
             record = wanted[0]
             return zip(ruleset.rules, ruleset.read(record), repeat(record), strict=False)
         # several records: ``pick`` skips the ones that say nothing
@@ -314,7 +317,7 @@ class _Planner:
         return found
 
     def _create(self, serial: str, wanted: Sequence[DeviceRecord]) -> None:
-        if len(wanted) > 1:
+        if len(wanted) > 1 or self.restricted:
             self._create_merged(serial, wanted)
             return
         # One record, the bulk of a first run: no priorities to weigh, so the fields kept

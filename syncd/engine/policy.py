@@ -55,7 +55,8 @@ class FieldPolicy:
     ``mode``: ``managed`` keeps the inventory equal to the sources; ``create_only``
     sets it on create (and on adopt when the inventory has no value) and never again;
     ``ignore`` never writes it. ``sources`` is the priority order for this field
-    (first source with a value wins); empty means the policy's global order.
+    (first source with a value wins) and the only sources that may set it; empty
+    means every source, in the policy's global order.
     ``on_manual_edit`` says what happens when the inventory value differs from the
     last value syncd wrote: ``report`` a conflict and keep it, or ``overwrite`` it.
     """
