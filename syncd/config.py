@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from syncd.errors import ConfigError, Problem
+from syncd.records import RECORD_FIELDS
 
 ENV_PREFIX = "SYNCD_"
 ENV_DELIMITER = "__"
@@ -77,7 +78,13 @@ class InventorySettings(_Section):
         if self.token is not None and self.token.get_secret_value():
             return self.token
         if self.token_file is not None:
-            text = self.token_file.read_text(encoding="utf-8").strip()
+            try:
+                text = self.token_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                problem = Problem(
+                    "inventory.token_file", f"cannot read {str(self.token_file)!r}: {exc}"
+                )
+                raise ConfigError([problem]) from None
             return SecretStr(text) if text else None
         return None
 
@@ -198,6 +205,7 @@ def load_settings(path: str | Path | None = None, *, required: bool = False) -> 
 
     problems = list(_forbidden_secrets(data, label, text))
     problems.extend(_check_connectors(data.get("connectors"), label, text))
+    problems.extend(_check_policy_names(data, label, text))
     try:
         settings = Settings(**data)
     except ValidationError as exc:
@@ -206,6 +214,21 @@ def load_settings(path: str | Path | None = None, *, required: bool = False) -> 
     problems.extend(_check_token_file(settings, label, text))
     if problems:
         raise ConfigError(problems, source=label)
+    return _anchor_paths(settings, file.parent if file.exists() else Path.cwd())
+
+
+def _anchor_paths(settings: Settings, base: Path) -> Settings:
+    """A relative SQLite path is relative to the config file's folder, not to wherever
+    the command happens to run (cron runs from $HOME): else a run from elsewhere would
+    start on an empty store and forget ownership, tombstones and what it wrote."""
+    prefix = "sqlite:///"
+    url = settings.store.url
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        relative = url[len(prefix) :]
+        if relative and relative != ":memory:" and not relative.startswith("file:"):
+            anchored = (base / relative).resolve()
+            store = settings.store.model_copy(update={"url": f"{prefix}{anchored}"})
+            return settings.model_copy(update={"store": store})
     return settings
 
 
@@ -217,6 +240,44 @@ def _forbidden_secrets(data: Mapping[str, Any], label: str, text: str) -> Iterab
             "the token must not be written in the config file: set SYNCD_INVENTORY__TOKEN "
             "or point inventory.token_file at a secret file",
         )
+
+
+def _check_policy_names(data: Mapping[str, Any], label: str, text: str) -> Iterable[Problem]:
+    """Field names in ``[policy.fields]`` must be record fields, and source names in the
+    policy must be connectors of this config: a misspelt name would silently never match."""
+    policy = data.get("policy")
+    if not isinstance(policy, Mapping):
+        return
+    fields = policy.get("fields")
+    fields = fields if isinstance(fields, Mapping) else {}
+    for name in fields:
+        if name not in RECORD_FIELDS:
+            hint = " (the API's 'type' is 'device_type' here)" if name == "type" else ""
+            yield Problem(
+                _locate(label, text, ("policy", "fields", name)),
+                f"policy.fields.{name}: unknown field{hint}; known: {', '.join(RECORD_FIELDS)}",
+            )
+    raw = data.get("connectors")
+    names = (
+        {c.get("name") for c in raw if isinstance(c, Mapping)} if isinstance(raw, list) else set()
+    )
+    if not names:
+        return
+    named: list[tuple[tuple[str, ...], object]] = []
+    priority = policy.get("source_priority")
+    if isinstance(priority, list):
+        named.extend((("policy", "source_priority"), n) for n in priority)
+    for field, settings in fields.items():
+        sources = settings.get("sources") if isinstance(settings, Mapping) else None
+        if isinstance(sources, list):
+            named.extend((("policy", "fields", str(field), "sources"), n) for n in sources)
+    known = ", ".join(sorted(str(n) for n in names))
+    for loc, name in named:
+        if name not in names:
+            yield Problem(
+                _locate(label, text, loc),
+                f"{'.'.join(loc)}: no connector is named {name!r} (connectors: {known})",
+            )
 
 
 def _check_token_file(settings: Settings, label: str, text: str) -> Iterable[Problem]:

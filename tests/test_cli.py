@@ -219,3 +219,39 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "run 1 applied 40 change(s); run 2 made 0 write call(s)" in " ".join(done.stdout.split())
     assert "procurement.csv:42" in done.stdout  # the bad IP row, by line
+
+
+def test_config_check_names_unknown_policy_fields_and_sources(tmp_path: Path) -> None:
+    config = tmp_path / "syncd.toml"
+    config.write_text(
+        "[[connectors]]\n"
+        'name = "procurement"\n'
+        'plugin = "csv_drop"\n'
+        "[connectors.options]\n"
+        f'inbox = "{tmp_path}"\n'
+        "[policy]\n"
+        'source_priority = ["procurment"]\n'
+        "[policy.fields.colour]\n"
+        'mode = "managed"\n',
+        encoding="utf-8",
+    )
+    done = syncd("config", "check", str(config))
+    assert done.returncode == 2
+    assert "colour" in done.stderr
+    assert f"{config}:8" in done.stderr
+    assert "'procurment'" in done.stderr
+    assert f"{config}:7" in done.stderr
+
+
+def test_relative_store_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    config = folder / "syncd.toml"
+    config.write_text('[store]\nurl = "sqlite:///state/syncd.db"\n', encoding="utf-8")
+    elsewhere = tmp_path / "home"
+    elsewhere.mkdir()
+    done = syncd(
+        "config", "check", str(config), cwd=elsewhere, env={"SYNCD_INVENTORY__TOKEN": "t" * 20}
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"sqlite:///{folder / 'state' / 'syncd.db'}" in " ".join(done.stdout.split())

@@ -165,6 +165,9 @@ def test_netbox_outage_mid_paging_fails_the_run_and_touches_nothing(
     env: NetBoxEnv, fake: FakeNetBox
 ) -> None:
     env.netbox_options = connector_options(fake, overlap=0, page_size=50)
+    # No grace at all: if a partial pull were ever stored, its missing devices would be
+    # deleted at once, and this test would see the DELETEs.
+    env.policy = {**env.policy, "orphan_grace_runs": 0, "orphan_grace_hours": 0}
     run(env)
     env.sandbox.clear_requests()
     fake.fail(503, path="/api/dcim/devices/", offset=100, times=None)
@@ -175,7 +178,9 @@ def test_netbox_outage_mid_paging_fails_the_run_and_touches_nothing(
             runner.run(dry_run=False)
         (last,) = runner.store.runs(limit=1)
         owned_after = runner.store.owned_total()
+        batches = runner.store.batches(connector="netbox")
 
+    assert [b.accepted for b in batches] == [False, True]  # newest first: the refused pull
     assert caught.value.retriable
     assert last.status == "failed"
     assert "503" in (last.error or "")

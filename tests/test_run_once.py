@@ -132,8 +132,8 @@ def test_snapshot_listing_half_the_devices_is_held_not_deleted(env: RunEnv) -> N
 
     with env.runner() as runner:
         assert runner.store.change_counts(held.run_id) == {"held": 5}
-        released = runner.approve(held.run_id, "test")
-    assert released == 5
+        approved = runner.approve(held.run_id, "test")
+    assert (approved.released, approved.stale) == (5, 0)
     assert method_counts(env.writes()) == {"DELETE": 5}
     assert set(env.devices()) == {r.serial_number for r in devices[:5]}
 
@@ -456,7 +456,7 @@ def test_delta_files_upsert_and_delete_only_what_they_name(env: RunEnv) -> None:
     assert devices["SN6"]["organization"]["id"] == 2
 
 
-def test_change_abandoned_by_a_dead_process_is_applied_by_the_next_run(env: RunEnv) -> None:
+def test_change_abandoned_by_a_dead_process_is_planned_afresh_by_the_next_run(env: RunEnv) -> None:
     devices = rows(2)
     env.drop(devices)
     with env.runner() as runner:  # a run whose process "dies" right after claiming a change
@@ -474,6 +474,175 @@ def test_change_abandoned_by_a_dead_process_is_applied_by_the_next_run(env: RunE
 
     assert result.status == "done"
     assert stuck is not None
-    assert stuck.status == "applied"
+    assert stuck.status == "failed"  # abandoned: the serial is planned afresh instead
+    assert "abandoned" in (stuck.error or "")
     assert set(env.devices()) == {r.serial_number for r in devices}
     assert method_counts(env.writes()) == {"POST": 2}
+
+
+def test_hand_edit_of_an_adopted_device_is_a_conflict_too(env: RunEnv) -> None:
+    devices = rows(2)
+    env.sandbox.load(load_form(devices))  # already in the inventory, equal to the source
+    env.drop(devices)
+    first = env.run()
+    assert [op.kind for op in first.plan.operations] == ["adopt", "adopt"]
+    serial = devices[0].serial_number
+    with env.sandbox.client() as api:
+        api.patch(f"inventory_device_serial/{serial}/", json={"name": "renamed-by-hand"})
+    env.sandbox.clear_requests()
+
+    env.drop(list(reversed(devices)))
+    second = env.run()
+
+    assert env.devices()[serial]["name"] == "renamed-by-hand"
+    assert [op.serial_number for op in second.plan.of_kind("conflict")] == [serial]
+    assert env.writes() == []
+
+
+def test_device_created_by_someone_else_is_left_alone_when_adoption_is_off(env: RunEnv) -> None:
+    env.policy = {"adopt": False}
+    devices = rows(1)
+    env.drop(devices)
+    with env.runner() as runner:
+        run_id = runner.store.begin_run("test", runner.policy.fingerprint())
+        runner.ingest(run_id)
+        runner.refresh_mirror()
+        runner.store.record_plan(run_id, runner.make_plan(run_id))
+        stranger = dataclasses.replace(devices[0], name="someone-elses")
+        env.sandbox.load(load_form([stranger]))
+        report = apply_pending(runner.store, runner.client, run_id=run_id, adopt=False)
+        (change,) = runner.store.changes(run_id=run_id)
+    assert (report.applied, report.skipped, report.failed) == (0, 1, 0)
+    assert change.status == "skipped"
+    assert "adopt disabled" in (change.error or "")
+    assert env.devices()[devices[0].serial_number]["name"] == "someone-elses"
+
+
+def test_a_change_the_api_refuses_is_not_resent_every_run(env: RunEnv) -> None:
+    env.drop(rows(2))
+    env.sandbox.set_faults(script=["ok", "400"])  # the listing, then the first POST
+
+    first = env.run()
+    assert first.status == "failed"
+    env.sandbox.clear_requests()
+    second = env.run()  # nothing changed: the refused create is not sent again
+
+    assert second.status == "done"
+    assert env.writes() == []
+    assert len(env.devices()) == 1
+
+
+def test_resending_an_older_snapshot_is_a_new_snapshot_not_a_duplicate(env: RunEnv) -> None:
+    env.policy = {"orphan_grace_runs": 0, "orphan_grace_hours": 0, "max_delete_share": 1.0}
+    a, b = rows(6), rows(5)
+    env.drop(a)
+    env.run()
+    env.drop(b)
+    env.run()
+    assert len(env.devices()) == 5
+    env.drop(a)  # the same bytes as the first file
+
+    third = env.run()
+
+    assert [op.kind for op in third.plan.writes()] == ["create"]
+    assert len(env.devices()) == 6
+
+
+def test_held_plan_then_fixed_source_plans_afresh(env: RunEnv) -> None:
+    devices = rows(10)
+    env.drop(devices)
+    env.run()
+    newcomer = rows(1, start=500)[0]
+    env.drop([*devices[:4], newcomer])  # suspicious shrink: held, with a create in it
+    held = env.run()
+    assert held.status == "held"
+
+    env.drop([*devices, newcomer])  # the operator fixes the source instead of approving
+    fixed = env.run()
+
+    assert fixed.status == "done"
+    assert [op.serial_number for op in fixed.plan.of_kind("create")] == [newcomer.serial_number]
+    assert newcomer.serial_number in env.devices()
+    with env.runner() as runner:
+        assert runner.store.change_counts(held.run_id).get("held", 0) == 0
+
+
+def test_approve_skips_a_change_the_inventory_has_overtaken(env: RunEnv) -> None:
+    env.policy = {"max_delete_share": 0.0, "orphan_grace_runs": 0, "orphan_grace_hours": 0}
+    devices = rows(4)
+    env.drop(devices)
+    env.run()
+    moved = [dataclasses.replace(devices[0], location="DC2"), *devices[1:3]]
+    env.drop(moved)  # one update and one delete: the delete gate holds the plan
+    held = env.run()
+    assert held.status == "held"
+    serial = devices[0].serial_number
+    with env.sandbox.client() as api:  # meanwhile someone moves the device by hand
+        api.patch(f"inventory_device_serial/{serial}/", json={"location": "DC9"})
+    env.sandbox.clear_requests()
+
+    with env.runner() as runner:
+        approved = runner.approve(held.run_id, "alice")
+        (update,) = runner.store.changes(run_id=held.run_id, serial=serial)
+
+    assert approved.stale == 1
+    assert update.status == "skipped"
+    assert "location" in (update.error or "")
+    assert env.devices()[serial]["location"] == "DC9"
+    assert method_counts(env.writes()) == {"DELETE": 1}
+
+
+def test_change_abandoned_by_a_dead_process_never_reverts_a_newer_value(env: RunEnv) -> None:
+    devices = rows(2)
+    env.drop(devices)
+    env.run()
+    serial = devices[0].serial_number
+    env.drop([dataclasses.replace(devices[0], location="DC2"), devices[1]])
+    with env.runner() as runner:  # plans the move to DC2, claims the PATCH and "dies"
+        run_id = runner.store.begin_run("test", runner.policy.fingerprint())
+        runner.ingest(run_id)
+        runner.refresh_mirror()
+        runner.store.record_plan(run_id, runner.make_plan(run_id))
+        (stale,) = runner.store.pending_changes(run_id=run_id)
+        assert runner.store.claim_change(stale.id)
+    env.drop([dataclasses.replace(devices[0], location="DC3"), devices[1]])
+    newer = env.run()  # the claim is fresh: its worker may still be alive
+    assert newer.status == "done"
+    assert env.devices()[serial]["location"] == "DC3"
+    env.sandbox.clear_requests()
+
+    later = datetime.now(UTC) + timedelta(minutes=11)
+    with env.runner(clock=lambda: later) as runner:
+        result = runner.run(dry_run=False)
+        dead = runner.store.change(stale.id)
+    env.run()
+
+    assert result.status == "done"
+    assert env.writes() == []  # the stale PATCH to DC2 is never sent
+    assert env.devices()[serial]["location"] == "DC3"
+    assert dead is not None
+    assert (dead.status, dead.error) == ("failed", "abandoned: the process applying it stopped")
+
+
+def test_change_the_api_refused_is_not_resent_until_its_source_changes(env: RunEnv) -> None:
+    devices = rows(3)
+    env.drop(devices)
+    env.sandbox.set_faults(script=["ok", "ok", "400"])  # one of the POSTs is refused
+
+    first = env.run()
+
+    assert first.applied is not None
+    assert (first.applied.applied, first.applied.failed) == (2, 1)
+    with env.runner() as runner:
+        (refused,) = runner.store.changes(run_id=first.run_id, status="failed")
+    env.sandbox.clear_requests()
+    second = env.run()
+    assert second.status == "done"
+    assert env.writes() == []  # a no-op run makes no write call
+    assert refused.serial_number not in env.devices()
+
+    bad = next(r for r in devices if r.serial_number == refused.serial_number)
+    env.drop([*(r for r in devices if r is not bad), dataclasses.replace(bad, name="fixed")])
+    env.run()
+    assert method_counts(env.writes()) == {"POST": 1}
+    assert env.devices()[refused.serial_number]["name"] == "fixed"

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from syncd.cli.common import EXIT_CONFIG, console, err_console
+from syncd.cli.common import EXIT_CONFIG, console, err_console, fail
 from syncd.config import load_settings
-from syncd.errors import ConfigError
+from syncd.errors import ConfigError, SyncdError
 
 app = typer.Typer(
     help="syncd keeps the Inventory Device Serial API in step with NetBox and CSV drops.",
@@ -33,8 +34,17 @@ def config_check(
         for problem in exc.problems:
             err_console.print(f"  {problem.location}: {problem.message}", highlight=False)
         raise typer.Exit(EXIT_CONFIG) from None
-    token = "set" if settings.inventory.resolved_token() else "NOT SET (SYNCD_INVENTORY__TOKEN)"
-    console.print(f"{file}: OK (inventory {settings.inventory.base_url}, token {token})")
+    try:
+        token = "set" if settings.inventory.resolved_token() else "NOT SET (SYNCD_INVENTORY__TOKEN)"
+    except ConfigError as exc:
+        token = f"UNREADABLE ({exc.problems[0].message})"
+    api, store = (_hide_userinfo(u) for u in (settings.inventory.base_url, settings.store.url))
+    console.print(f"{file}: OK (inventory {api}, token {token}, store {store})")
+
+
+def _hide_userinfo(url: str) -> str:
+    """``scheme://user:password@host`` -> ``scheme://***@host``: URLs may carry secrets."""
+    return re.sub(r"//[^/@]*@", "//***@", url)
 
 
 @config_app.command("example")
@@ -54,6 +64,7 @@ def _register() -> None:
     app.command("plan")(runs.plan_command)
     app.command("run")(runs.run_command)
     app.command("approve")(runs.approve_command)
+    app.command("discard")(runs.discard_command)
     app.command("runs")(runs.runs_command)
     app.command("changes")(runs.changes_command)
     app.command("rejects")(runs.rejects_command)
@@ -66,4 +77,7 @@ def _register() -> None:
 def main() -> None:
     """Console-script entry point."""
     _register()
-    app()
+    try:
+        app()
+    except SyncdError as exc:  # every command: a clear message and an exit code, no traceback
+        fail(exc)

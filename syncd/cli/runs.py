@@ -17,6 +17,7 @@ from syncd.cli.common import (
     EXIT_HELD,
     ConfigOption,
     console,
+    err_console,
     fail,
     settings_from,
 )
@@ -114,20 +115,49 @@ def approve_command(
     config: ConfigOption = DEFAULT_CONFIG,
     by: Annotated[str, typer.Option(help="who approves (kept in the audit log)")] = "cli",
     no_apply: Annotated[
-        bool, typer.Option("--no-apply", help="only release; a later run or worker applies")
+        bool, typer.Option("--no-apply", help="only release; a later run applies")
     ] = False,
 ) -> None:
-    """Release a plan that a safety gate held, and apply it."""
+    """Release a plan that a safety gate held, and apply what still holds of it.
+
+    Each change is checked against the inventory and the sources as they are now; one
+    they have overtaken is skipped and planned afresh by the next run.
+    """
     settings = settings_from(config)
     with open_runner(settings) as runner:
-        run = runner.store.run(run_id)
-        if run is None or run.status != "held":
-            state = "unknown" if run is None else run.status
-            console.print(f"run {run_id} is not held (it is {state})")
-            raise typer.Exit(EXIT_FAILED)
-        released = runner.approve(run_id, by, apply=not no_apply)
+        _require_held(runner.store, run_id)
+        result = runner.approve(run_id, by, apply=not no_apply)
         counts = runner.store.change_counts(run_id)
-    console.print(f"run {run_id}: {released} change(s) released by {by}; now {counts}")
+    console.print(f"run {run_id}: {result.released} change(s) released by {by}")
+    if result.stale:
+        console.print(f"  {result.stale} skipped as stale (re-planned by the next run)")
+    console.print(f"  now: {counts}", highlight=False)
+    for error in result.applied.errors[:10]:
+        console.print(f"  [red]failed[/] {error}", highlight=False)
+    if result.applied.failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def discard_command(
+    run_id: Annotated[int, typer.Argument(help="the held run to refuse")],
+    config: ConfigOption = DEFAULT_CONFIG,
+    by: Annotated[str, typer.Option(help="who refuses (kept in the audit log)")] = "cli",
+    reason: Annotated[str, typer.Option(help="why (kept in the audit log)")] = "",
+) -> None:
+    """Refuse a held plan: its changes are skipped, its serials planned afresh next run."""
+    settings = settings_from(config)
+    with Store.from_settings(settings.store) as store:
+        _require_held(store, run_id)
+        skipped = store.discard_run(run_id, by, reason)
+    console.print(f"run {run_id}: {skipped} change(s) discarded by {by}")
+
+
+def _require_held(store: Store, run_id: int) -> None:
+    run = store.run(run_id)
+    if run is None or run.status != "held":
+        state = "unknown" if run is None else run.status
+        err_console.print(f"run {run_id} is not held (it is {state})")
+        raise typer.Exit(EXIT_FAILED)
 
 
 def runs_command(
@@ -266,6 +296,12 @@ def show_result(result: RunResult, *, limit: int) -> None:
         )
     if limit and len(result.rejects) > limit:
         console.print(f"  ... see `syncd rejects --run {result.run_id}` for the rest")
+    if result.listing_problems:
+        console.print(
+            "[yellow]the inventory listing was not complete[/] (no device was taken for "
+            "gone): " + "; ".join(result.listing_problems[:5]),
+            highlight=False,
+        )
     console.print(plan_table(result.plan, limit=limit))
     counts = ", ".join(f"{k} {v}" for k, v in sorted(result.plan.counts.items()) if v)
     console.print(f"plan: {counts or 'nothing to do'}", highlight=False)

@@ -27,8 +27,6 @@ from syncd.errors import (
     AlreadyExistsError,
     AuthenticationError,
     NotFoundError,
-    PermissionDeniedError,
-    RejectedError,
     RetriableError,
     SyncdError,
     ValidationRejectedError,
@@ -55,6 +53,7 @@ class ApplyReport:
 
     applied: int = 0
     failed: int = 0
+    skipped: int = 0
     by_operation: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -69,9 +68,12 @@ def apply_pending(
     run_id: int | None = None,
     progress: Progress | None = None,
     batch_size: int = 200,
+    adopt: bool = True,
 ) -> ApplyReport:
     """Apply every pending change (of ``run_id``, or all), oldest first.
 
+    ``adopt`` is the policy's: when a create meets a device someone else created in
+    the meantime (409), it is adopted only if the policy allows adoption.
     Raises ``AuthenticationError`` (after handing its change back) when the token
     is refused: nothing else can succeed then.
     """
@@ -85,10 +87,12 @@ def apply_pending(
         for change in pending:
             if not store.claim_change(change.id):
                 continue  # another worker has it
-            outcome = apply_change(store, client, change)
+            outcome = apply_change(store, client, change, adopt=adopt)
             if outcome == "applied":
                 report.applied += 1
                 report.count(change.operation)
+            elif outcome == "skipped":
+                report.skipped += 1
             else:
                 report.failed += 1
                 report.errors.append(f"{change.serial_number}: {outcome}")
@@ -96,58 +100,78 @@ def apply_pending(
                 progress.advance(change, outcome)
 
 
-def apply_change(store: Store, client: InventoryClient, change: ChangeRow) -> str:
-    """Apply one claimed change and record the outcome; returns ``"applied"`` or the error.
+def apply_change(
+    store: Store, client: InventoryClient, change: ChangeRow, *, adopt: bool = True
+) -> str:
+    """Apply one claimed change and record the outcome; returns ``"applied"``,
+    ``"skipped"`` or the error.
 
+    A change the API refused (400, 403, 404, an unreconcilable 409, an answer outside
+    the contract) is failed and NOT planned again until its source or inventory
+    values change: re-sending it would fail the same way every run. A transient
+    failure whose retries ran out is failed and planned again by the next run.
     Raises ``AuthenticationError`` after releasing the change back to the outbox.
     """
     try:
-        _execute(store, client, change)
+        return _execute(store, client, change, adopt=adopt)
     except AuthenticationError as exc:
         store.release_change(change.id, redact(str(exc)))
         raise
-    except (RejectedError, PermissionDeniedError, RetriableError) as exc:
+    except SyncdError as exc:
         message = redact(str(exc))
-        store.complete_change(change.id, "failed", response=_summary(exc), error=message)
+        transient = isinstance(exc, RetriableError)
+        store.complete_change(
+            change.id, "failed", response=_summary(exc), error=message, replan=transient
+        )
         log.warning(
             "apply.failed",
             change=change.id,
             serial=change.serial_number,
             operation=change.operation,
             error=message,
+            replan=transient,
         )
         return message
-    except SyncdError as exc:
-        message = redact(str(exc))
-        store.complete_change(change.id, "failed", response=_summary(exc), error=message)
-        return message
-    return "applied"
 
 
-def _execute(store: Store, client: InventoryClient, change: ChangeRow) -> None:
+def _execute(store: Store, client: InventoryClient, change: ChangeRow, *, adopt: bool) -> str:
     serial = change.serial_number
     body = change.body()
     now = datetime.now(UTC)
     if change.operation == "create":
         try:
             device = client.create_device(DeviceCreate.model_validate(body))
-            store.record_write(
-                serial,
-                "create",
-                body,
-                device,
-                change_id=change.id,
-                response={"status_code": 201},
-                now=now,
-            )
         except AlreadyExistsError:
-            _reconcile_existing(store, client, change, body, now)
-    elif change.operation in ("update", "adopt"):
-        device = client.patch_device(serial, body) if body else client.get_device(serial)
+            return _reconcile_existing(store, client, change, body, now=now, adopt=adopt)
         store.record_write(
             serial,
-            change.operation,
+            "create",
             body,
+            device,
+            change_id=change.id,
+            response={"status_code": 201},
+            now=now,
+        )
+    elif change.operation == "update":
+        device = client.patch_device(serial, body)
+        store.record_write(
+            serial,
+            "update",
+            body,
+            device,
+            change_id=change.id,
+            response={"status_code": 200},
+            now=now,
+        )
+    elif change.operation == "adopt":
+        device = client.patch_device(serial, body) if body else client.get_device(serial)
+        # The device as adopted is the baseline of the three-way compare: a field that
+        # already agreed (so was not patched) must count as written too, or a later
+        # hand edit of it would look like a source change and be reverted.
+        store.record_write(
+            serial,
+            "adopt",
+            _baseline(device, body),
             device,
             change_id=change.id,
             response={"status_code": 200},
@@ -169,7 +193,15 @@ def _execute(store: Store, client: InventoryClient, change: ChangeRow) -> None:
             now=now,
         )
     else:
-        store.complete_change(change.id, "skipped", error=f"{change.operation} is not applied")
+        store.complete_change(
+            change.id, "skipped", error=f"{change.operation} is not applied", replan=False
+        )
+        return "skipped"
+    return "applied"
+
+
+def _baseline(device: Device, sent: Mapping[str, Any]) -> dict[str, Any]:
+    return {**device.writable_values(), **sent}
 
 
 def _reconcile_existing(
@@ -177,17 +209,30 @@ def _reconcile_existing(
     client: InventoryClient,
     change: ChangeRow,
     body: Mapping[str, Any],
+    *,
     now: datetime,
-) -> None:
-    """409 on create: the device exists. Patch what differs and adopt it."""
+    adopt: bool,
+) -> str:
+    """409 on create: someone created the device after the plan. With adoption allowed
+    it is adopted (what differs from the source is patched); otherwise it is left
+    alone and the change is skipped, as the planner would have done."""
     serial = change.serial_number
+    if not adopt:
+        store.complete_change(
+            change.id,
+            "skipped",
+            response={"status_code": 409},
+            error="exists, not managed (adopt disabled): created by someone else after the plan",
+            replan=False,
+        )
+        return "skipped"
     existing = client.get_device(serial)
     differing = _differences(body, existing)
     device = client.patch_device(serial, differing) if differing else existing
     store.record_write(
         serial,
         "adopt",
-        body,
+        _baseline(device, body),
         device,
         change_id=change.id,
         now=now,
@@ -197,6 +242,7 @@ def _reconcile_existing(
             + (f"patched {', '.join(sorted(differing))}" if differing else "equal"),
         },
     )
+    return "applied"
 
 
 def _differences(body: Mapping[str, Any], device: Device) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import structlog
 
 from connectors.base import Batch, Connector
 from syncd.engine import EmptySerialError, SerialRules, normalize_serial
-from syncd.errors import SourceError, SyncdError
+from syncd.errors import ConfigError, SourceError, SyncdError
 from syncd.records import DeviceRecord, Reject
 from syncd.store import Store
 
@@ -75,8 +75,8 @@ def ingest(
                         store, batch, connector.name, rules=serial_rules, run_id=run_id, now=now
                     )
                 )
-        except SourceError:
-            raise
+        except (SourceError, ConfigError):
+            raise  # a misconfigured source is a configuration error (exit 2), not an outage
         except SyncdError as exc:
             raise SourceError(f"source {connector.name!r}: {exc}") from exc
         except OSError as exc:

@@ -16,14 +16,14 @@ import structlog
 from connectors.base import Connector, build_connector
 from syncd import engine
 from syncd.config import Settings
-from syncd.engine import Plan, PlanContext, Policy
+from syncd.engine import Candidate, Plan, PlanContext, Policy
 from syncd.errors import SyncdError
 from syncd.inventory import InventoryClient
 from syncd.log import redact
 from syncd.service.apply import ApplyReport, Progress, apply_pending
 from syncd.service.ingest import IngestReport, ingest
 from syncd.service.policy import build_policy
-from syncd.store import MirrorStats, RejectEntry, Store
+from syncd.store import ChangeRow, MirrorStats, RejectEntry, Store
 
 log = structlog.get_logger("syncd.run")
 
@@ -32,6 +32,9 @@ Clock = Callable[[], datetime]
 #: A change claimed longer ago than this was abandoned by a process that died: it goes
 #: back to the outbox. Far longer than one call's retry budget.
 STALE_CLAIM = timedelta(minutes=10)
+
+#: The most changes one approval checks and releases at once.
+HELD_PLAN_LIMIT = 1_000_000
 
 
 def utcnow() -> datetime:
@@ -50,6 +53,7 @@ class RunResult:
     applied: ApplyReport | None = None
     dry_run: bool = False
     rejects: list[RejectEntry] = field(default_factory=list)
+    listing_problems: list[str] = field(default_factory=list)
 
     @property
     def held(self) -> bool:
@@ -73,6 +77,8 @@ class RunResult:
         }
         if self.mirror is not None:
             out["inventory_listed"] = self.mirror.listed
+        if self.listing_problems:
+            out["inventory_listing_problems"] = self.listing_problems[:20]
         if self.applied is not None:
             out["applied"] = self.applied.applied
             out["failed"] = self.applied.failed
@@ -111,6 +117,33 @@ def build_connectors(settings: Settings, store: Store | None = None) -> list[Con
     ]
 
 
+@dataclass(slots=True)
+class ApproveResult:
+    """What an approval did."""
+
+    released: int
+    stale: int = 0
+    applied: ApplyReport = field(default_factory=ApplyReport)
+
+
+def stale_reason(change: ChangeRow, now: Candidate | None) -> str | None:
+    """Why a held change no longer fits the inventory and sources as they are now."""
+    mirror = now.mirror if now is not None else None
+    if change.operation == "create":
+        return "the device exists in the inventory now" if mirror is not None else None
+    if change.operation == "delete":
+        wanted = now is not None and any(r.wanted and r.action == "upsert" for r in now.records)
+        return "a source lists the device again" if wanted else None
+    if mirror is None:
+        return "the device is no longer in the inventory"
+    for name, field_change in change.changes.items():
+        if not field_change.get("before_known", True) or name not in mirror.values:
+            continue
+        if mirror.values[name] != field_change.get("before"):
+            return f"{name} was changed in the inventory since the plan was held"
+    return None
+
+
 class Runner:
     """Runs the pipeline for one configuration over one store and one API client."""
 
@@ -131,6 +164,7 @@ class Runner:
             list(connectors) if connectors is not None else build_connectors(settings, store)
         )
         self.clock = clock
+        self.listing_problems: list[str] = []
 
     def force_full_pulls(self) -> None:
         """Make incremental sources (NetBox) do a full pull on their next fetch."""
@@ -151,10 +185,21 @@ class Runner:
         )
 
     def refresh_mirror(self) -> MirrorStats:
-        """Read the whole inventory (paged, lazily) into the mirror."""
-        return self.store.refresh_mirror(
-            self.client.iter_devices(), complete=True, now=self.clock()
+        """Read the whole inventory (paged, lazily) into the mirror.
+
+        Devices missing from the listing are marked absent only when the listing was
+        complete and consistent (the inventory did not change under the paging, no
+        malformed item was skipped); otherwise they stay as last seen, so a shaky
+        listing can never make owned devices look gone.
+        """
+        listing = self.client.list_inventory()
+        stats = self.store.refresh_mirror(
+            listing, complete=lambda: listing.complete, now=self.clock()
         )
+        self.listing_problems = list(listing.problems)
+        if listing.problems:
+            log.warning("mirror.listing_incomplete", problems=len(listing.problems))
+        return stats
 
     def make_plan(self, run_id: int) -> Plan:
         """Plan the serials whose sources or inventory values changed since last planned."""
@@ -184,6 +229,8 @@ class Runner:
     ) -> RunResult:
         """Ingest, refresh the mirror, plan; then record and apply the plan (unless
         ``dry_run``, which writes nothing to the API and records no change)."""
+        if not dry_run:
+            self._abandon_stale_claims()
         run_id = self.store.begin_run(trigger, self.policy.fingerprint(), now=self.clock())
         log.info("run.start", run=run_id, dry_run=dry_run, trigger=trigger)
         try:
@@ -195,6 +242,7 @@ class Runner:
             raise
         result = RunResult(
             rejects=self.store.rejects(run_id=run_id, limit=1000)[::-1],
+            listing_problems=self.listing_problems,
             run_id=run_id,
             status="done",
             plan=plan,
@@ -215,20 +263,60 @@ class Runner:
 
     def approve(
         self, run_id: int, by: str, *, apply: bool = True, progress: Progress | None = None
-    ) -> int:
-        """Release a held run; with ``apply``, apply its changes now. Returns how many
-        changes were released."""
+    ) -> ApproveResult:
+        """Release a held run; with ``apply``, check each change against the inventory as
+        it is now and apply the ones still valid.
+
+        A plan can wait for hours: a change whose premise no longer holds (the field was
+        edited since, the device now exists, a source lists it again) is skipped and its
+        serial planned afresh by the next run, instead of blindly overwriting.
+        """
         released = self.store.approve_run(run_id, by, now=self.clock())
-        if apply:
-            report = self._drain(run_id, progress)
-            self.store.finish_run(
-                run_id,
-                "done" if report.failed == 0 else "failed",
-                summary={"applied": report.applied, "failed": report.failed},
-                error="; ".join(report.errors[:5]) or None,
-                now=self.clock(),
-            )
-        return released
+        result = ApproveResult(released=released)
+        if not apply:
+            return result
+        try:
+            self.refresh_mirror()
+            result.stale = self._skip_stale(run_id)
+            result.applied = self._drain(run_id, progress)
+        except BaseException as exc:
+            self._fail(run_id, exc)
+            raise
+        self.store.finish_run(
+            run_id,
+            "done" if result.applied.failed == 0 else "failed",
+            summary={
+                "approved_by": by,
+                "applied": result.applied.applied,
+                "failed": result.applied.failed,
+                "stale": result.stale,
+            },
+            error="; ".join(result.applied.errors[:5]) or None,
+            now=self.clock(),
+        )
+        return result
+
+    def _skip_stale(self, run_id: int) -> int:
+        """Skip (and re-plan) released changes the inventory or sources have overtaken."""
+        changes = self.store.pending_changes(run_id=run_id, limit=HELD_PLAN_LIMIT)
+        if not changes:
+            return 0
+        current = {
+            c.serial_number: c
+            for c in self.store.load_candidates(sorted({c.serial_number for c in changes}))
+        }
+        stale = 0
+        for change in changes:
+            reason = stale_reason(change, current.get(change.serial_number))
+            if reason is None:
+                continue
+            if self.store.claim_change(change.id):
+                self.store.complete_change(
+                    change.id, "skipped", error=f"stale after approval: {reason}", replan=False
+                )
+                self.store.force_replan([change.serial_number])
+                stale += 1
+        return stale
 
     def _apply(self, result: RunResult, progress: Progress | None) -> RunResult:
         run_id = result.run_id
@@ -248,12 +336,20 @@ class Runner:
         return result
 
     def _drain(self, run_id: int, progress: Progress | None) -> ApplyReport:
-        # The whole outbox, not only this run's changes: a change left pending by an
-        # earlier run (its process died, or its claim went stale) is applied now too.
-        stale = self.store.requeue_stale(STALE_CLAIM, now=self.clock())
-        if stale:
-            log.warning("apply.requeued_stale_claims", count=stale, run=run_id)
-        return apply_pending(self.store, self.client, run_id=None, progress=progress)
+        """Apply this run's changes, then whatever else waits in the outbox (changes an
+        approval released without applying them); the report counts this run's only."""
+        report = apply_pending(
+            self.store, self.client, run_id=run_id, progress=progress, adopt=self.policy.adopt
+        )
+        earlier = apply_pending(self.store, self.client, adopt=self.policy.adopt)
+        if earlier.applied or earlier.failed:
+            log.info("apply.earlier_changes", applied=earlier.applied, failed=earlier.failed)
+        return report
+
+    def _abandon_stale_claims(self) -> None:
+        abandoned = self.store.abandon_stale(STALE_CLAIM, now=self.clock())
+        if abandoned:
+            log.warning("apply.abandoned_claims", count=abandoned)
 
     def _fail(self, run_id: int, exc: BaseException) -> None:
         reason = redact(str(exc) if isinstance(exc, SyncdError) else f"{type(exc).__name__}: {exc}")
