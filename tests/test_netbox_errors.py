@@ -27,6 +27,7 @@ from connectors.netbox import (
 )
 from connectors.netbox.token import auth_scheme
 from syncd.errors import ConfigError, FatalError, RetriableError
+from syncd.records import DeviceRecord
 from tests.fakenetbox import TOKEN_ENV, FakeNetBox, connector_options
 
 DEVICES = "/api/dcim/devices/"
@@ -145,15 +146,23 @@ def test_netbox_unreachable_is_a_clear_retriable_failure(monkeypatch: pytest.Mon
 # -- refusals ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", [401, 403])
-def test_auth_refusal_is_fatal_at_once(fake: FakeNetBox, status: int) -> None:
-    fake.fail(status, path=DEVICES, times=None)
+def test_auth_refusal_that_clears_on_retry_is_survived(fake: FakeNetBox) -> None:
+    fake.fail(403, path=DEVICES, times=1)  # e.g. a token being rotated behind a proxy
     [batch] = list(connect(fake).fetch(force_full=True))
+    records = [i for i in batch.items() if isinstance(i, DeviceRecord)]
+    assert len(records) == 162
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_auth_refusal_is_retried_briefly_then_fatal(fake: FakeNetBox, status: int) -> None:
+    fake.fail(status, path=DEVICES, times=None)
+    [batch] = list(connect(fake, auth_attempts=3).fetch(force_full=True))
     with pytest.raises(NetBoxAuthError) as caught:
         list(batch.items())
     assert isinstance(caught.value, FatalError)
     assert caught.value.status_code == status
-    assert len(fake.requests_to(DEVICES)) == 1  # not retried
+    assert len(fake.requests_to(DEVICES)) == 3  # retried with backoff, then given up
+    assert "refused 3 time(s)" in str(caught.value)
     assert fake.v2_token not in str(caught.value)
     assert fake.v2_token.split(".")[1] not in repr(caught.value)
 

@@ -40,7 +40,12 @@ from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 
 from connectors.netbox.config import NetBoxConfig
-from connectors.netbox.errors import NetBoxRequestError, NetBoxUnavailableError, translate
+from connectors.netbox.errors import (
+    NetBoxAuthError,
+    NetBoxRequestError,
+    NetBoxUnavailableError,
+    translate,
+)
 from syncd.config import RetrySettings
 
 T = TypeVar("T")
@@ -100,6 +105,7 @@ class NetBoxClient:
         self.url = config.url
         self._token = token
         self._retry: RetrySettings = config.retry
+        self._auth_attempts = config.auth_attempts
         self._lock = threading.Lock()
         self.requests = 0
         verify: bool | str = str(config.ca_bundle) if config.ca_bundle else config.verify_tls
@@ -196,6 +202,8 @@ class NetBoxClient:
         tries = 0
 
         def backoff(exc: Exception) -> bool | float:
+            if isinstance(exc, NetBoxAuthError):
+                return tries < self._auth_attempts
             if not isinstance(exc, NetBoxUnavailableError):
                 return False
             if exc.retry_after is None:
@@ -226,6 +234,10 @@ class NetBoxClient:
             raise NetBoxUnavailableError(
                 f"{exc} (gave up after {tries} attempt(s) in {spent:.1f}s)",
                 retry_after=exc.retry_after,
+            ) from exc
+        except NetBoxAuthError as exc:
+            raise NetBoxAuthError(
+                f"{exc} (refused {tries} time(s))", status_code=exc.status_code
             ) from exc
         raise AssertionError("unreachable: stamina re-raises the last error")
 

@@ -144,6 +144,13 @@ class NetBoxConfig(_Section):
         None, description="where watermarks are kept; default: in memory (every run pulls all)"
     )
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    auth_attempts: int = Field(
+        2,
+        ge=1,
+        le=10,
+        description="tries of a request NetBox refused with 401/403 (a token being rotated, "
+        "a proxy warming up), with the same backoff; then the run fails",
+    )
 
     @field_validator("url")
     @classmethod
