@@ -1,0 +1,12 @@
+"""``python -m benchmarks``: the reconciliation benchmark, at 100k devices by default.
+
+``--million`` adds a run of 1M devices (a few minutes; the set-up phase needs about
+3 GB of RAM; diffsync runs at 1M only with ``--diffsync always``). See
+``python -m benchmarks --help`` and ``docs/benchmarks.md``. The engine-only timing
+is ``python benchmarks/engine_timing.py``.
+"""
+
+from benchmarks.reconcile import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,925 @@
+"""Reconciliation benchmark (issue 3): CSV ingest rate, planning time, peak memory, diffsync.
+
+Run: ``.venv/bin/python -m benchmarks [--million] [--diffsync always] [--one-process]``
+(``--help`` lists the rest). It prints figures; nothing fails on timing. Method and
+measured figures: ``docs/benchmarks.md``.
+
+For each size N, every phase runs in a fresh subprocess, so each phase's peak RSS
+(``ru_maxrss``) is its own:
+
+1. ``gen``: write the baseline CSV (N devices) and the next CSV (1 % changed in one
+   or two fields, 0.5 % removed, 0.5 % new), seeded (``benchmarks.datagen``).
+2. ``setup``: the state after a successful previous sync, built through the store's
+   public API: the baseline CSV ingested through the CSV connector and
+   ``syncd.service.ingest`` (timed: the baseline ingest rate); the mirror fed with
+   ``Device`` objects equal to the baseline through ``refresh_mirror`` (built in
+   memory, no HTTP); one full plan (every serial is adopted) recorded with
+   ``record_plan``; then every change marked applied and every device owned
+   (``created``), see ``--mark-synced``.
+3. ``ingest``: the next CSV through the same path (timed: the ingest rate).
+4. ``refresh``: the unchanged inventory listed into the mirror again (what a run
+   does before planning; a no-op for the store). Not part of the planning figure.
+5. ``plan`` (the measured step, ``--repeat`` times, each on a fresh copy of the
+   database as it was after ``ingest``): ``begin_run`` + ``candidate_serials`` +
+   ``owned_total``/``source_counts``/``load_catalogue`` + ``load_candidates`` streamed
+   through ``engine.plan`` + ``record_plan``, wall clock, as ``Runner`` does it.
+   The plan's counts are checked against the generated changes.
+   With ``--one-process``, ``whole`` also runs steps 3 to 5 in one process, on a
+   copy of the state after ``setup``: the peak RSS of a whole run in one process.
+6. ``diffsync``: the same diff by diffsync 2.x: two adapters loaded from the two
+   CSVs (read into memory first, not timed), ``inventory.diff_from(desired)``;
+   load and diff timed apart. At 1M only with ``--diffsync always``, bounded by
+   ``--diffsync-timeout`` and ``--diffsync-memory-gb``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from benchmarks.datagen import (
+    ORGANIZATIONS,
+    TYPES,
+    Scenario,
+    device_row,
+    read_csv,
+    write_csv,
+)
+
+# syncd is imported inside the functions that use it, not here: the diffsync process
+# then loads only diffsync, and its peak RSS is diffsync's own.
+if TYPE_CHECKING:
+    from connectors.csv_drop import CsvDropConnector
+    from syncd.engine import Policy
+    from syncd.inventory.models import Device
+    from syncd.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+CONNECTOR = "procurement"
+CSV_NAME = "devices.csv"
+PHASES = ("gen", "setup", "ingest", "refresh", "plan", "whole", "diffsync")
+
+T = TypeVar("T")
+Result = dict[str, Any]
+
+
+# -- measuring -------------------------------------------------------------------------------
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, MiB (``ru_maxrss`` is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    """This process's resident set size now, MiB."""
+    with Path("/proc/self/statm").open() as handle:
+        pages = int(handle.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
+
+
+class Timed(Iterator[T]):
+    """Wraps an iterator and adds up the time spent producing its items, so a lazily
+    consumed stage (candidates loaded while the engine plans) can be timed apart."""
+
+    def __init__(self, items: Iterable[T]) -> None:
+        self._items = iter(items)
+        self.seconds = 0.0
+        self.count = 0
+
+    def __iter__(self) -> Iterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        start = time.perf_counter()
+        try:
+            item = next(self._items)
+        finally:
+            self.seconds += time.perf_counter() - start
+        self.count += 1
+        return item
+
+
+def _quiet_logs() -> None:
+    """The same log set-up for syncd and diffsync: warnings only, to stderr."""
+    from syncd.log import configure
+
+    configure(level="WARNING")
+
+
+# -- the syncd side --------------------------------------------------------------------------
+
+
+def bench_policy() -> Policy:
+    """Default field policy; every model and tenant mapped; orphans deleted at once and
+    no delete gate, so the removed devices are planned as deletes."""
+    from syncd.engine import Policy
+
+    return Policy.default(
+        orphan_grace_runs=0,
+        orphan_grace_seconds=0,
+        max_delete_share=1.0,
+        type_map={model: i + 1 for i, model in enumerate(TYPES)},
+        organization_map={name: i + 1 for i, name in enumerate(ORGANIZATIONS)},
+    )
+
+
+def _store_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _connector(workdir: Path) -> CsvDropConnector:
+    from connectors.csv_drop import CsvDropConfig, CsvDropConnector
+
+    config = CsvDropConfig(inbox=workdir / "inbox", stable_seconds=0)
+    return CsvDropConnector(CONNECTOR, config)
+
+
+def _ingest_file(store: Store, workdir: Path, csv_file: Path, rows: int) -> Result:
+    """Drop ``csv_file`` into the inbox and ingest it as a run does; the rate counts the
+    connector's read (checksum, decoding, parsing), staging and the merge."""
+    from syncd.service import ingest
+
+    inbox = workdir / "inbox"
+    inbox.mkdir(exist_ok=True)
+    shutil.copyfile(csv_file, inbox / CSV_NAME)
+    policy = bench_policy()
+    connector = _connector(workdir)
+    start = time.perf_counter()
+    report = ingest(
+        store, [connector], serial_rules=policy.serial, run_id=None, now=datetime.now(UTC)
+    )
+    seconds = time.perf_counter() - start
+    (batch,) = report.batches
+    if not batch.accepted or batch.records != rows:
+        raise SystemExit(f"ingest of {csv_file.name} went wrong: {batch}")
+    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds}
+
+
+def inventory_devices(scenario: Scenario) -> Iterator[Device]:
+    """The baseline as the inventory would list it, in detail shape (no HTTP)."""
+    from syncd.inventory.models import Device, DeviceType, Organization
+
+    types = {model: DeviceType(id=i + 1, name=model, model=model) for i, model in enumerate(TYPES)}
+    orgs = {name: Organization(id=i + 1, name=name) for i, name in enumerate(ORGANIZATIONS)}
+    for row in scenario.baseline_rows():
+        values: dict[str, Any] = {
+            "serial_number": row["serial_number"],
+            "name": row["name"],
+            "type": types[row["device_type"]],
+            "organization": orgs[row["organization"]],
+            "ip_address": row["ip_address"],
+            "mac_address": row["mac_address"],
+            "location": row["location"],
+            "firmware_version": row["firmware_version"],
+        }
+        if row["description"]:
+            values["description"] = row["description"]
+        yield Device.model_construct(**values)
+
+
+def _refresh(store: Store, scenario: Scenario) -> Result:
+    devices = Timed(inventory_devices(scenario))
+    start = time.perf_counter()
+    stats = store.refresh_mirror(devices, complete=True, now=datetime.now(UTC))
+    seconds = time.perf_counter() - start
+    return {
+        "seconds": seconds,
+        "building_devices_s": devices.seconds,
+        "store_s": seconds - devices.seconds,
+        "stats": {k: getattr(stats, k) for k in ("listed", "new", "changed", "unchanged", "gone")},
+    }
+
+
+def run_plan(store: Store, policy: Policy, trigger: str) -> Result:
+    """One planning run, timed step by step: what ``Runner.run`` does between the mirror
+    refresh and applying (``begin_run``, ``make_plan``, ``record_plan``)."""
+    from syncd import engine
+    from syncd.engine import PlanContext
+
+    laps: dict[str, float] = {}
+    mark = start = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        laps[name] = now - mark
+        mark = now
+
+    run_id = store.begin_run(trigger, policy.fingerprint())
+    lap("begin_run")
+    serials = store.candidate_serials(run_id)
+    lap("candidate_serials")
+    context = PlanContext(
+        now=datetime.now(UTC),
+        owned_total=store.owned_total(),
+        source_counts=store.source_counts(),
+        run_id=str(run_id),
+    )
+    catalogue = store.load_catalogue()
+    lap("context_and_catalogue")
+    candidates = Timed(store.load_candidates(serials))
+    plan = engine.plan(candidates, policy, catalogue, context)
+    lap("load_and_plan")
+    laps["load_candidates"] = candidates.seconds
+    laps["engine_plan"] = laps.pop("load_and_plan") - candidates.seconds
+    summary = store.record_plan(run_id, plan)
+    lap("record_plan")
+    total = time.perf_counter() - start
+    counts = {k: v for k, v in plan.counts.items() if v}
+    return {
+        "run_id": run_id,
+        "seconds": total,
+        "steps": laps,
+        "candidates": len(serials),
+        "counts": counts,
+        "held": plan.held,
+        "hold_reasons": list(plan.hold_reasons),
+        "superseded": summary.get("superseded", 0),
+    }
+
+
+def expected_counts(scenario: Scenario) -> dict[str, int]:
+    """The operations the measured plan must hold: one per generated change."""
+    return {
+        "update": len(scenario.changed),
+        "create": scenario.new_count,
+        "delete": len(scenario.removed),
+    }
+
+
+def counts_match(result: Result, scenario: Scenario) -> bool:
+    """Whether a ``run_plan`` result holds exactly the generated changes, unheld."""
+    counts, expected = result["counts"], expected_counts(scenario)
+    found = {kind: counts.get(kind, 0) for kind in expected}
+    others = {k: v for k, v in counts.items() if k not in (*expected, "candidates")}
+    return found == expected and not others and not result["held"]
+
+
+def _write_body(row: dict[str, str]) -> dict[str, Any]:
+    """The body syncd would have sent to create the device (write form)."""
+    body: dict[str, Any] = {
+        "name": row["name"],
+        "type": TYPES.index(row["device_type"]) + 1,
+        "organization": ORGANIZATIONS.index(row["organization"]) + 1,
+        "ip_address": row["ip_address"],
+        "mac_address": row["mac_address"],
+        "location": row["location"],
+        "firmware_version": row["firmware_version"],
+    }
+    if row["description"]:
+        body["description"] = row["description"]
+    return body
+
+
+def _mark_synced_record_write(store: Store, scenario: Scenario, run_id: int) -> int:
+    """The public path: one ``record_write`` per device, as the apply step does after
+    each successful write (the change marked applied, the device owned)."""
+    bodies = {row["serial_number"]: i for i, row in enumerate(scenario.baseline_rows())}
+    done = 0
+    while batch := store.pending_changes(run_id=run_id, limit=5000):
+        for change in batch:
+            body = _write_body(device_row(scenario.seed, bodies[change.serial_number]))
+            store.record_write(
+                change.serial_number,
+                "adopt",
+                body,
+                None,
+                ownership="created",
+                change_id=change.id,
+                response={"status_code": 200},
+            )
+            done += 1
+    return done
+
+
+# WORKAROUND (benchmark only): the store has no bulk form of ``record_write``, and one
+# call per device costs about 1.2 ms (118 s of set-up at 100k, some 20 minutes at 1M).
+# These two statements leave the state that ``record_write(serial, "adopt", <every
+# field>, None, ownership="created", change_id=...)`` leaves for every device of the
+# run: owned, "last written" equal to the values read, hashes unchanged (the values
+# are), change applied. ``--mark-synced record-write`` takes the public path.
+def _mark_synced_sql(store: Store, run_id: int) -> int:
+    from syncd.store.tables import CHANGE, MIRROR
+
+    now = datetime.now(UTC)
+    with store.engine.begin() as conn:
+        conn.execute(
+            MIRROR.update()
+            .where(MIRROR.c.present.is_(True))
+            .values(ownership="created", written=MIRROR.c["values"], updated_at=now)
+        )
+        done = conn.execute(
+            CHANGE.update()
+            .where(CHANGE.c.run_id == run_id, CHANGE.c.status == "pending")
+            .values(
+                status="applied",
+                applied_at=now,
+                updated_at=now,
+                response={"status_code": 200},
+            )
+        ).rowcount
+    return int(done)
+
+
+def _checkpoint(store: Store) -> None:
+    """Fold the WAL into the database file, so the file alone can be copied."""
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+# -- phases (each runs in its own process) ----------------------------------------------------
+
+
+def phase_gen(workdir: Path, scenario: Scenario) -> Result:
+    """Write both CSV files and what the plan should find."""
+    start = time.perf_counter()
+    baseline = write_csv(workdir / "baseline.csv", scenario.baseline_rows())
+    following = write_csv(workdir / "next.csv", scenario.next_rows())
+    return {
+        "seconds": time.perf_counter() - start,
+        "baseline_rows": baseline,
+        "next_rows": following,
+        "baseline_mb": (workdir / "baseline.csv").stat().st_size / (1 << 20),
+        "expected": expected_counts(scenario),
+    }
+
+
+def phase_setup(workdir: Path, scenario: Scenario, mark: str) -> Result:
+    """The state after a successful previous sync (see the module docstring)."""
+    from syncd.store import Store
+
+    policy = bench_policy()
+    store = Store.open(_store_url(workdir / "state.db"))
+    try:
+        ingested = _ingest_file(store, workdir, workdir / "baseline.csv", scenario.n)
+        refreshed = _refresh(store, scenario)
+        first = run_plan(store, policy, "benchmark-setup")
+        if first["counts"].get("adopt") != scenario.n:
+            raise SystemExit(f"setup plan should adopt all {scenario.n}: {first['counts']}")
+        start = time.perf_counter()
+        if mark == "sql":
+            marked = _mark_synced_sql(store, first["run_id"])
+        else:
+            marked = _mark_synced_record_write(store, scenario, first["run_id"])
+        store.finish_run(first["run_id"], "done")
+        marked_s = time.perf_counter() - start
+        if marked != scenario.n or store.owned_total() != scenario.n:
+            raise SystemExit(f"marking synced went wrong: {marked} marked")
+        _checkpoint(store)
+    finally:
+        store.close()
+    return {
+        "ingest": ingested,
+        "refresh": refreshed,
+        "full_plan": first,
+        "mark_synced": {"method": mark, "seconds": marked_s, "devices": marked},
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def phase_ingest(workdir: Path, scenario: Scenario) -> Result:
+    """The next CSV into the store (timed)."""
+    from syncd.store import Store
+
+    store = Store.open(_store_url(workdir / "state.db"))
+    try:
+        rss_before = current_rss_mb()
+        result = _ingest_file(store, workdir, workdir / "next.csv", scenario.next_count)
+        _checkpoint(store)
+    finally:
+        store.close()
+    return {**result, "rss_before_mb": rss_before, "peak_rss_mb": peak_rss_mb()}
+
+
+def phase_refresh(workdir: Path, scenario: Scenario) -> Result:
+    """The unchanged inventory listed into the mirror again (no-op for the store)."""
+    from syncd.store import Store
+
+    store = Store.open(_store_url(workdir / "state.db"))
+    try:
+        rss_before = current_rss_mb()
+        result = _refresh(store, scenario)
+        _checkpoint(store)
+    finally:
+        store.close()
+    return {**result, "rss_before_mb": rss_before, "peak_rss_mb": peak_rss_mb()}
+
+
+def phase_whole(workdir: Path, database: Path, scenario: Scenario) -> Result:
+    """Ingest, refresh and plan in ONE process, on ``database`` (a copy of the state
+    after ``setup``): the peak RSS of a whole run as ``syncd run`` would see it."""
+    from syncd.store import Store
+
+    inbox_root = workdir / "whole"  # its own inbox and ledger: next.csv is not a duplicate
+    inbox_root.mkdir(exist_ok=True)
+    store = Store.open(_store_url(database))
+    try:
+        start = time.perf_counter()
+        ingested = _ingest_file(store, inbox_root, workdir / "next.csv", scenario.next_count)
+        refreshed = _refresh(store, scenario)
+        planned = run_plan(store, bench_policy(), "benchmark-whole")
+        seconds = time.perf_counter() - start
+    finally:
+        store.close()
+    return {
+        "seconds": seconds,
+        "ingest_s": ingested["seconds"],
+        "refresh_s": refreshed["seconds"],
+        "plan_s": planned["seconds"],
+        "counts": planned["counts"],
+        "counts_match": counts_match(planned, scenario),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def phase_plan(database: Path, scenario: Scenario) -> Result:
+    """The measured step, on ``database`` (a copy of the state after ``ingest``)."""
+    from syncd.store import Store
+
+    policy = bench_policy()
+    store = Store.open(_store_url(database))
+    try:
+        rss_before, peak_before = current_rss_mb(), peak_rss_mb()
+        result = run_plan(store, policy, "benchmark")
+        peak = peak_rss_mb()
+        change_rows = sum(store.change_counts(result["run_id"]).values())
+    finally:
+        store.close()
+    return {
+        **result,
+        "change_rows": change_rows,
+        "expected": expected_counts(scenario),
+        "counts_match": counts_match(result, scenario),
+        "rss_before_mb": rss_before,
+        "peak_rss_before_mb": peak_before,
+        "peak_rss_mb": peak,
+    }
+
+
+def phase_diffsync(workdir: Path, memory_gb: float) -> Result:
+    """The same diff by diffsync: baseline (the inventory) vs next (what is wanted)."""
+    if memory_gb > 0:
+        limit = int(memory_gb * (1 << 30))
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    from diffsync import Adapter, DiffSyncModel
+
+    class Device(DiffSyncModel):
+        _modelname = "device"
+        _identifiers = ("serial_number",)
+        _attributes = (
+            "name",
+            "device_type",
+            "organization",
+            "ip_address",
+            "mac_address",
+            "location",
+            "description",
+            "firmware_version",
+        )
+        serial_number: str
+        name: str
+        device_type: str
+        organization: str
+        ip_address: str
+        mac_address: str
+        location: str
+        description: str
+        firmware_version: str
+
+    class Devices(Adapter):
+        device = Device
+        top_level = ["device"]  # noqa: RUF012 - diffsync's own declaration style
+
+        def load_rows(self, rows: list[dict[str, str]]) -> None:
+            for row in rows:
+                self.add(Device(**row))
+
+    start = time.perf_counter()
+    baseline_rows = list(read_csv(workdir / "baseline.csv"))
+    next_rows = list(read_csv(workdir / "next.csv"))
+    read_s = time.perf_counter() - start
+    rss_before = current_rss_mb()
+    start = time.perf_counter()
+    inventory, desired = Devices(name="inventory"), Devices(name="desired")
+    inventory.load_rows(baseline_rows)
+    desired.load_rows(next_rows)
+    load_s = time.perf_counter() - start
+    start = time.perf_counter()
+    diff = inventory.diff_from(desired)
+    diff_s = time.perf_counter() - start
+    summary = {str(k): int(v) for k, v in diff.summary().items()}
+    return {
+        "csv_read_s": read_s,
+        "load_s": load_s,
+        "diff_s": diff_s,
+        "load_and_diff_s": load_s + diff_s,
+        "summary": summary,
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def run_phase(args: argparse.Namespace) -> None:
+    """Entry point of one phase's subprocess: its result goes to ``<phase>.json``."""
+    _quiet_logs()
+    workdir = Path(args.dir)
+    scenario = Scenario.build(args.n, args.seed)
+    result: Result
+    if args.phase == "gen":
+        result = phase_gen(workdir, scenario)
+    elif args.phase == "setup":
+        result = phase_setup(workdir, scenario, args.mark_synced)
+    elif args.phase == "ingest":
+        result = phase_ingest(workdir, scenario)
+    elif args.phase == "refresh":
+        result = phase_refresh(workdir, scenario)
+    elif args.phase == "plan":
+        result = phase_plan(Path(args.database), scenario)
+    elif args.phase == "whole":
+        result = phase_whole(workdir, Path(args.database), scenario)
+    else:
+        try:
+            result = phase_diffsync(workdir, args.diffsync_memory_gb)
+        except MemoryError:
+            cap = args.diffsync_memory_gb
+            result = {
+                "skipped": f"ran out of memory under the {cap:g} GB cap (--diffsync-memory-gb)"
+            }
+    result.setdefault("peak_rss_mb", peak_rss_mb())
+    out = Path(args.out) if args.out else workdir / f"{args.phase}.json"
+    out.write_text(json.dumps(result, indent=2))
+
+
+# -- orchestration -----------------------------------------------------------------------------
+
+
+def _spawn(
+    phase: str,
+    n: int,
+    workdir: Path,
+    args: argparse.Namespace,
+    *extra: str,
+    timeout: float | None = None,
+) -> Result | str:
+    """Run one phase in a fresh interpreter; its result, or why it gave none."""
+    out = workdir / f"{phase}-{len(list(workdir.glob(f'{phase}*.json')))}.json"
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.reconcile",
+        "--phase",
+        phase,
+        "--n",
+        str(n),
+        "--seed",
+        str(args.seed),
+        "--dir",
+        str(workdir),
+        "--out",
+        str(out),
+        "--mark-synced",
+        args.mark_synced,
+        "--diffsync-memory-gb",
+        str(args.diffsync_memory_gb),
+        *extra,
+    ]
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(command, cwd=ROOT, env=env, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return f"stopped after {timeout:g} s (--diffsync-timeout)"
+    if done.returncode != 0 or not out.exists():
+        return f"exit status {done.returncode}"
+    result: Result = json.loads(out.read_text())
+    result["process_s"] = time.perf_counter() - start
+    return result
+
+
+def _require(result: Result | str, phase: str) -> Result:
+    if isinstance(result, str):
+        raise SystemExit(f"phase {phase} failed: {result}")
+    return result
+
+
+def _copy_database(source: Path, target: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        src = source.with_name(source.name + suffix)
+        dst = target.with_name(target.name + suffix)
+        dst.unlink(missing_ok=True)
+        if src.exists():
+            shutil.copyfile(src, dst)
+
+
+def bench_size(n: int, args: argparse.Namespace, root: Path) -> Result:
+    """Every phase for one size; returns the collected figures."""
+    workdir = root / f"n{n}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    say = _progress(n)
+    say("generating CSV files")
+    gen = _require(_spawn("gen", n, workdir, args), "gen")
+    say(f"setting up the synced state ({args.mark_synced})")
+    setup = _require(_spawn("setup", n, workdir, args), "setup")
+    state = workdir / "state.db"
+    if args.one_process:
+        _copy_database(state, workdir / "setup.db")
+    say("ingesting the next CSV")
+    ingested = _require(_spawn("ingest", n, workdir, args), "ingest")
+    refreshed: Result | None = None
+    if args.refresh:
+        say("refreshing the mirror (unchanged inventory)")
+        refreshed = _require(_spawn("refresh", n, workdir, args), "refresh")
+    plans: list[Result] = []
+    for attempt in range(args.repeat):
+        say(f"planning ({attempt + 1} of {args.repeat})")
+        copy = workdir / "plan.db"
+        _copy_database(state, copy)
+        plans.append(_require(_spawn("plan", n, workdir, args, "--database", str(copy)), "plan"))
+    whole: Result | None = None
+    if args.one_process:
+        say("ingest + refresh + plan in one process")
+        setup_db = str(workdir / "setup.db")  # used up: this phase plays the next run on it
+        whole = _require(_spawn("whole", n, workdir, args, "--database", setup_db), "whole")
+    diffsync: Result | str
+    if args.diffsync == "always" or (args.diffsync == "auto" and n <= args.diffsync_auto_max):
+        say("diffsync")
+        diffsync = _spawn("diffsync", n, workdir, args, timeout=args.diffsync_timeout)
+        if isinstance(diffsync, dict) and "skipped" in diffsync:
+            diffsync = str(diffsync["skipped"])
+    elif args.diffsync == "never":
+        diffsync = "not run (--diffsync never)"
+    else:
+        diffsync = (
+            f"not run at this size (--diffsync always runs it; "
+            f"auto runs it up to {args.diffsync_auto_max:,} devices)"
+        )
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return {
+        "n": n,
+        "seed": args.seed,
+        "gen": gen,
+        "setup": setup,
+        "ingest": ingested,
+        "refresh": refreshed,
+        "plans": plans,
+        "whole": whole,
+        "diffsync": diffsync,
+    }
+
+
+def _progress(n: int) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        print(f"[{n:,}] {message} ...", file=sys.stderr, flush=True)
+
+    return say
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    """What the figures were measured on."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import sqlite3
+
+    import diffsync
+
+    try:
+        from importlib.metadata import version
+
+        diffsync_version = version("diffsync")
+    except Exception:  # noqa: BLE001 - only for the report
+        diffsync_version = getattr(diffsync, "__version__", "?")
+    return {
+        "cpus": str(os.cpu_count()),
+        "cpu": model,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "diffsync": diffsync_version,
+        "platform": platform.platform(),
+    }
+
+
+def _fmt_s(seconds: float) -> str:
+    return f"{seconds:.3f} s" if seconds < 10 else f"{seconds:.1f} s"
+
+
+#: Issue 3's targets, by size: planning seconds, peak MiB (400 MB), diffsync factor.
+PLANNING_TARGET_S = {100_000: 1.0, 1_000_000: 10.0}
+MEMORY_TARGET_MIB = {1_000_000: 400e6 / (1 << 20)}
+DIFFSYNC_TARGET_X = {100_000: 20.0}
+
+
+def _verdict(value: float, target: float | None, *, more_is_better: bool = False) -> str:
+    if target is None:
+        return ""
+    met = value >= target if more_is_better else value < target
+    sign = ">=" if more_is_better else "<"
+    return f"  [target {sign} {target:,.4g}: {'met' if met else 'NOT met'}]"
+
+
+def report(results: list[Result]) -> str:
+    """The table printed at the end (also what ``docs/benchmarks.md`` quotes)."""
+    info = machine()
+    lines = [
+        f"machine: {info['cpus']} CPUs, {info['cpu']}; Python {info['python']}, "
+        f"SQLite {info['sqlite']}, diffsync {info['diffsync']}"
+    ]
+    for res in results:
+        lines.extend(_report_size(res))
+    return "\n".join(lines)
+
+
+def _report_size(res: Result) -> list[str]:
+    n = res["n"]
+    rows: list[tuple[str, str]] = []
+
+    def add(label: str, value: str) -> None:
+        rows.append((label, value))
+
+    setup, ingested, plans = res["setup"], res["ingest"], res["plans"]
+    expected = res["gen"]["expected"]
+    add("devices (baseline / next file)", f"{n:,} / {res['gen']['next_rows']:,}")
+    add(
+        "generated changes",
+        f"{expected['update']:,} changed, {expected['create']:,} new, "
+        f"{expected['delete']:,} removed",
+    )
+    for label, figures in (("baseline, empty store", setup["ingest"]), ("next file", ingested)):
+        rate, took = figures["rows_per_s"], _fmt_s(figures["seconds"])
+        add(f"CSV ingest rate, {label}", f"{rate:,.0f} rows/s ({took})")
+
+    times = [p["seconds"] for p in plans]
+    best = min(plans, key=lambda p: p["seconds"])
+    add(
+        "PLANNING: snapshot + mirror -> change rows",
+        f"best {_fmt_s(min(times))}, median {_fmt_s(statistics.median(times))} "
+        f"of {len(times)}{_verdict(min(times), PLANNING_TARGET_S.get(n))}",
+    )
+    for step, seconds in best["steps"].items():
+        add(f"  {step}", _fmt_s(seconds))
+    add("  plan counts", ", ".join(f"{k} {v:,}" for k, v in best["counts"].items()))
+    add("  change rows committed", f"{best['change_rows']:,}")
+    matched = all(p["counts_match"] for p in plans)
+    add("  counts match the generated changes", "yes" if matched else "NO")
+
+    plan_peak = max(p["peak_rss_mb"] for p in plans)
+    add(
+        "peak RSS, planning process",
+        f"{plan_peak:,.0f} MiB (RSS before planning {best['rss_before_mb']:,.0f} MiB)",
+    )
+    add("peak RSS, ingest process (next file)", f"{ingested['peak_rss_mb']:,.0f} MiB")
+    run_peaks = [plan_peak, ingested["peak_rss_mb"]]
+    refreshed = res["refresh"]
+    if refreshed is not None:
+        run_peaks.append(refreshed["peak_rss_mb"])
+        add(
+            "mirror refresh, unchanged inventory",
+            f"{_fmt_s(refreshed['store_s'])} in the store "
+            f"(+{_fmt_s(refreshed['building_devices_s'])} building Devices)",
+        )
+        add("peak RSS, refresh process", f"{refreshed['peak_rss_mb']:,.0f} MiB")
+    peak = max(run_peaks)
+    add(
+        "peak RSS, whole run (max of its processes)",
+        f"{peak:,.0f} MiB{_verdict(peak, MEMORY_TARGET_MIB.get(n))}",
+    )
+    whole = res.get("whole")
+    if whole:
+        add(
+            "peak RSS, ingest + refresh + plan in one process",
+            f"{whole['peak_rss_mb']:,.0f} MiB (planning {_fmt_s(whole['plan_s'])} there, "
+            f"counts match: {'yes' if whole['counts_match'] else 'NO'})"
+            f"{_verdict(whole['peak_rss_mb'], MEMORY_TARGET_MIB.get(n))}",
+        )
+
+    full, mark = setup["full_plan"], setup["mark_synced"]
+    add(
+        "set-up: first full plan (every serial)",
+        f"{_fmt_s(full['seconds'])} for {full['candidates']:,} candidates",
+    )
+    add("set-up: mark synced", f"{_fmt_s(mark['seconds'])} ({mark['method']})")
+    add("set-up: peak RSS", f"{setup['peak_rss_mb']:,.0f} MiB")
+
+    ds = res["diffsync"]
+    if isinstance(ds, str):
+        add("diffsync", ds)
+    else:
+        fastest = min(times)
+        target = DIFFSYNC_TARGET_X.get(n)
+        for label, key in (("diff only", "diff_s"), ("load + diff", "load_and_diff_s")):
+            factor = ds[key] / fastest
+            add(
+                f"diffsync {label}",
+                f"{_fmt_s(ds[key])} = {factor:,.1f}x syncd planning"
+                f"{_verdict(factor, target, more_is_better=True)}",
+            )
+        found = ds["summary"]
+        add(
+            "  diffsync counts",
+            ", ".join(f"{k} {found.get(k, 0):,}" for k in ("create", "update", "delete"))
+            + f", no-change {found.get('no-change', 0):,}",
+        )
+        add(
+            "  diffsync peak RSS",
+            f"{ds['peak_rss_mb']:,.0f} MiB (with the CSV rows in memory: "
+            f"{ds['rss_before_mb']:,.0f} MiB before loading)",
+        )
+    width = max(len(label) for label, _ in rows)
+    out = ["", f"== reconcile benchmark, N = {n:,} (seed {res['seed']}) =="]
+    out.extend(f"{label:<{width}}  {value}" for label, value in rows)
+    return out
+
+
+# -- command line -------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line (shared by ``python -m benchmarks``)."""
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Reconciliation benchmark: CSV ingest, planning, peak memory, diffsync.",
+    )
+    p.add_argument("--sizes", type=int, nargs="+", default=[100_000], help="default: 100000")
+    p.add_argument("--million", action="store_true", help="also run 1,000,000 devices")
+    p.add_argument("--seed", type=int, default=20261127)
+    p.add_argument("--repeat", type=int, default=3, help="planning runs per size (fresh copies)")
+    p.add_argument(
+        "--diffsync",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="auto: only up to --diffsync-auto-max devices",
+    )
+    p.add_argument("--diffsync-auto-max", type=int, default=100_000)
+    p.add_argument("--diffsync-timeout", type=float, default=600.0, help="seconds")
+    p.add_argument(
+        "--diffsync-memory-gb", type=float, default=12.0, help="address-space cap (0: none)"
+    )
+    p.add_argument(
+        "--mark-synced",
+        choices=("sql", "record-write"),
+        default="sql",
+        help="how set-up marks the first plan applied (see the module docstring)",
+    )
+    p.add_argument("--no-refresh", dest="refresh", action="store_false")
+    p.add_argument(
+        "--one-process",
+        action="store_true",
+        help="also run ingest + refresh + plan in one process (its peak RSS)",
+    )
+    p.add_argument("--workdir", type=Path, help="default: a temporary directory")
+    p.add_argument("--keep", action="store_true", help="keep the generated files and database")
+    p.add_argument("--json", type=Path, help="also write every figure to this file")
+    # internal: one phase in a subprocess
+    p.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
+    p.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--dir", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    p.add_argument("--database", help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark for every size and print the table."""
+    args = parser().parse_args(argv)
+    if args.phase:
+        run_phase(args)
+        return
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="syncd-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    sizes = list(args.sizes)
+    if args.million and 1_000_000 not in sizes:
+        sizes.append(1_000_000)
+    results = [bench_size(n, args, root) for n in sizes]
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
+    print(report(results))
+    if args.workdir is None and not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
