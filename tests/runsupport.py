@@ -119,6 +119,14 @@ class RunEnv:
         ):
             yield Runner(settings, store, client, **overrides)
 
+    def record_plan_only(self, runner: Runner) -> int:
+        """A run's first half: sources, mirror, plan, change rows; nothing applied yet."""
+        run_id = runner.store.begin_run("test", runner.policy.fingerprint())
+        runner.ingest(run_id)
+        runner.refresh_mirror()
+        runner.store.record_plan(run_id, runner.make_plan(run_id))
+        return run_id
+
     def run(self, *, dry_run: bool = False) -> RunResult:
         """One whole run (``run --once``)."""
         with self.runner() as runner:

@@ -178,10 +178,7 @@ def test_conflict_on_create_compares_and_patches(env: RunEnv) -> None:
     devices = rows(2)
     env.drop(devices)
     with env.runner() as runner:
-        run_id = runner.store.begin_run("test", runner.policy.fingerprint())
-        runner.ingest(run_id)
-        runner.refresh_mirror()
-        runner.store.record_plan(run_id, runner.make_plan(run_id))
+        run_id = env.record_plan_only(runner)
         # Someone creates the same device, with another location, before we apply.
         clash = dataclasses.replace(devices[0], location="Somewhere else")
         env.sandbox.load(load_form([clash]))
@@ -208,10 +205,7 @@ def test_delete_of_a_device_already_gone_is_done(env: RunEnv) -> None:
     env.drop(devices[1:])
     gone = devices[0].serial_number
     with env.runner() as runner:
-        run_id = runner.store.begin_run("test", runner.policy.fingerprint())
-        runner.ingest(run_id)
-        runner.refresh_mirror()
-        runner.store.record_plan(run_id, runner.make_plan(run_id))
+        run_id = env.record_plan_only(runner)
         with env.sandbox.client() as api:
             assert api.delete(f"inventory_device_serial/{gone}/").status_code == 204
         report = apply_pending(runner.store, runner.client, run_id=run_id)
@@ -460,10 +454,7 @@ def test_change_abandoned_by_a_dead_process_is_planned_afresh_by_the_next_run(en
     devices = rows(2)
     env.drop(devices)
     with env.runner() as runner:  # a run whose process "dies" right after claiming a change
-        run_id = runner.store.begin_run("test", runner.policy.fingerprint())
-        runner.ingest(run_id)
-        runner.refresh_mirror()
-        runner.store.record_plan(run_id, runner.make_plan(run_id))
+        run_id = env.record_plan_only(runner)
         (first, *_rest) = runner.store.pending_changes(run_id=run_id)
         assert runner.store.claim_change(first.id)
 
@@ -504,10 +495,7 @@ def test_device_created_by_someone_else_is_left_alone_when_adoption_is_off(env: 
     devices = rows(1)
     env.drop(devices)
     with env.runner() as runner:
-        run_id = runner.store.begin_run("test", runner.policy.fingerprint())
-        runner.ingest(run_id)
-        runner.refresh_mirror()
-        runner.store.record_plan(run_id, runner.make_plan(run_id))
+        run_id = env.record_plan_only(runner)
         stranger = dataclasses.replace(devices[0], name="someone-elses")
         env.sandbox.load(load_form([stranger]))
         report = apply_pending(runner.store, runner.client, run_id=run_id, adopt=False)
@@ -599,10 +587,7 @@ def test_change_abandoned_by_a_dead_process_never_reverts_a_newer_value(env: Run
     serial = devices[0].serial_number
     env.drop([dataclasses.replace(devices[0], location="DC2"), devices[1]])
     with env.runner() as runner:  # plans the move to DC2, claims the PATCH and "dies"
-        run_id = runner.store.begin_run("test", runner.policy.fingerprint())
-        runner.ingest(run_id)
-        runner.refresh_mirror()
-        runner.store.record_plan(run_id, runner.make_plan(run_id))
+        run_id = env.record_plan_only(runner)
         (stale,) = runner.store.pending_changes(run_id=run_id)
         assert runner.store.claim_change(stale.id)
     env.drop([dataclasses.replace(devices[0], location="DC3"), devices[1]])

@@ -112,17 +112,7 @@ def _ingest_batch(
         batch.commit()
     else:
         batch.fail(verdict.reason)
-    log.info(
-        "ingest.batch",
-        source=name,
-        origin=batch.origin,
-        mode=batch.mode,
-        accepted=verdict.accepted,
-        reason=verdict.reason,
-        records=stats.records,
-        rejects=stats.rejects,
-    )
-    return BatchReport(
+    report = BatchReport(
         connector=name,
         origin=batch.origin,
         mode=batch.mode,
@@ -131,6 +121,8 @@ def _ingest_batch(
         records=stats.records,
         rejects=stats.rejects,
     )
+    log.info("ingest.batch", **dataclasses.asdict(report))
+    return report
 
 
 def _normalised(
