@@ -124,6 +124,21 @@ def test_given_tokens_are_never_echoed(tmp_path: Path) -> None:
     assert secret not in log_file.read_text()
 
 
+def test_tokens_from_a_secret_file(tmp_path: Path) -> None:
+    secret = SandboxToken.generate().value.get_secret_value()
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"# the sandbox's tokens\n{secret}\n\n{secret}-scoped=123\n")
+    with cli("--token-file", str(tokens)) as sb:
+        base = base_url_of(sb.line())
+        ok = httpx.get(f"{base}{LIST}", headers={"Authorization": f"Bearer {secret}"})
+        scoped = {"Authorization": f"Bearer {secret}-scoped"}
+        refused = httpx.get(f"{base}{LIST}?organization=1", headers=scoped)
+        rest, err = sb.stop()
+    assert (ok.status_code, refused.status_code) == (200, 403)
+    assert not any(line.startswith("token:") for line in rest)
+    assert secret not in err
+
+
 @pytest.mark.parametrize("spec", ["has space", ""])
 def test_bad_token_spec_is_a_usage_error(spec: str) -> None:
     result = subprocess.run(

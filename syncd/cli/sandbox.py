@@ -33,6 +33,14 @@ def sandbox_command(
             show_envvar=False,
         ),
     ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="read accepted tokens from this file (a secret): one spec per line, "
+            "as for --token; blank lines and # comments ignored",
+            show_default=False,
+        ),
+    ] = None,
     control: Annotated[
         bool, typer.Option("--control", help="enable the /_sandbox/ control API (no auth)")
     ] = False,
@@ -91,10 +99,17 @@ def sandbox_command(
     """Serve the Inventory Device Serial API from memory, for tests, demos and rehearsals."""
     from syncd.sandbox.launch import LaunchError, LaunchSettings, run
 
+    specs = list(token or ())
+    if token_file is not None:
+        try:
+            lines = token_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise typer.BadParameter(f"cannot read {token_file}: {exc}") from None
+        specs += [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
     settings = LaunchSettings(
         host=host,
         port=port,
-        tokens=tuple(token or ()),
+        tokens=tuple(specs),
         control=control,
         seed_devices=seed_devices,
         load=load,
