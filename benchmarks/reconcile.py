@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from benchmarks.datagen import (
+    FIELDS,
     ORGANIZATIONS,
     TYPES,
     Scenario,
@@ -480,16 +481,7 @@ def phase_diffsync(workdir: Path, memory_gb: float) -> Result:
     class Device(DiffSyncModel):
         _modelname = "device"
         _identifiers = ("serial_number",)
-        _attributes = (
-            "name",
-            "device_type",
-            "organization",
-            "ip_address",
-            "mac_address",
-            "location",
-            "description",
-            "firmware_version",
-        )
+        _attributes = FIELDS[1:]  # every column but the identifier
         serial_number: str
         name: str
         device_type: str
