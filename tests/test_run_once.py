@@ -15,10 +15,11 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.base import Batch, BatchMode, Verdict
-from syncd.errors import AuthenticationError, SourceError
+from syncd.errors import AuthenticationError, RetriableError, SourceError
 from syncd.records import DeviceRecord, Reject
 from syncd.sandbox.testing import SandboxProcess
 from syncd.service import apply_pending
+from syncd.store import RunStateError
 from tests.pg import db_url  # noqa: F401 - pytest fixture
 from tests.runsupport import RunEnv, load_form, method_counts, rows
 
@@ -631,3 +632,122 @@ def test_change_the_api_refused_is_not_resent_until_its_source_changes(env: RunE
     env.run()
     assert method_counts(env.writes()) == {"POST": 1}
     assert env.devices()[refused.serial_number]["name"] == "fixed"
+
+
+def test_a_held_plan_overtaken_by_a_newer_run_cannot_be_approved(env: RunEnv) -> None:
+    devices = rows(10)
+    env.drop(devices)
+    env.run()
+    moved = dataclasses.replace(devices[0], location="DC2")
+    env.drop([moved, *devices[1:4]])  # a suspicious shrink, with an update in it: held
+    held = env.run()
+    assert held.status == "held"
+    env.drop(devices)  # the operator fixes the source: the update is no longer wanted
+    fixed = env.run()
+    assert fixed.status == "done"
+
+    with env.runner() as runner, pytest.raises(RunStateError, match="not held"):
+        runner.approve(held.run_id, "bob")
+    with env.runner() as runner:
+        (overtaken,) = runner.store.changes(run_id=held.run_id)
+        run = runner.store.run(held.run_id)
+    assert overtaken.status == "skipped"
+    assert f"overtaken by run {fixed.run_id}" in (overtaken.error or "")
+    assert run is not None
+    assert run.status == "done"
+    assert env.devices()[devices[0].serial_number]["location"] == "DC1"
+
+
+def test_approve_still_sees_a_hand_edit_of_a_field_the_plan_did_not_touch(env: RunEnv) -> None:
+    env.policy = {
+        "max_delete_share": 0.0,
+        "orphan_grace_runs": 0,
+        "orphan_grace_hours": 0,
+        "fields": {"name": {"mode": "managed", "on_manual_edit": "overwrite"}},
+    }
+    devices = rows(4)
+    env.drop(devices)
+    env.run()
+    moved = [dataclasses.replace(devices[0], location="DC2"), *devices[1:3]]
+    env.drop(moved)  # an update and a delete: held by the delete gate
+    held = env.run()
+    assert held.status == "held"
+    serial = devices[0].serial_number
+    with env.sandbox.client() as api:
+        api.patch(f"inventory_device_serial/{serial}/", json={"name": "renamed-by-hand"})
+    with env.runner() as runner:
+        runner.approve(held.run_id, "alice")
+
+    env.run()  # nothing new from the sources: the name is overwritten, as the policy says
+
+    assert env.devices()[serial]["name"] == devices[0].name
+    assert env.devices()[serial]["location"] == "DC2"
+
+
+def test_an_approval_that_cannot_read_the_inventory_leaves_the_run_held(env: RunEnv) -> None:
+    env.policy = {"max_delete_share": 0.0, "orphan_grace_runs": 0, "orphan_grace_hours": 0}
+    env.inventory = {"retry": {"attempts": 1, "wait_initial": 0.0, "wait_max": 0.0}}
+    devices = rows(4)
+    env.drop(devices)
+    env.run()
+    env.drop(devices[:3])
+    held = env.run()
+    assert held.status == "held"
+    env.sandbox.set_faults(script=["503"])
+    with env.runner() as runner, pytest.raises(RetriableError):
+        runner.approve(held.run_id, "alice")
+    with env.runner() as runner:
+        assert runner.store.change_counts(held.run_id) == {"held": 1}
+        approved = runner.approve(held.run_id, "alice")  # the inventory answers again
+    assert approved.applied.applied == 1
+    assert set(env.devices()) == {r.serial_number for r in devices[:3]}
+
+
+def test_a_server_error_on_a_write_is_tried_again_by_the_next_run(env: RunEnv) -> None:
+    env.inventory = {"retry": {"attempts": 1, "wait_initial": 0.0, "wait_max": 0.0}}
+    env.drop(rows(3))
+    env.sandbox.set_faults(script=["ok", "ok", "500"])  # listing, first POST, then a 500
+    first = env.run()
+    assert first.status == "failed"
+    assert len(env.devices()) == 2
+    second = env.run()
+    assert [op.kind for op in second.plan.writes()] == ["create"]
+    assert len(env.devices()) == 3
+
+
+def test_an_update_of_a_device_deleted_by_hand_recreates_it_next_run(env: RunEnv) -> None:
+    devices = rows(2)
+    env.drop(devices)
+    env.run()
+    serial = devices[0].serial_number
+    env.drop([dataclasses.replace(devices[0], location="DC2"), devices[1]])
+    with env.runner() as runner:
+        run_id = env.record_plan_only(runner)
+        with env.sandbox.client() as api:  # deleted by hand between plan and apply
+            assert api.delete(f"inventory_device_serial/{serial}/").status_code == 204
+        report = apply_pending(runner.store, runner.client, run_id=run_id)
+    assert report.failed == 1
+
+    again = env.run()
+
+    assert [(op.kind, op.serial_number) for op in again.plan.writes()] == [("create", serial)]
+    assert env.devices()[serial]["location"] == "DC2"
+
+
+def test_a_create_that_meets_a_device_keeps_its_create_only_values(env: RunEnv) -> None:
+    env.policy = {"fields": {"location": {"mode": "create_only"}}}
+    devices = rows(1)
+    env.drop(devices)
+    with env.runner() as runner:
+        run_id = env.record_plan_only(runner)
+        env.sandbox.load(load_form([dataclasses.replace(devices[0], location="HAND", name="x")]))
+        apply_pending(
+            runner.store,
+            runner.client,
+            run_id=run_id,
+            adopt=runner.policy.adopt,
+            create_only=runner.create_only,
+        )
+    device = env.devices()[devices[0].serial_number]
+    assert device["location"] == "HAND"  # create_only: someone else's value stays
+    assert device["name"] == devices[0].name  # managed: corrected

@@ -337,11 +337,12 @@ def test_held_plan_leaves_its_serials_candidates(settled: Store) -> None:
     assert (create.run_id, create.changes["name"]["after"]) == (later, "fixed-NEW")
     assert cycle(settled) == []  # a released plan marks them planned
 
-    assert settled.approve_run(held, "alice", now=T0) == 0  # overtaken: nothing to release
+    with pytest.raises(RunStateError, match="not held"):  # overtaken: closed, not approvable
+        settled.approve_run(held, "alice", now=T0)
     assert [c.id for c in settled.pending_changes()] == [create.id]
     run_row = settled.run(held)
     assert run_row is not None
-    assert (run_row.status, run_row.approved_by) == ("done", "alice")
+    assert (run_row.status, run_row.error) == ("done", f"overtaken by run {later}")
 
 
 def test_each_held_run_replaces_the_previous_one(settled: Store) -> None:
@@ -352,7 +353,8 @@ def test_each_held_run_replaces_the_previous_one(settled: Store) -> None:
     assert serials == ["NEW"]
     assert settled.change_counts(first) == {"skipped": 1}
     assert settled.change_counts(second) == {"held": 1}
-    assert settled.approve_run(first, "alice") == 0
+    with pytest.raises(RunStateError, match="not held"):
+        settled.approve_run(first, "alice")
     assert settled.approve_run(second, "alice") == 1
     (change,) = settled.pending_changes()
     assert change.run_id == second
@@ -376,7 +378,8 @@ def test_approving_an_overtaken_held_plan_moves_no_baseline(settled: Store) -> N
     first, _ = held_cycle(settled, [op("update", "C", location=("dc1", None))])
     second, _ = held_cycle(settled, [op("update", "C", location=("dc1", None))])
 
-    assert settled.approve_run(first, "alice") == 0
+    with pytest.raises(RunStateError, match="not held"):
+        settled.approve_run(first, "alice")
 
     assert settled.source_counts() == {"csv": (3, 2)}  # still gated: approve the newer one
     assert settled.change_counts(second) == {"held": 1}

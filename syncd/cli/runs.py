@@ -114,9 +114,6 @@ def approve_command(
     run_id: Annotated[int, typer.Argument(help="the held run to release")],
     config: ConfigOption = DEFAULT_CONFIG,
     by: Annotated[str, typer.Option(help="who approves (kept in the audit log)")] = "cli",
-    no_apply: Annotated[
-        bool, typer.Option("--no-apply", help="only release; a later run applies")
-    ] = False,
 ) -> None:
     """Release a plan that a safety gate held, and apply what still holds of it.
 
@@ -126,7 +123,7 @@ def approve_command(
     settings = settings_from(config)
     with open_runner(settings) as runner:
         _require_held(runner.store, run_id)
-        result = runner.approve(run_id, by, apply=not no_apply)
+        result = runner.approve(run_id, by)
         counts = runner.store.change_counts(run_id)
     console.print(f"run {run_id}: {result.released} change(s) released by {by}")
     if result.stale:

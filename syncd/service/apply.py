@@ -27,6 +27,8 @@ from syncd.errors import (
     AlreadyExistsError,
     AuthenticationError,
     NotFoundError,
+    PermissionDeniedError,
+    RejectedError,
     RetriableError,
     SyncdError,
     ValidationRejectedError,
@@ -69,11 +71,14 @@ def apply_pending(
     progress: Progress | None = None,
     batch_size: int = 200,
     adopt: bool = True,
+    create_only: frozenset[str] = frozenset(),
 ) -> ApplyReport:
     """Apply every pending change (of ``run_id``, or all), oldest first.
 
-    ``adopt`` is the policy's: when a create meets a device someone else created in
-    the meantime (409), it is adopted only if the policy allows adoption.
+    ``adopt`` and ``create_only`` (API field names) are the policy's: when a create
+    meets a device someone else created in the meantime (409), it is adopted only if
+    the policy allows adoption, and its ``create_only`` fields are filled only where
+    the device has no value, as an adoption the planner made would do.
     Raises ``AuthenticationError`` (after handing its change back) when the token
     is refused: nothing else can succeed then.
     """
@@ -87,7 +92,7 @@ def apply_pending(
         for change in pending:
             if not store.claim_change(change.id):
                 continue  # another worker has it
-            outcome = apply_change(store, client, change, adopt=adopt)
+            outcome = apply_change(store, client, change, adopt=adopt, create_only=create_only)
             if outcome == "applied":
                 report.applied += 1
                 report.count(change.operation)
@@ -101,7 +106,12 @@ def apply_pending(
 
 
 def apply_change(
-    store: Store, client: InventoryClient, change: ChangeRow, *, adopt: bool = True
+    store: Store,
+    client: InventoryClient,
+    change: ChangeRow,
+    *,
+    adopt: bool = True,
+    create_only: frozenset[str] = frozenset(),
 ) -> str:
     """Apply one claimed change and record the outcome; returns ``"applied"``,
     ``"skipped"`` or the error.
@@ -113,13 +123,21 @@ def apply_change(
     Raises ``AuthenticationError`` after releasing the change back to the outbox.
     """
     try:
-        return _execute(store, client, change, adopt=adopt)
+        return _execute(store, client, change, adopt=adopt, create_only=create_only)
     except AuthenticationError as exc:
         store.release_change(change.id, redact(str(exc)))
         raise
     except SyncdError as exc:
         message = redact(str(exc))
-        transient = isinstance(exc, RetriableError)
+        if isinstance(exc, NotFoundError):
+            # An update of a device the API no longer has: it was deleted by hand. Record
+            # it gone, so the next run plans it afresh (a create, if still wanted).
+            store.mark_gone(change.serial_number)
+        # Re-sending what the API refused (400, 403, 409) would fail the same way every
+        # run: that waits for new data. A server or transport failure is tried again.
+        transient = not isinstance(exc, RejectedError | PermissionDeniedError) or isinstance(
+            exc, NotFoundError
+        )
         store.complete_change(
             change.id, "failed", response=_summary(exc), error=message, replan=transient
         )
@@ -134,7 +152,14 @@ def apply_change(
         return message
 
 
-def _execute(store: Store, client: InventoryClient, change: ChangeRow, *, adopt: bool) -> str:
+def _execute(
+    store: Store,
+    client: InventoryClient,
+    change: ChangeRow,
+    *,
+    adopt: bool,
+    create_only: frozenset[str],
+) -> str:
     serial = change.serial_number
     body = change.body()
     now = datetime.now(UTC)
@@ -142,7 +167,9 @@ def _execute(store: Store, client: InventoryClient, change: ChangeRow, *, adopt:
         try:
             device = client.create_device(DeviceCreate.model_validate(body))
         except AlreadyExistsError:
-            return _reconcile_existing(store, client, change, body, now=now, adopt=adopt)
+            return _reconcile_existing(
+                store, client, change, body, now=now, adopt=adopt, create_only=create_only
+            )
         store.record_write(
             serial,
             "create",
@@ -212,6 +239,7 @@ def _reconcile_existing(
     *,
     now: datetime,
     adopt: bool,
+    create_only: frozenset[str],
 ) -> str:
     """409 on create: someone created the device after the plan. With adoption allowed
     it is adopted (what differs from the source is patched); otherwise it is left
@@ -227,7 +255,12 @@ def _reconcile_existing(
         )
         return "skipped"
     existing = client.get_device(serial)
-    differing = _differences(body, existing)
+    current = existing.writable_values()
+    differing = {
+        name: value
+        for name, value in _differences(body, existing).items()
+        if name not in create_only or current.get(name) in (None, "")
+    }
     device = client.patch_device(serial, differing) if differing else existing
     store.record_write(
         serial,

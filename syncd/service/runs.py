@@ -16,7 +16,7 @@ import structlog
 from connectors.base import Connector, build_connector
 from syncd import engine
 from syncd.config import Settings
-from syncd.engine import Candidate, Plan, PlanContext, Policy
+from syncd.engine import API_FIELD, Candidate, Plan, PlanContext, Policy
 from syncd.errors import SyncdError
 from syncd.inventory import InventoryClient
 from syncd.log import redact
@@ -160,6 +160,9 @@ class Runner:
         self.store = store
         self.client = client
         self.policy: Policy = build_policy(settings.policy)
+        self.create_only = frozenset(
+            API_FIELD[name] for name, fp in self.policy.fields.items() if fp.mode == "create_only"
+        )
         self.connectors = (
             list(connectors) if connectors is not None else build_connectors(settings, store)
         )
@@ -261,27 +264,28 @@ class Runner:
             return result
         return self._apply(result, progress)
 
-    def approve(
-        self, run_id: int, by: str, *, apply: bool = True, progress: Progress | None = None
-    ) -> ApproveResult:
-        """Release a held run; with ``apply``, check each change against the inventory as
-        it is now and apply the ones still valid.
+    def approve(self, run_id: int, by: str, *, progress: Progress | None = None) -> ApproveResult:
+        """Release a held run and apply what still holds of it, now.
 
-        A plan can wait for hours: a change whose premise no longer holds (the field was
-        edited since, the device now exists, a source lists it again) is skipped and its
-        serial planned afresh by the next run, instead of blindly overwriting.
+        The inventory is read first (if that fails, the run stays held and can be
+        approved again). A plan can wait for hours: a change whose premise no longer
+        holds (the field was edited since, the device now exists, a source lists it
+        again) is skipped. Every serial of the run is then planned afresh by the next
+        run, so an edit made meanwhile to a field the plan did not touch is still seen.
         """
+        self.refresh_mirror()
         released = self.store.approve_run(run_id, by, now=self.clock())
         result = ApproveResult(released=released)
-        if not apply:
-            return result
         try:
-            self.refresh_mirror()
             result.stale = self._skip_stale(run_id)
             result.applied = self._drain(run_id, progress)
         except BaseException as exc:
             self._fail(run_id, exc)
             raise
+        finally:
+            self.store.force_replan(
+                c.serial_number for c in self.store.changes(run_id=run_id, limit=HELD_PLAN_LIMIT)
+            )
         self.store.finish_run(
             run_id,
             "done" if result.applied.failed == 0 else "failed",
@@ -336,12 +340,18 @@ class Runner:
         return result
 
     def _drain(self, run_id: int, progress: Progress | None) -> ApplyReport:
-        """Apply this run's changes, then whatever else waits in the outbox (changes an
-        approval released without applying them); the report counts this run's only."""
+        """Apply this run's changes, then whatever else waits in the outbox (left by a run
+        whose process stopped); the report counts this run's only."""
+        adopt, create_only = self.policy.adopt, self.create_only
         report = apply_pending(
-            self.store, self.client, run_id=run_id, progress=progress, adopt=self.policy.adopt
+            self.store,
+            self.client,
+            run_id=run_id,
+            progress=progress,
+            adopt=adopt,
+            create_only=create_only,
         )
-        earlier = apply_pending(self.store, self.client, adopt=self.policy.adopt)
+        earlier = apply_pending(self.store, self.client, adopt=adopt, create_only=create_only)
         if earlier.applied or earlier.failed:
             log.info("apply.earlier_changes", applied=earlier.applied, failed=earlier.failed)
         return report

@@ -203,6 +203,16 @@ def _mark_absent(conn: Connection, now: datetime) -> int:
     return int(result.rowcount)
 
 
+def mark_gone(conn: Connection, serial: str, now: datetime) -> None:
+    """The API said the device is not there (404): absent, with no values, so the next
+    run plans it from scratch (a create, if it is still wanted)."""
+    conn.execute(
+        MIRROR.update()
+        .where(MIRROR.c.serial_number == serial)
+        .values({"present": False, "values": {}, "values_hash": "", "updated_at": now})
+    )
+
+
 def learn_catalogue(db: Database, devices: Iterable[Device], now: datetime) -> None:
     """Learn types and organizations from devices read outside a refresh."""
     buffer = CatalogueBuffer()

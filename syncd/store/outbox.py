@@ -88,11 +88,11 @@ def begin_run(db: Database, trigger: str, policy_fingerprint: str, now: datetime
 def approve_run(db: Database, run_id: int, by: str, now: datetime) -> int:
     """Release a held run: its held changes become pending. Returns how many.
 
-    Only the newest recorded plan is let through as a whole (its serials marked
-    planned, its source sizes the new baseline of the volume gate). A later run
-    planned an older held run's serials afresh and superseded its changes, so
-    approving it releases nothing and moves nothing; the newer plan is the one to
-    approve.
+    Only the newest recorded plan can be held: recording a plan closes every older
+    held run ("overtaken by run N", its changes skipped and its serials re-planned),
+    so approving one of those raises ``RunStateError``; the newer plan is the one to
+    approve. An approved plan is let through as a whole (its serials marked planned,
+    its source sizes the new baseline of the volume gate).
     """
     with db.write(lock="exclusive") as conn:
         status, fingerprint = run_status(conn, run_id)

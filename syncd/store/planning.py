@@ -256,6 +256,7 @@ def record_plan(
             ).bindparams(sa.bindparam("now", type_=CHANGE.c.updated_at.type)),
             {"why": f"superseded by run {run_id}", "now": now, "run_id": run_id},
         ).rowcount
+        superseded += _overtake_held_runs(conn, run_id, now)
         if rows:
             conn.execute(CHANGE.insert(), rows)
         _save_tombstones(conn, db.dialect, plan.tombstones)
@@ -292,6 +293,29 @@ def record_plan(
             )
         )
     return summary
+
+
+def _overtake_held_runs(conn: Connection, run_id: int, now: datetime) -> int:
+    """A newer plan overtakes every older held one, whole: its remaining held changes
+    (serials this plan did not select, e.g. a source that went back to what was last
+    planned) can no longer be approved, since they describe a state that has passed.
+    Their serials are planned afresh by the next run. Returns how many were skipped."""
+    why = f"overtaken by run {run_id}"
+    older = sa.select(CHANGE.c.serial_number).where(
+        CHANGE.c.status == "held", CHANGE.c.run_id != run_id
+    )
+    force_replan(conn, older)
+    skipped = conn.execute(
+        CHANGE.update()
+        .where(CHANGE.c.status == "held", CHANGE.c.run_id != run_id)
+        .values(status="skipped", error=why, updated_at=now)
+    ).rowcount
+    conn.execute(
+        SYNC_RUN.update()
+        .where(SYNC_RUN.c.status == "held", SYNC_RUN.c.id != run_id)
+        .values(status="done", error=why, finished_at=now)
+    )
+    return int(skipped)
 
 
 def release_plan(conn: Connection, dialect: str, run_id: int, fingerprint: str) -> None:

@@ -305,6 +305,12 @@ class Store:
         """
         return mirror.refresh(self._db, devices, complete=complete, now=_now(now))
 
+    def mark_gone(self, serial: str, *, now: datetime | None = None) -> None:
+        """The API answered 404 for ``serial``: record it absent from the inventory (the
+        next run plans it afresh, e.g. re-creates a wanted device deleted by hand)."""
+        with self._db.write(lock="shared") as conn:
+            mirror.mark_gone(conn, serial, _now(now))
+
     def learn_catalogue(self, devices: Iterable[Device], *, now: datetime | None = None) -> None:
         """Learn type and organization names from devices read one by one."""
         mirror.learn_catalogue(self._db, devices, _now(now))
