@@ -36,7 +36,9 @@ class RetrySettings(_Section):
     """Retries of retriable failures (429, 502/503/504, timeouts, connection errors)."""
 
     attempts: int = Field(6, ge=1, le=100, description="tries in all, the first included")
-    timeout: float = Field(60.0, gt=0, description="total seconds one call may spend retrying")
+    timeout: float = Field(
+        60.0, gt=0, le=300, description="total seconds one call may spend retrying (max 300)"
+    )
     wait_initial: float = Field(0.5, ge=0)
     wait_max: float = Field(30.0, ge=0)
     wait_jitter: float = Field(1.0, ge=0)
