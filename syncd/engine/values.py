@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 
 #: API fields where ``""`` and ``None`` both mean "empty".
 OPTIONAL_TEXT: frozenset[str] = frozenset(
@@ -85,14 +86,7 @@ def desired_ip(value: object) -> str | None:
 
     Raises ``InvalidValueError`` when it is not an IP address.
     """
-    if isinstance(value, str) and _IPV4.fullmatch(value):  # the common case, first
-        return value
-    if value == "":
-        return None
-    ip = canonical_ip(value) if isinstance(value, str) else None
-    if ip is None:
-        raise InvalidValueError(f"ip_address {value!r} is not an IP address")
-    return ip
+    return _desired(value, _IPV4, canonical_ip, "ip_address", "an IP address")
 
 
 def desired_mac(value: object) -> str | None:
@@ -100,11 +94,21 @@ def desired_mac(value: object) -> str | None:
 
     Raises ``InvalidValueError`` when it is not a MAC address.
     """
-    if isinstance(value, str) and _MAC_CANONICAL.fullmatch(value):  # the common case, first
+    return _desired(value, _MAC_CANONICAL, canonical_mac, "mac_address", "a MAC address")
+
+
+def _desired(
+    value: object,
+    canonical_form: re.Pattern[str],
+    canonical: Callable[[str], str | None],
+    field: str,
+    what: str,
+) -> str | None:
+    if isinstance(value, str) and canonical_form.fullmatch(value):  # the common case, first
         return value
     if value == "":
         return None
-    mac = canonical_mac(value) if isinstance(value, str) else None
-    if mac is None:
-        raise InvalidValueError(f"mac_address {value!r} is not a MAC address")
-    return mac
+    result = canonical(value) if isinstance(value, str) else None
+    if result is None:
+        raise InvalidValueError(f"{field} {value!r} is not {what}")
+    return result
