@@ -12,7 +12,7 @@
 
 A real HTTP server (``ThreadingHTTPServer``, HTTP/1.1 keep-alive) in a thread, bound
 to ``127.0.0.1`` on a free port. The device list is the five recorded ``limit=50``
-pages (``../shared/fixtures/netbox/``) joined, with every ``http://127.0.0.1:8000``
+pages (``tests/fixtures/netbox/``, copied from a real NetBox 4.6.8) joined, with every ``http://127.0.0.1:8000``
 rewritten to the fake's own address; any ``limit``/``offset`` slice of it is served
 with NetBox's ``count``/``next``/``previous`` (query keys sorted, as DRF writes them).
 
@@ -70,8 +70,8 @@ from types import TracebackType
 from typing import Any, Literal, Self
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-#: The recorded responses (read-only; shared by every developer and CI run).
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "netbox"
+#: The recorded responses (read-only), kept in the repository so a bare clone tests.
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "netbox"
 
 #: The address the recordings were made against; rewritten to the fake's own.
 RECORDED_BASE = "http://127.0.0.1:8000"
