@@ -307,3 +307,35 @@ def test_concurrent_batches_of_two_sources_leave_correct_hashes(store: Store) ->
         keys = [f"{r.source}:0:{r.content_hash()}" for r in records_of(store, serial)]
         assert len(keys) == 2
         assert hashes[serial] == combined_hash(keys)
+
+
+def test_snapshot_keeps_the_rows_of_a_serial_only_a_reject_names(store: Store) -> None:
+    store.store_batch("csv", "snapshot", "a.csv", [rec("A"), rec("B"), rec("C")])
+
+    stats = store.store_batch(
+        "csv",
+        "snapshot",
+        "b.csv",
+        [rec("A"), Reject("csv", "b.csv:3", "ip_address: '10.0.0.300' is not an IP", "B")],
+    )
+
+    assert (stats.records, stats.rejects, stats.removed) == (1, 1, 1)  # C only
+    assert [r.origin for r in records_of(store, "B")] == ["csv:B"]  # kept as it was
+    assert records_of(store, "C") == []
+    assert set(desired_hashes(store)) == {"A", "B"}  # C was never planned: it just goes
+
+
+def test_a_reject_beside_a_good_row_of_the_same_serial_does_not_keep_old_rows(
+    store: Store,
+) -> None:
+    store.store_batch("csv", "snapshot", "a.csv", [rec("A", location="old")])
+
+    store.store_batch(
+        "csv",
+        "snapshot",
+        "b.csv",
+        [rec("A", location="new"), Reject("csv", "b.csv:3", "bad cell", "A")],
+    )
+
+    (record,) = records_of(store, "A")
+    assert record.location == "new"

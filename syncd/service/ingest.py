@@ -128,10 +128,15 @@ def _ingest_batch(
 def _normalised(
     items: Iterable[DeviceRecord | Reject], rules: SerialRules
 ) -> Iterator[DeviceRecord | Reject]:
-    """Apply the configured serial rules; a serial that normalises to nothing is a reject."""
+    """Apply the configured serial rules; a serial that normalises to nothing is a reject.
+
+    A reject's serial is normalised too: in a snapshot it keeps the device's stored
+    record (the row was unusable, the device is still listed), so it must name the
+    serial the store knows.
+    """
     for item in items:
         if isinstance(item, Reject):
-            yield item
+            yield _normalised_reject(item, rules)
             continue
         try:
             serial = normalize_serial(item.serial_number, rules)
@@ -143,3 +148,13 @@ def _normalised(
             if serial == item.serial_number
             else dataclasses.replace(item, serial_number=serial)
         )
+
+
+def _normalised_reject(reject: Reject, rules: SerialRules) -> Reject:
+    if reject.serial_number is None:
+        return reject
+    try:
+        serial: str | None = normalize_serial(reject.serial_number, rules)
+    except EmptySerialError:
+        serial = None
+    return reject if serial == reject.serial_number else dataclasses.replace(reject, serial_number=serial)

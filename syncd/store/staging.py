@@ -8,8 +8,11 @@ merges the staged rows into ``source_record`` with set-based SQL in one
 transaction:
 
 - ``snapshot``: the connector's rows become exactly the batch (rows not in it are
-  removed); ``delta``: only the serials in the batch are replaced (a delete record
-  is kept, as ``wanted=False``, so the engine sees it).
+  removed), except that a serial the batch names only in a reject keeps its stored
+  rows: a row refused for one bad cell says the device is still there, so it must
+  never read as an absence (which would make the device an orphan, then a delete);
+  ``delta``: only the serials in the batch are replaced (a delete record is kept, as
+  ``wanted=False``, so the engine sees it).
 - Rows whose content hash is unchanged are not rewritten (a row that only moved,
   e.g. to another line of the file, gets its new origin).
 - The ``desired`` row of every serial whose rows changed is recomputed; no other.
@@ -62,11 +65,15 @@ _DESIRED = (
     "ON CONFLICT (serial_number) DO UPDATE SET sources_hash = excluded.sources_hash, "
     "record_count = excluded.record_count, updated_at = excluded.updated_at"
 )
+# A snapshot removes what it does not list, but never the rows of a serial that one of
+# its rejects names: that device is still in the source, only its row was unusable.
 _REMOVED_SNAPSHOT = (
     "INSERT INTO syncd_removed (serial_number, seq) SELECT r.serial_number, r.seq "
     "FROM source_record r WHERE r.connector = :connector "
     "AND NOT EXISTS (SELECT 1 FROM syncd_stage_final s "
-    "WHERE s.serial_number = r.serial_number AND s.seq = r.seq)"
+    "WHERE s.serial_number = r.serial_number AND s.seq = r.seq) "
+    "AND NOT EXISTS (SELECT 1 FROM syncd_stage_reject j WHERE j.serial_number = r.serial_number "
+    "AND NOT EXISTS (SELECT 1 FROM syncd_stage_final f WHERE f.serial_number = j.serial_number))"
 )
 _REMOVED_DELTA = (
     "INSERT INTO syncd_removed (serial_number, seq) SELECT r.serial_number, r.seq "
@@ -344,6 +351,10 @@ class StagedBatch:
                 )
             conn.exec_driver_sql(
                 "CREATE TEMPORARY TABLE syncd_touched (serial_number TEXT PRIMARY KEY)"
+            )
+            # A snapshot keeps the rows of the serials its rejects name: looked up per row.
+            conn.exec_driver_sql(
+                "CREATE INDEX syncd_stage_reject_serial ON syncd_stage_reject (serial_number)"
             )
             if postgres:
                 conn.exec_driver_sql("ANALYZE syncd_stage_final")
