@@ -8,11 +8,17 @@ sandbox's request log), and the audit rows.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
+from syncd.inventory import InventoryClient
 from syncd.sandbox.testing import SandboxProcess
+from syncd.service import Runner
+from syncd.store import Store
 from tests.runsupport import RunEnv, method_counts, rows
 
 
@@ -71,3 +77,100 @@ def test_fixed_row_after_a_reject_updates_and_a_dropped_row_still_orphans(env: R
     assert [op.serial_number for op in result.plan.of_kind("delete")] == [gone.serial_number]
     assert method_counts(env.writes()) == {"PATCH": 1, "DELETE": 1}
     assert env.devices()[bad.serial_number]["location"] == "DC9"
+
+
+# -- 2. a listing that omits devices: held, and a 409 never reverts a hand edit ----------------
+
+
+class _EmptyListings(httpx.BaseTransport):
+    """A proxy that answers every list request with an empty page (the rest goes through)."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path.endswith("/inventory_device_serial/"):
+            body = {"count": 0, "next": None, "previous": None, "results": []}
+            return httpx.Response(200, json=body, request=request)
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+@contextmanager
+def _runner_behind_empty_listings(env: RunEnv) -> Iterator[Runner]:
+    settings = env.settings()
+    with (
+        Store.open(env.store_url) as store,
+        InventoryClient.from_settings(
+            settings.inventory, token=env.sandbox.token, transport=_EmptyListings()
+        ) as client,
+    ):
+        yield Runner(settings, store, client)
+
+
+def test_listing_that_omits_owned_devices_is_held_and_409s_never_revert_hand_edits(
+    env: RunEnv,
+) -> None:
+    devices = rows(30)
+    env.drop(devices)
+    env.run()
+    edited = devices[4].serial_number
+    with env.sandbox.client() as api:
+        assert api.patch(f"inventory_device_serial/{edited}/", json={"name": "by-hand"}).is_success
+    env.drop(devices[::-1])
+    reported = env.run()
+    assert [op.serial_number for op in reported.plan.of_kind("conflict")] == [edited]
+    env.sandbox.clear_requests()
+
+    for _ in range(2):  # a second truncated listing is held just the same
+        with _runner_behind_empty_listings(env) as runner:
+            held = runner.run(dry_run=False)
+        assert held.status == "held"
+        assert any("inventory listing holds 0 of the 30" in r for r in held.plan.hold_reasons)
+        assert len(held.plan.of_kind("create")) == 30
+        assert env.writes() == []
+
+    with _runner_behind_empty_listings(env) as runner:  # an operator approves it anyway
+        approved = runner.approve(held.run_id, "operator")
+    assert approved.applied.failed == 0
+    assert method_counts(env.writes()) == {"POST": 30}  # each met a 409: nothing patched
+    assert env.devices()[edited]["name"] == "by-hand"
+
+    env.sandbox.clear_requests()
+    healed = env.run()  # the listing is whole again: every device is compared by the rules
+    assert env.writes() == []
+    assert [op.serial_number for op in healed.plan.of_kind("conflict")] == [edited]
+    assert env.devices()[edited]["name"] == "by-hand"
+    assert env.run().plan.writes() == []
+
+
+def test_with_the_listing_gate_off_a_409_still_keeps_hand_edits_and_create_only_values(
+    env: RunEnv,
+) -> None:
+    env.policy = {"min_source_ratio": 0, "fields": {"location": {"mode": "create_only"}}}
+    devices = rows(8)
+    env.drop(devices)
+    env.run()
+    edited = devices[2].serial_number
+    with env.sandbox.client() as api:
+        changed = {"name": "by-hand", "location": "moved-by-hand"}
+        assert api.patch(f"inventory_device_serial/{edited}/", json=changed).is_success
+    env.drop(devices[::-1])
+    env.sandbox.clear_requests()
+
+    with _runner_behind_empty_listings(env) as runner:
+        result = runner.run(dry_run=False)
+
+    assert result.status == "done"
+    assert method_counts(env.writes()) == {"POST": 8}
+    assert {r.status for r in env.writes()} == {409}
+    with env.runner() as runner:
+        statuses = {(c.operation, c.status) for c in runner.store.changes(run_id=result.run_id)}
+    assert statuses == {("create", "skipped")}
+    after = env.run()
+    assert env.devices()[edited]["name"] == "by-hand"
+    assert env.devices()[edited]["location"] == "moved-by-hand"
+    assert [op.serial_number for op in after.plan.of_kind("conflict")] == [edited]
+    assert after.plan.writes() == []

@@ -175,7 +175,7 @@ def test_orphan_waits_out_its_grace_runs(env: RunEnv) -> None:
     assert devices[0].serial_number not in env.devices()
 
 
-def test_conflict_on_create_compares_and_patches(env: RunEnv) -> None:
+def test_conflict_on_create_is_read_back_then_planned_by_the_rules(env: RunEnv) -> None:
     devices = rows(2)
     env.drop(devices)
     with env.runner() as runner:
@@ -187,15 +187,19 @@ def test_conflict_on_create_compares_and_patches(env: RunEnv) -> None:
         report = apply_pending(runner.store, runner.client, run_id=run_id)
         rows_ = {c.serial_number: c for c in runner.store.changes(run_id=run_id)}
 
-    assert report.failed == 0
+    assert (report.applied, report.skipped, report.failed) == (1, 1, 0)
     log = [(r.method, r.status) for r in env.sandbox.requests()]
     assert ("POST", 409) in log
-    assert ("PATCH", 200) in log
-    assert env.devices()[devices[0].serial_number]["location"] == devices[0].location
+    assert "PATCH" not in {method for method, _ in log}  # a 409 alone never patches
     clashed = rows_[devices[0].serial_number]
-    assert clashed.status == "applied"
+    assert clashed.status == "skipped"
     assert clashed.response is not None
     assert clashed.response["status_code"] == 409
+
+    env.sandbox.clear_requests()
+    adopted = env.run()  # the next run plans it: adoption, location from the source
+    assert [(op.kind, set(op.changes)) for op in adopted.plan.writes()] == [("adopt", {"location"})]
+    assert env.devices()[devices[0].serial_number]["location"] == devices[0].location
 
 
 def test_delete_of_a_device_already_gone_is_done(env: RunEnv) -> None:
@@ -499,11 +503,19 @@ def test_device_created_by_someone_else_is_left_alone_when_adoption_is_off(env: 
         run_id = env.record_plan_only(runner)
         stranger = dataclasses.replace(devices[0], name="someone-elses")
         env.sandbox.load(load_form([stranger]))
-        report = apply_pending(runner.store, runner.client, run_id=run_id, adopt=False)
+        report = apply_pending(runner.store, runner.client, run_id=run_id)
         (change,) = runner.store.changes(run_id=run_id)
     assert (report.applied, report.skipped, report.failed) == (0, 1, 0)
     assert change.status == "skipped"
-    assert "adopt disabled" in (change.error or "")
+    assert "409" in (change.error or "")
+    env.sandbox.clear_requests()
+
+    later = env.run()
+
+    assert [(op.kind, op.reason) for op in later.plan.operations] == [
+        ("skip", "exists, not managed (adopt disabled)")
+    ]
+    assert env.writes() == []
     assert env.devices()[devices[0].serial_number]["name"] == "someone-elses"
 
 
@@ -741,13 +753,8 @@ def test_a_create_that_meets_a_device_keeps_its_create_only_values(env: RunEnv) 
     with env.runner() as runner:
         run_id = env.record_plan_only(runner)
         env.sandbox.load(load_form([dataclasses.replace(devices[0], location="HAND", name="x")]))
-        apply_pending(
-            runner.store,
-            runner.client,
-            run_id=run_id,
-            adopt=runner.policy.adopt,
-            create_only=runner.create_only,
-        )
+        apply_pending(runner.store, runner.client, run_id=run_id)
+    env.run()  # the device found by the 409 is adopted by the rules of an adoption
     device = env.devices()[devices[0].serial_number]
     assert device["location"] == "HAND"  # create_only: someone else's value stays
     assert device["name"] == devices[0].name  # managed: corrected

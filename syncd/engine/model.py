@@ -121,8 +121,10 @@ class Catalogue:
 @dataclass(frozen=True, slots=True)
 class PlanContext:
     """The run's facts: the time (the engine has no clock of its own), the number of
-    devices syncd owns in the whole inventory (for the delete gate), and per source
-    ``(previous run's record count or None, this run's count)`` for the volume gate.
+    devices syncd owns in the whole inventory (for the delete gate), per source
+    ``(previous run's record count or None, this run's count)`` for the volume gate,
+    and ``owned_baseline``: how many owned devices the inventory listed when a plan was
+    last let through (``None`` before the first), for the listing gate.
 
     ``now`` must be timezone-aware; a naive tombstone time is read as UTC (SQLite
     drops the zone).
@@ -132,6 +134,7 @@ class PlanContext:
     owned_total: int = 0
     source_counts: Mapping[str, tuple[int | None, int]] = field(default_factory=dict)
     run_id: str | None = None
+    owned_baseline: int | None = None
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None or self.now.utcoffset() is None:

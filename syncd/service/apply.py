@@ -2,8 +2,14 @@
 
 Apply is idempotent, so a change re-sent after a crash does no harm:
 
-- create -> ``POST``; a ``409`` means the device exists after all: read it, compare,
-  and ``PATCH`` only what differs (the change is then recorded as an adoption);
+- create -> ``POST``; a ``409`` means the device exists after all: it is read, the
+  mirror records it as it is, and the change is skipped; the next run plans the serial
+  by the same three-way rules and field policies as any update (adopt it, patch what
+  the source changed, report a hand edit as a conflict; leave it alone with
+  ``adopt = false``). Nothing is patched on the strength of a ``409`` alone: a listing
+  that omitted devices must never turn into a revert of their hand edits. One
+  exception: a create tried before (its process stopped before it could record the
+  answer) that finds the device exactly as it sent it recognises its own create;
 - update / adopt -> ``PATCH`` with the changed fields only; ``404`` -> failed, reported
   (the device vanished: the next run re-plans it);
 - delete -> ``DELETE``; ``404`` -> done (it is gone, which is what we wanted).
@@ -70,15 +76,9 @@ def apply_pending(
     run_id: int | None = None,
     progress: Progress | None = None,
     batch_size: int = 200,
-    adopt: bool = True,
-    create_only: frozenset[str] = frozenset(),
 ) -> ApplyReport:
     """Apply every pending change (of ``run_id``, or all), oldest first.
 
-    ``adopt`` and ``create_only`` (API field names) are the policy's: when a create
-    meets a device someone else created in the meantime (409), it is adopted only if
-    the policy allows adoption, and its ``create_only`` fields are filled only where
-    the device has no value, as an adoption the planner made would do.
     Raises ``AuthenticationError`` (after handing its change back) when the token
     is refused: nothing else can succeed then.
     """
@@ -92,7 +92,7 @@ def apply_pending(
         for change in pending:
             if not store.claim_change(change.id):
                 continue  # another worker has it
-            outcome = apply_change(store, client, change, adopt=adopt, create_only=create_only)
+            outcome = apply_change(store, client, change)
             if outcome == "applied":
                 report.applied += 1
                 report.count(change.operation)
@@ -105,14 +105,7 @@ def apply_pending(
                 progress.advance(change, outcome)
 
 
-def apply_change(
-    store: Store,
-    client: InventoryClient,
-    change: ChangeRow,
-    *,
-    adopt: bool = True,
-    create_only: frozenset[str] = frozenset(),
-) -> str:
+def apply_change(store: Store, client: InventoryClient, change: ChangeRow) -> str:
     """Apply one claimed change and record the outcome; returns ``"applied"``,
     ``"skipped"`` or the error.
 
@@ -123,7 +116,7 @@ def apply_change(
     Raises ``AuthenticationError`` after releasing the change back to the outbox.
     """
     try:
-        return _execute(store, client, change, adopt=adopt, create_only=create_only)
+        return _execute(store, client, change)
     except AuthenticationError as exc:
         store.release_change(change.id, redact(str(exc)))
         raise
@@ -152,14 +145,7 @@ def apply_change(
         return message
 
 
-def _execute(
-    store: Store,
-    client: InventoryClient,
-    change: ChangeRow,
-    *,
-    adopt: bool,
-    create_only: frozenset[str],
-) -> str:
+def _execute(store: Store, client: InventoryClient, change: ChangeRow) -> str:
     serial = change.serial_number
     body = change.body()
     now = datetime.now(UTC)
@@ -167,9 +153,7 @@ def _execute(
         try:
             device = client.create_device(DeviceCreate.model_validate(body))
         except AlreadyExistsError:
-            return _reconcile_existing(
-                store, client, change, body, now=now, adopt=adopt, create_only=create_only
-            )
+            return _exists_already(store, client, change, body, now=now)
         store.record_write(
             serial,
             "create",
@@ -231,51 +215,44 @@ def _baseline(device: Device, sent: Mapping[str, Any]) -> dict[str, Any]:
     return {**device.writable_values(), **sent}
 
 
-def _reconcile_existing(
+def _exists_already(
     store: Store,
     client: InventoryClient,
     change: ChangeRow,
     body: Mapping[str, Any],
     *,
     now: datetime,
-    adopt: bool,
-    create_only: frozenset[str],
 ) -> str:
-    """409 on create: someone created the device after the plan. With adoption allowed
-    it is adopted (what differs from the source is patched); otherwise it is left
-    alone and the change is skipped, as the planner would have done."""
+    """409 on create: the device exists after all (someone created it after the plan,
+    or the listing the plan came from omitted it). It is read and recorded as it is;
+    the next run plans it like any other device, so hand edits are kept and the field
+    policies hold. A create tried before that finds the device exactly as it sent it
+    found its own earlier POST (the process died before recording the answer)."""
     serial = change.serial_number
-    if not adopt:
-        store.complete_change(
-            change.id,
-            "skipped",
-            response={"status_code": 409},
-            error="exists, not managed (adopt disabled): created by someone else after the plan",
-            replan=False,
-        )
-        return "skipped"
     existing = client.get_device(serial)
-    current = existing.writable_values()
-    differing = {
-        name: value
-        for name, value in _differences(body, existing).items()
-        if name not in create_only or current.get(name) in (None, "")
-    }
-    device = client.patch_device(serial, differing) if differing else existing
-    store.record_write(
-        serial,
-        "adopt",
-        _baseline(device, body),
-        device,
+    if change.attempts > 1 and not _differences(body, existing):
+        store.record_write(
+            serial,
+            "create",
+            body,
+            existing,
+            change_id=change.id,
+            now=now,
+            response={
+                "status_code": 409,
+                "detail": "created by an earlier try of this change: found as sent",
+            },
+        )
+        return "applied"
+    store.observe_device(
+        existing,
         change_id=change.id,
         now=now,
-        response={
-            "status_code": 409,
-            "detail": "existed: compared and "
-            + (f"patched {', '.join(sorted(differing))}" if differing else "equal"),
-        },
+        response={"status_code": 409, "detail": "exists already: read back"},
+        note="exists already (409): the device was read back; the next run plans it by "
+        "the three-way rules and field policies (adopt, update, or keep a hand edit)",
     )
-    return "applied"
+    return "skipped"
 
 
 def _differences(body: Mapping[str, Any], device: Device) -> dict[str, Any]:

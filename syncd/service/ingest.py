@@ -157,4 +157,6 @@ def _normalised_reject(reject: Reject, rules: SerialRules) -> Reject:
         serial: str | None = normalize_serial(reject.serial_number, rules)
     except EmptySerialError:
         serial = None
-    return reject if serial == reject.serial_number else dataclasses.replace(reject, serial_number=serial)
+    if serial == reject.serial_number:
+        return reject
+    return dataclasses.replace(reject, serial_number=serial)

@@ -16,7 +16,7 @@ import structlog
 from connectors.base import Connector, build_connector
 from syncd import engine
 from syncd.config import Settings
-from syncd.engine import API_FIELD, Candidate, Plan, PlanContext, Policy
+from syncd.engine import Candidate, Plan, PlanContext, Policy
 from syncd.errors import SyncdError
 from syncd.inventory import InventoryClient
 from syncd.log import redact
@@ -160,9 +160,6 @@ class Runner:
         self.store = store
         self.client = client
         self.policy: Policy = build_policy(settings.policy)
-        self.create_only = frozenset(
-            API_FIELD[name] for name, fp in self.policy.fields.items() if fp.mode == "create_only"
-        )
         self.connectors = (
             list(connectors) if connectors is not None else build_connectors(settings, store)
         )
@@ -212,6 +209,7 @@ class Runner:
             owned_total=self.store.owned_total(),
             source_counts=self.store.source_counts(),
             run_id=str(run_id),
+            owned_baseline=self.store.owned_baseline(),
         )
         return engine.plan(
             self.store.load_candidates(serials),
@@ -286,6 +284,7 @@ class Runner:
             self.store.force_replan(
                 c.serial_number for c in self.store.changes(run_id=run_id, limit=HELD_PLAN_LIMIT)
             )
+        self.store.settle_owned_baseline()
         self.store.finish_run(
             run_id,
             "done" if result.applied.failed == 0 else "failed",
@@ -329,6 +328,7 @@ class Runner:
         except BaseException as exc:
             self._fail(run_id, exc)
             raise
+        self.store.settle_owned_baseline()
         result.status = "done" if result.applied.failed == 0 else "failed"
         self.store.finish_run(
             run_id,
@@ -342,16 +342,8 @@ class Runner:
     def _drain(self, run_id: int, progress: Progress | None) -> ApplyReport:
         """Apply this run's changes, then whatever else waits in the outbox (left by a run
         whose process stopped); the report counts this run's only."""
-        adopt, create_only = self.policy.adopt, self.create_only
-        report = apply_pending(
-            self.store,
-            self.client,
-            run_id=run_id,
-            progress=progress,
-            adopt=adopt,
-            create_only=create_only,
-        )
-        earlier = apply_pending(self.store, self.client, adopt=adopt, create_only=create_only)
+        report = apply_pending(self.store, self.client, run_id=run_id, progress=progress)
+        earlier = apply_pending(self.store, self.client)
         if earlier.applied or earlier.failed:
             log.info("apply.earlier_changes", applied=earlier.applied, failed=earlier.failed)
         return report

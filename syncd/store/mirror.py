@@ -203,6 +203,50 @@ def _mark_absent(conn: Connection, now: datetime) -> int:
     return int(result.rowcount)
 
 
+def observe(conn: Connection, device: Device, now: datetime) -> None:
+    """Record one device as just read from the API (a detail read, e.g. after a ``409``):
+    present, with its values; ownership and what syncd wrote are kept, and the row's
+    sync hash is not touched, so the next plan compares it by the three-way rules."""
+    row = conn.execute(
+        sa.select(MIRROR.c["values"].label("read_values"), MIRROR.c.present).where(
+            MIRROR.c.serial_number == device.serial_number
+        )
+    ).first()
+    previous = row.read_values if row is not None and row.present else None
+    values = merged_values(device, previous)
+    digest = values_hash(values)
+    if row is None:
+        conn.execute(
+            MIRROR.insert().values(
+                serial_number=device.serial_number,
+                values=values,
+                values_hash=digest,
+                written={},
+                ownership="unmanaged",
+                present=True,
+                synced_values_hash="",
+                first_seen_at=now,
+                last_seen_at=now,
+                updated_at=now,
+            )
+        )
+        return
+    conn.execute(
+        MIRROR.update()
+        .where(MIRROR.c.serial_number == device.serial_number)
+        .values(
+            {
+                "values": values,
+                "values_hash": digest,
+                "present": True,
+                "first_seen_at": sa.func.coalesce(MIRROR.c.first_seen_at, now),
+                "last_seen_at": now,
+                "updated_at": now,
+            }
+        )
+    )
+
+
 def mark_gone(conn: Connection, serial: str, now: datetime) -> None:
     """The API said the device is not there (404): absent, with no values, so the next
     run plans it from scratch (a create, if it is still wanted)."""

@@ -59,6 +59,11 @@ REPLAN: Final = "!replan"
 PLANNED_POLICY: Final = "planned_policy_fingerprint"
 #: ``store_meta`` key of the id of the newest run whose plan was recorded (held or not).
 LAST_RECORDED: Final = "last_recorded_run"
+#: ``store_meta`` key of how many owned devices the inventory listed when a plan was last
+#: let through (the listing gate's baseline).
+OWNED_BASELINE: Final = "owned_baseline"
+
+_OWNED_PRESENT = sa.text("ownership <> 'unmanaged' AND present")
 
 # Each branch of the changed-serials union is answered from a partial index, and the
 # hashes are looked up per selected serial (correlated subqueries), so the cost follows
@@ -325,6 +330,21 @@ def release_plan(conn: Connection, dialect: str, run_id: int, fingerprint: str) 
     _mark_planned(conn, run_id)
     set_meta(conn, dialect, PLANNED_POLICY, fingerprint)
     release_source_counts(conn)
+    settle_owned_baseline(conn, dialect)
+
+
+def owned_present(conn: Connection) -> int:
+    """How many devices the inventory holds (as last listed) that syncd owns."""
+    return int(
+        conn.execute(
+            sa.select(sa.func.count()).select_from(MIRROR).where(_OWNED_PRESENT)
+        ).scalar_one()
+    )
+
+
+def settle_owned_baseline(conn: Connection, dialect: str) -> None:
+    """The owned devices the inventory holds now become the listing gate's baseline."""
+    set_meta(conn, dialect, OWNED_BASELINE, owned_present(conn))
 
 
 def is_newest_plan(conn: Connection, run_id: int) -> bool:

@@ -30,7 +30,7 @@ from syncd.store.rows import (
     RunStatus,
 )
 from syncd.store.staging import UNSET, StagedBatch, iter_chunks
-from syncd.store.tables import MIRROR, REJECT, SOURCE_BATCH, SOURCE_STATE
+from syncd.store.tables import REJECT, SOURCE_BATCH, SOURCE_STATE
 
 
 class VerdictLike(Protocol):
@@ -311,6 +311,32 @@ class Store:
         with self._db.write(lock="shared") as conn:
             mirror.mark_gone(conn, serial, _now(now))
 
+    def observe_device(
+        self,
+        device: Device,
+        *,
+        change_id: int | None = None,
+        response: Mapping[str, Any] | None = None,
+        note: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """A device read from the API outside a refresh (after a ``409``): the mirror
+        holds it as present with these values, ownership and written values kept, and
+        its serial is planned again by the next run (three-way compare and policy, as
+        any update). With ``change_id`` that change is closed ``skipped`` with
+        ``response`` and ``note``, in the same transaction."""
+        stamp = _now(now)
+        with self._db.write(lock="shared") as conn:
+            mirror.observe(conn, device, stamp)
+            buffer = mirror.CatalogueBuffer()
+            buffer.learn(device)
+            buffer.save(conn, self.dialect, stamp)
+            if change_id is not None:
+                outbox.complete(
+                    conn, change_id, status="skipped", response=response, error=note, now=stamp
+                )
+            planning.force_replan(conn, sa.select(sa.literal(device.serial_number)))
+
     def learn_catalogue(self, devices: Iterable[Device], *, now: datetime | None = None) -> None:
         """Learn type and organization names from devices read one by one."""
         mirror.learn_catalogue(self._db, devices, _now(now))
@@ -322,13 +348,20 @@ class Store:
     def owned_total(self) -> int:
         """How many devices in the inventory syncd created or adopted."""
         with self._db.read() as conn:
-            return int(
-                conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(MIRROR)
-                    .where(sa.text("ownership <> 'unmanaged' AND present"))
-                ).scalar_one()
-            )
+            return planning.owned_present(conn)
+
+    def owned_baseline(self) -> int | None:
+        """How many owned devices the inventory held when a plan was last let through
+        and applied (``PlanContext.owned_baseline``); ``None`` before the first."""
+        with self._db.read() as conn:
+            value = planning.get_meta(conn, planning.OWNED_BASELINE)
+        return int(value) if isinstance(value, int) else None
+
+    def settle_owned_baseline(self) -> None:
+        """After a released plan was applied: the owned devices the inventory holds now
+        (its creates included) become the listing gate's baseline."""
+        with self._db.write() as conn:
+            planning.settle_owned_baseline(conn, self.dialect)
 
     def record_write(
         self,
