@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -14,6 +17,7 @@ from typing import Any
 
 from syncd.config import Settings
 from syncd.inventory import InventoryClient
+from syncd.process import ProcessIdentity
 from syncd.sandbox.testing import RequestRecord, SandboxProcess
 from syncd.service import Runner, RunResult
 from syncd.store import Store
@@ -71,6 +75,10 @@ class RunEnv:
     _drops: int = 0
 
     def settings(self) -> Settings:
+        return Settings(**self.config())
+
+    def config(self) -> dict[str, Any]:
+        """The configuration, as the TOML file would hold it (without the token)."""
         inventory = {
             "base_url": self.sandbox.base_url,
             "retry": {"attempts": 3, "wait_initial": 0.0, "wait_max": 0.0, "wait_jitter": 0.0},
@@ -82,10 +90,10 @@ class RunEnv:
             "organization_map": ORG_MAP,
             **self.policy,
         }
-        return Settings(
-            inventory=inventory,
-            store={"url": self.store_url},
-            connectors=[
+        return {
+            "inventory": inventory,
+            "store": {"url": self.store_url},
+            "connectors": [
                 {
                     "name": "procurement",
                     "plugin": "csv_drop",
@@ -96,7 +104,23 @@ class RunEnv:
                     },
                 }
             ],
-            policy=policy,
+            "policy": policy,
+        }
+
+    def write_config(self, path: Path) -> Path:
+        """The configuration as a TOML file, for ``syncd`` run as a process."""
+        path.write_text(toml_text(self.config()), encoding="utf-8")
+        return path
+
+    def syncd(self, *args: str, config: Path) -> subprocess.Popen[str]:
+        """``syncd ARGS --config CONFIG`` as a process of its own (token in its environment)."""
+        env = {**os.environ, "SYNCD_INVENTORY__TOKEN": self.sandbox.token.get_secret_value()}
+        return subprocess.Popen(
+            [sys.executable, "-m", "syncd", *args, "--config", str(config)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
 
     def drop(self, items: Iterable[Row] | str, name: str | None = None) -> Path:
@@ -153,6 +177,59 @@ class RunEnv:
                     break
                 offset += 100
         return out
+
+
+#: A process on another machine: syncd cannot tell whether it lives, only wait out the lease.
+REMOTE_OWNER = "other-host:4242:123456:boot-id-of-another-machine:pid-ns"
+
+
+def dead_owner() -> str:
+    """The identity of a process of this machine that has exited (its claims are
+    recovered at once)."""
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        identity = ProcessIdentity.of_pid(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert identity is not None
+    return str(identity)
+
+
+def toml_text(config: Mapping[str, Any]) -> str:
+    """A small TOML writer for test configs: tables of scalars, lists and sub-tables,
+    and arrays of tables (``[[connectors]]``)."""
+    lines: list[str] = []
+
+    def value(item: Any) -> str:
+        if isinstance(item, bool):
+            return "true" if item else "false"
+        if isinstance(item, int | float):
+            return repr(item)
+        if isinstance(item, str):
+            return json.dumps(item)
+        if isinstance(item, list | tuple):
+            return "[" + ", ".join(value(v) for v in item) + "]"
+        if isinstance(item, Mapping):
+            return "{" + ", ".join(f"{json.dumps(k)} = {value(v)}" for k, v in item.items()) + "}"
+        raise TypeError(f"cannot write {item!r} as TOML")
+
+    def table(name: str, body: Mapping[str, Any], header: str) -> None:
+        lines.append(header)
+        nested = {k: v for k, v in body.items() if isinstance(v, Mapping)}
+        for key, item in body.items():
+            if key not in nested:
+                lines.append(f"{json.dumps(key)} = {value(item)}")
+        for key, item in nested.items():
+            table(f"{name}.{key}", item, f"[{name}.{key}]")
+
+    for name, body in config.items():
+        if isinstance(body, list):
+            for entry in body:
+                table(name, entry, f"[[{name}]]")
+        else:
+            table(name, body, f"[{name}]")
+    return "\n".join(lines) + "\n"
 
 
 def method_counts(records: Sequence[RequestRecord]) -> dict[str, int]:

@@ -69,10 +69,13 @@ def test_clients_sharing_a_limiter_share_the_rate(sandbox: SandboxProcess) -> No
 
 
 def test_the_sandbox_limit_is_respected_without_429(sandbox: SandboxProcess) -> None:
-    """Paced at the server's own limit, the client is never throttled (no 429)."""
+    """Paced under the server's own limit, the client is never throttled (no 429).
+
+    Half the server's rate: requests the client spaces out can reach the server
+    bunched when the machine is busy, and a test must not fail on timing."""
     sandbox.load([device("PACE")])
     sandbox.set_faults(rate_limit="6/s")
-    limiter = LimitsRateLimiter(5, 5, key="pace-under-server-limit")
+    limiter = LimitsRateLimiter(3, 3, key="pace-under-server-limit")
     with make_client(sandbox, rate_limiter=limiter) as client:
         failures = _hammer(client, threads=4, calls=3)
     assert failures == []

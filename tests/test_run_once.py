@@ -21,7 +21,7 @@ from syncd.sandbox.testing import SandboxProcess
 from syncd.service import apply_pending
 from syncd.store import RunStateError
 from tests.pg import db_url  # noqa: F401 - pytest fixture
-from tests.runsupport import RunEnv, load_form, method_counts, rows
+from tests.runsupport import REMOTE_OWNER, RunEnv, load_form, method_counts, rows
 
 
 @pytest.fixture
@@ -458,12 +458,15 @@ def test_delta_files_upsert_and_delete_only_what_they_name(env: RunEnv) -> None:
 def test_change_abandoned_by_a_dead_process_is_planned_afresh_by_the_next_run(env: RunEnv) -> None:
     devices = rows(2)
     env.drop(devices)
-    with env.runner() as runner:  # a run whose process "dies" right after claiming a change
+    with env.runner() as runner:  # a run on another machine claims a change, then dies
         run_id = env.record_plan_only(runner)
         (first, *_rest) = runner.store.pending_changes(run_id=run_id)
-        assert runner.store.claim_change(first.id)
+        assert runner.store.claim_change(first.id, owner=REMOTE_OWNER)
+    with env.runner() as runner:  # its claim may still be in flight: left alone, and said
+        waiting = runner.run(dry_run=False)
+    assert waiting.summary()["claims_held_elsewhere"] == 1
 
-    later = datetime.now(UTC) + timedelta(minutes=11)
+    later = datetime.now(UTC) + timedelta(minutes=11)  # past the lease
     with env.runner(clock=lambda: later) as runner:
         result = runner.run(dry_run=False)
         stuck = runner.store.change(first.id)
@@ -474,6 +477,7 @@ def test_change_abandoned_by_a_dead_process_is_planned_afresh_by_the_next_run(en
     assert "abandoned" in (stuck.error or "")
     assert set(env.devices()) == {r.serial_number for r in devices}
     assert method_counts(env.writes()) == {"POST": 2}
+    assert "claims_held_elsewhere" not in result.summary()
 
 
 def test_hand_edit_of_an_adopted_device_is_a_conflict_too(env: RunEnv) -> None:
@@ -602,7 +606,7 @@ def test_change_abandoned_by_a_dead_process_never_reverts_a_newer_value(env: Run
     with env.runner() as runner:  # plans the move to DC2, claims the PATCH and "dies"
         run_id = env.record_plan_only(runner)
         (stale,) = runner.store.pending_changes(run_id=run_id)
-        assert runner.store.claim_change(stale.id)
+        assert runner.store.claim_change(stale.id, owner=REMOTE_OWNER)
     env.drop([dataclasses.replace(devices[0], location="DC3"), devices[1]])
     newer = env.run()  # the claim is fresh: its worker may still be alive
     assert newer.status == "done"

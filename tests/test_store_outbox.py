@@ -15,7 +15,7 @@ from syncd.engine import FieldChange, Operation, Plan
 from syncd.inventory.models import Device
 from syncd.log import register_secret
 from syncd.records import DeviceRecord
-from syncd.store import Store
+from syncd.store import ChangeRow, Store
 from tests import pg
 
 db_url = pg.db_url
@@ -174,24 +174,41 @@ def test_released_change_returns_to_the_outbox(store: Store) -> None:
     assert claimed.attempts == 2
 
 
-def test_stale_claims_are_abandoned_and_their_serials_planned_afresh(store: Store) -> None:
+def claimed(store: Store, change_id: int) -> ChangeRow:
+    change = store.change(change_id)
+    assert change is not None
+    assert change.status == "applying"
+    return change
+
+
+def test_abandoned_claims_are_failed_and_their_serials_planned_afresh(store: Store) -> None:
     planned(store, "A", "B")
     a, b = store.pending_changes()
-    store.claim_change(a.id, now=T0)
-    store.claim_change(b.id, now=T0 + timedelta(minutes=9))
+    store.claim_change(a.id, owner="dead", now=T0)
+    store.claim_change(b.id, owner="alive", now=T0)
 
-    abandoned = store.abandon_stale(timedelta(minutes=5), now=T0 + timedelta(minutes=10))
+    assert store.abandon(claimed(store, a.id), "recoverer", now=T0 + timedelta(minutes=1))
 
-    assert abandoned == 1
     assert store.pending_changes() == []  # never sent again as it stands
     dead = store.change(a.id)
     assert dead is not None
     assert (dead.status, dead.error) == ("failed", "abandoned: the process applying it stopped")
-    alive = store.change(b.id)
-    assert alive is not None
-    assert alive.status == "applying"  # claimed recently: its worker may still finish
+    assert dead.claimed_by == "recoverer"
+    assert [c.id for c in store.claimed_changes()] == [b.id]  # its worker may still finish
     run = store.begin_run("test", "fp")
     assert store.candidate_serials(run) == ["A"]
+
+
+def test_only_one_of_racing_recoverers_takes_a_claim(store: Store) -> None:
+    planned(store, "A")
+    (a,) = store.pending_changes()
+    store.claim_change(a.id, owner="dead", now=T0)
+    seen = claimed(store, a.id)
+
+    assert store.take_over(seen, "first", now=T0)
+    assert not store.take_over(seen, "second", now=T0)  # it no longer reads as seen
+    assert not store.abandon(seen, "second", now=T0)
+    assert claimed(store, a.id).claimed_by == "first"
 
 
 def _device(serial: str, name: str) -> Device:
@@ -235,7 +252,7 @@ def test_stale_patch_never_reverts_a_newer_value(store: Store) -> None:
     assert store.claim_change(newer.id, now=T0 + timedelta(minutes=1))
     store.record_write("A", "update", {"name": "v3"}, _device("A", "v3"), change_id=newer.id)
 
-    assert store.abandon_stale(timedelta(minutes=10), now=T0 + timedelta(minutes=11)) == 1
+    assert store.abandon(claimed(store, stale.id), "recoverer", now=T0 + timedelta(minutes=11))
 
     assert store.pending_changes() == []  # the v2 PATCH is never sent
     run3 = store.begin_run("test", "fp")
@@ -256,7 +273,7 @@ def test_stale_delete_of_a_device_wanted_again_is_not_sent(store: Store) -> None
     assert store.claim_change(delete.id, now=T0)
     store.store_batch("csv", "delta", "d", [DeviceRecord("csv", "X", name="x")])  # wanted again
 
-    assert store.abandon_stale(timedelta(minutes=10), now=T0 + timedelta(hours=1)) == 1
+    assert store.abandon(claimed(store, delete.id), "recoverer", now=T0 + timedelta(hours=1))
 
     assert store.pending_changes() == []
     assert store.claim_change(delete.id) is False
@@ -268,7 +285,7 @@ def test_late_completion_of_an_abandoned_change_keeps_it_failed(store: Store) ->
     planned(store, "A")
     (a,) = store.pending_changes()
     store.claim_change(a.id, now=T0)
-    store.abandon_stale(timedelta(minutes=10), now=T0 + timedelta(minutes=11))
+    store.abandon(claimed(store, a.id), "recoverer", now=T0 + timedelta(minutes=11))
 
     # The "dead" worker was only slow: its write lands in the mirror, the audit stays.
     store.record_write("A", "create", a.body(), None, change_id=a.id)

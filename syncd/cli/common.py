@@ -39,6 +39,8 @@ EXIT_CONFIG = 2
 EXIT_FATAL = 3
 EXIT_RETRIABLE = 4
 EXIT_HELD = 5
+#: Stopped by SIGINT (128 + 2); SIGTERM exits 143 (128 + 15).
+EXIT_INTERRUPTED = 130
 
 
 def settings_from(path: Path) -> Settings:

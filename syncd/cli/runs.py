@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from syncd.cli.common import (
     DEFAULT_CONFIG,
     EXIT_FAILED,
     EXIT_HELD,
+    EXIT_INTERRUPTED,
     ConfigOption,
     console,
     err_console,
@@ -26,6 +28,7 @@ from syncd.engine import Operation, Plan
 from syncd.errors import SyncdError
 from syncd.inventory import InventoryClient
 from syncd.service import Runner, RunResult
+from syncd.service.stop import stop_on_signals
 from syncd.store import ChangeRow, Store
 
 _KIND_STYLE = {
@@ -40,19 +43,40 @@ _KIND_STYLE = {
 
 
 @contextmanager
-def open_runner(settings: Settings) -> Iterator[Runner]:
-    """A runner over the configured store and API client, closed afterwards."""
+def open_runner(settings: Settings, *, graceful: bool = False) -> Iterator[Runner]:
+    """A runner over the configured store and API client, closed afterwards.
+
+    ``graceful``: the first SIGTERM or SIGINT stops the run at its next safe point
+    (the command then exits 128 + the signal's number: 143 or 130); a second one stops
+    it at once, leaving the change in flight to the next run's recovery.
+    """
     try:
         store = Store.from_settings(settings.store)
     except SyncdError as exc:
         fail(exc)
     try:
-        with InventoryClient.from_settings(settings.inventory) as client:
-            yield Runner(settings, store, client)
+        with (
+            stop_on_signals() as stop,
+            InventoryClient.from_settings(settings.inventory) as client,
+        ):
+            yield Runner(settings, store, client, stop=stop if graceful else None)
     except SyncdError as exc:
         fail(exc)
+    except KeyboardInterrupt:
+        err_console.print(
+            "[bold yellow]stopped at once[/]: the change in flight is recovered by the next "
+            "run (a create is read back first)"
+        )
+        sys.exit(stop.exit_code if stop.requested else EXIT_INTERRUPTED)
     finally:
         store.close()
+
+
+def exit_if_interrupted(runner: Runner, status: str) -> None:
+    """Exit 128 + the signal's number when the run was stopped by a signal."""
+    if status == "interrupted":
+        stop = runner.stop
+        raise typer.Exit(stop.exit_code if stop is not None else EXIT_INTERRUPTED)
 
 
 def plan_command(
@@ -96,7 +120,7 @@ def run_command(
     if not once:
         raise typer.BadParameter("only --once is available in-process (the daemon comes later)")
     settings = settings_from(config)
-    with open_runner(settings) as runner, _progress() as progress:
+    with open_runner(settings, graceful=True) as runner, _progress() as progress:
         if full:
             runner.force_full_pulls()
         result = runner.run(dry_run=False, trigger="cli", progress=progress)
@@ -104,6 +128,7 @@ def run_command(
         console.print_json(json.dumps(plan_json(result)))
     else:
         show_result(result, limit=limit)
+    exit_if_interrupted(runner, result.status)
     if result.status == "held":
         raise typer.Exit(EXIT_HELD)
     if result.status == "failed":
@@ -121,7 +146,7 @@ def approve_command(
     they have overtaken is skipped and planned afresh by the next run.
     """
     settings = settings_from(config)
-    with open_runner(settings) as runner:
+    with open_runner(settings, graceful=True) as runner:
         _require_held(runner.store, run_id)
         result = runner.approve(run_id, by)
         counts = runner.store.change_counts(run_id)
@@ -131,6 +156,8 @@ def approve_command(
     console.print(f"  now: {counts}", highlight=False)
     for error in result.applied.errors[:10]:
         console.print(f"  [red]failed[/] {error}", highlight=False)
+    if result.applied.interrupted:
+        exit_if_interrupted(runner, "interrupted")
     if result.applied.failed:
         raise typer.Exit(EXIT_FAILED)
 
@@ -314,6 +341,23 @@ def show_result(result: RunResult, *, limit: int) -> None:
         )
         for error in result.applied.errors[:10]:
             console.print(f"  [red]failed[/] {error}", highlight=False)
+    elif result.status == "interrupted":
+        console.print(f"run {result.run_id}: interrupted before its plan was applied")
+    recovered = result.recovery
+    if recovered.creates_found or recovered.abandoned or recovered.closed_runs:
+        console.print(
+            f"recovered from stopped processes: {recovered.creates_found} create(s) found as "
+            f"sent, {recovered.abandoned} change(s) planned afresh, "
+            f"{len(recovered.closed_runs)} run(s) closed",
+            highlight=False,
+        )
+    if recovered.in_progress:
+        console.print(
+            f"[yellow]{recovered.in_progress} change(s) are being applied by another "
+            "process[/] (or one on another machine that stopped: recovered once its lease "
+            "runs out)",
+            highlight=False,
+        )
 
 
 def plan_table(plan: Plan, *, limit: int) -> Table:

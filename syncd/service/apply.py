@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from syncd import process
 from syncd.errors import (
     AlreadyExistsError,
     AuthenticationError,
@@ -42,6 +43,7 @@ from syncd.errors import (
 from syncd.inventory import Device, DeviceCreate, InventoryClient
 from syncd.inventory.models import WRITABLE_FIELDS
 from syncd.log import redact
+from syncd.service.stop import StopRequest
 from syncd.store import ChangeRow, Store
 
 log = structlog.get_logger("syncd.apply")
@@ -57,11 +59,13 @@ class Progress(Protocol):
 
 @dataclass(slots=True)
 class ApplyReport:
-    """Outcomes of one drain of the outbox."""
+    """Outcomes of one drain of the outbox (``interrupted``: a stop was asked for, and
+    the drain ended between two changes with work still pending)."""
 
     applied: int = 0
     failed: int = 0
     skipped: int = 0
+    interrupted: bool = False
     by_operation: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -76,8 +80,17 @@ def apply_pending(
     run_id: int | None = None,
     progress: Progress | None = None,
     batch_size: int = 200,
+    owner: str | None = None,
+    stop: StopRequest | None = None,
 ) -> ApplyReport:
-    """Apply every pending change (of ``run_id``, or all), oldest first.
+    """Apply every pending change (of ``run_id``, or all), oldest first, each claimed
+    for the process ``owner`` (default: this one).
+
+    When ``stop`` is requested the drain ends before the next claim (the change in
+    flight is finished and recorded first) with ``interrupted`` set. If anything
+    escapes while a change is in flight (a second Ctrl-C, a bug), the change is left
+    to the next run's recovery: its outcome is unknown, so a create is read back first
+    and anything else is planned afresh.
 
     Raises ``AuthenticationError`` (after handing its change back) when the token
     is refused: nothing else can succeed then.
@@ -90,9 +103,19 @@ def apply_pending(
         if not pending:
             return report
         for change in pending:
-            if not store.claim_change(change.id):
+            if stop is not None and stop.requested:
+                report.interrupted = True
+                return report
+            if not store.claim_change(change.id, owner=owner):
                 continue  # another worker has it
-            outcome = apply_change(store, client, change)
+            try:
+                outcome = apply_change(store, client, change)
+            except BaseException as exc:
+                if not isinstance(exc, AuthenticationError):
+                    who = owner if owner is not None else str(process.current())
+                    why = f"interrupted while in flight ({type(exc).__name__}): outcome unknown"
+                    store.give_up(change.id, who, why)
+                raise
             if outcome == "applied":
                 report.applied += 1
                 report.count(change.operation)
@@ -230,7 +253,7 @@ def _exists_already(
     found its own earlier POST (the process died before recording the answer)."""
     serial = change.serial_number
     existing = client.get_device(serial)
-    if change.attempts > 1 and not _differences(body, existing):
+    if change.attempts > 1 and not differing_fields(body, existing):
         store.record_write(
             serial,
             "create",
@@ -255,7 +278,8 @@ def _exists_already(
     return "skipped"
 
 
-def _differences(body: Mapping[str, Any], device: Device) -> dict[str, Any]:
+def differing_fields(body: Mapping[str, Any], device: Device) -> dict[str, Any]:
+    """The writable fields of ``body`` whose value ``device`` does not have."""
     current = device.writable_values()
     return {
         name: value

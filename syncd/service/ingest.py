@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -57,6 +57,7 @@ def ingest(
     serial_rules: SerialRules,
     run_id: int | None,
     now: datetime,
+    stopping: Callable[[], bool] | None = None,
 ) -> IngestReport:
     """Read every ready batch of every connector into the store.
 
@@ -65,9 +66,14 @@ def ingest(
     source that fails while it is read raises ``SourceError`` after the batch was
     discarded and set aside, so a partial pull never reaches the store and can
     never cause a deletion.
+
+    ``stopping`` is asked after each batch: once it says yes, no further batch is
+    claimed (a source's next batch is claimed only when asked for).
     """
     report = IngestReport()
     for connector in connectors:
+        if stopping is not None and stopping():
+            break
         try:
             for batch in connector.fetch():
                 report.batches.append(
@@ -75,6 +81,8 @@ def ingest(
                         store, batch, connector.name, rules=serial_rules, run_id=run_id, now=now
                     )
                 )
+                if stopping is not None and stopping():
+                    break
         except (SourceError, ConfigError):
             raise  # a misconfigured source is a configuration error (exit 2), not an outage
         except SyncdError as exc:

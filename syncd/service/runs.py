@@ -6,32 +6,30 @@ later, the Celery tasks all call these functions; none of them holds logic of it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from connectors.base import Connector, build_connector
-from syncd import engine
+from syncd import engine, process
 from syncd.config import Settings
 from syncd.engine import Candidate, Plan, PlanContext, Policy
 from syncd.errors import SyncdError
-from syncd.inventory import InventoryClient
+from syncd.inventory import Device, InventoryClient
 from syncd.log import redact
 from syncd.service.apply import ApplyReport, Progress, apply_pending
 from syncd.service.ingest import IngestReport, ingest
 from syncd.service.policy import build_policy
-from syncd.store import ChangeRow, MirrorStats, RejectEntry, Store
+from syncd.service.recovery import RecoveryReport, close_runs, recover
+from syncd.service.stop import StopRequest
+from syncd.store import ChangeRow, MirrorStats, RejectEntry, RunStatus, Store
 
 log = structlog.get_logger("syncd.run")
 
 Clock = Callable[[], datetime]
-
-#: A change claimed longer ago than this was abandoned by a process that died: it goes
-#: back to the outbox. Far longer than one call's retry budget.
-STALE_CLAIM = timedelta(minutes=10)
 
 #: The most changes one approval checks and releases at once.
 HELD_PLAN_LIMIT = 1_000_000
@@ -54,6 +52,7 @@ class RunResult:
     dry_run: bool = False
     rejects: list[RejectEntry] = field(default_factory=list)
     listing_problems: list[str] = field(default_factory=list)
+    recovery: RecoveryReport = field(default_factory=RecoveryReport)
 
     @property
     def held(self) -> bool:
@@ -82,6 +81,7 @@ class RunResult:
         if self.applied is not None:
             out["applied"] = self.applied.applied
             out["failed"] = self.applied.failed
+        out.update(self.recovery.summary())
         return out
 
 
@@ -144,6 +144,22 @@ def stale_reason(change: ChangeRow, now: Candidate | None) -> str | None:
     return None
 
 
+_BEFORE_RECORD = "before its plan was recorded"
+
+
+class _StoppedError(Exception):
+    """A stop was asked for while the inventory was being listed (internal)."""
+
+
+def _until_stopped(devices: Iterable[Device], stopping: Callable[[], bool]) -> Iterator[Device]:
+    """``devices``, ending with ``_StoppedError`` between two pages once ``stopping()``:
+    the mirror keeps the chunks already stored and marks nothing absent."""
+    for count, device in enumerate(devices):
+        if count % 100 == 0 and stopping():
+            raise _StoppedError
+        yield device
+
+
 class Runner:
     """Runs the pipeline for one configuration over one store and one API client."""
 
@@ -155,8 +171,14 @@ class Runner:
         *,
         connectors: Sequence[Connector] | None = None,
         clock: Clock = utcnow,
+        owner: str | None = None,
+        stop: StopRequest | None = None,
     ) -> None:
         self.settings = settings
+        #: This process, as its claims and runs record it (``syncd.process``).
+        self.owner = owner if owner is not None else str(process.current())
+        #: Set by the first SIGTERM/SIGINT (``stop_on_signals``): stop at a safe point.
+        self.stop = stop
         self.store = store
         self.client = client
         self.policy: Policy = build_policy(settings.policy)
@@ -175,13 +197,15 @@ class Runner:
     # -- the steps ---------------------------------------------------------------------------
 
     def ingest(self, run_id: int | None) -> IngestReport:
-        """Read every ready batch from every source into the store."""
+        """Read every ready batch from every source into the store (a stop request ends
+        it between two batches)."""
         return ingest(
             self.store,
             self.connectors,
             serial_rules=self.policy.serial,
             run_id=run_id,
             now=self.clock(),
+            stopping=self._stopping,
         )
 
     def refresh_mirror(self) -> MirrorStats:
@@ -194,7 +218,9 @@ class Runner:
         """
         listing = self.client.list_inventory()
         stats = self.store.refresh_mirror(
-            listing, complete=lambda: listing.complete, now=self.clock()
+            _until_stopped(listing, self._stopping),
+            complete=lambda: listing.complete,
+            now=self.clock(),
         )
         self.listing_problems = list(listing.problems)
         if listing.problems:
@@ -228,39 +254,63 @@ class Runner:
         read_sources: bool = True,
         progress: Progress | None = None,
     ) -> RunResult:
-        """Ingest, refresh the mirror, plan; then record and apply the plan (unless
-        ``dry_run``, which writes nothing to the API and records no change)."""
-        if not dry_run:
-            self._abandon_stale_claims()
-        run_id = self.store.begin_run(trigger, self.policy.fingerprint(), now=self.clock())
+        """Recover what dead processes left, ingest, refresh the mirror, plan; then record
+        and apply the plan (unless ``dry_run``, which writes nothing to the API and
+        records no change).
+
+        A stop request (``self.stop``: the first SIGTERM or SIGINT) is honoured at the
+        next safe point: between source batches, between steps, between two changes;
+        the run is then closed ``interrupted`` with what it did.
+        """
+        recovered = RecoveryReport() if dry_run else self.recover()
+        run_id = self.store.begin_run(
+            trigger, self.policy.fingerprint(), owner=self.owner, now=self.clock()
+        )
         log.info("run.start", run=run_id, dry_run=dry_run, trigger=trigger)
+        result = RunResult(run_id=run_id, status="planning", plan=Plan(operations=[]))
+        result.dry_run = dry_run
+        result.recovery = recovered
         try:
-            report = self.ingest(run_id) if read_sources else IngestReport()
-            mirror = self.refresh_mirror()
-            plan = self.make_plan(run_id)
+            stopped = self._plan_run(result, read_sources=read_sources)
         except BaseException as exc:
             self._fail(run_id, exc)
             raise
-        result = RunResult(
-            rejects=self.store.rejects(run_id=run_id, limit=1000)[::-1],
-            listing_problems=self.listing_problems,
-            run_id=run_id,
-            status="done",
-            plan=plan,
-            ingest=report,
-            mirror=mirror,
-            dry_run=dry_run,
-        )
+        if stopped == _BEFORE_RECORD and dry_run:
+            stopped = None  # a dry run has nothing left to do but report
+        if stopped is not None:
+            return self._interrupted(result, stopped)
+        result.status = "done"
         if dry_run:
             self.store.finish_run(run_id, "done", summary=result.summary(), now=self.clock())
             return result
-        self.store.record_plan(run_id, plan, now=self.clock())
-        if plan.held:
+        self.store.record_plan(run_id, result.plan, now=self.clock())
+        if result.plan.held:
             result.status = "held"
-            log.warning("run.held", run=run_id, reasons=plan.hold_reasons)
+            log.warning("run.held", run=run_id, reasons=result.plan.hold_reasons)
             self.store.finish_run(run_id, "held", summary=result.summary(), now=self.clock())
             return result
         return self._apply(result, progress)
+
+    def _plan_run(self, result: RunResult, *, read_sources: bool) -> str | None:
+        """Ingest, refresh the mirror and plan, into ``result``; returns where a stop
+        request ended it (``None``: it did not)."""
+        result.ingest = self.ingest(result.run_id) if read_sources else IngestReport()
+        if self._stopping():
+            return "before reading the inventory"
+        try:
+            result.mirror = self.refresh_mirror()
+        except _StoppedError:
+            return "while reading the inventory"
+        result.listing_problems = self.listing_problems
+        if self._stopping():
+            return "before planning"
+        result.plan = self.make_plan(result.run_id)
+        result.rejects = self.store.rejects(run_id=result.run_id, limit=1000)[::-1]
+        return _BEFORE_RECORD if self._stopping() else None
+
+    def recover(self) -> RecoveryReport:
+        """Recover the claims and runs of processes that are gone (``syncd.service.recovery``)."""
+        return recover(self.store, self.client, owner=self.owner, now=self.clock())
 
     def approve(self, run_id: int, by: str, *, progress: Progress | None = None) -> ApproveResult:
         """Release a held run and apply what still holds of it, now.
@@ -271,6 +321,7 @@ class Runner:
         again) is skipped. Every serial of the run is then planned afresh by the next
         run, so an edit made meanwhile to a field the plan did not touch is still seen.
         """
+        self.recover()
         self.refresh_mirror()
         released = self.store.approve_run(run_id, by, now=self.clock())
         result = ApproveResult(released=released)
@@ -284,16 +335,20 @@ class Runner:
             self.store.force_replan(
                 c.serial_number for c in self.store.changes(run_id=run_id, limit=HELD_PLAN_LIMIT)
             )
+        summary = {
+            "approved_by": by,
+            "applied": result.applied.applied,
+            "failed": result.applied.failed,
+            "stale": result.stale,
+        }
+        if result.applied.interrupted:
+            self._close_interrupted(run_id, summary, result.applied)
+            return result
         self.store.settle_owned_baseline()
         self.store.finish_run(
             run_id,
             "done" if result.applied.failed == 0 else "failed",
-            summary={
-                "approved_by": by,
-                "applied": result.applied.applied,
-                "failed": result.applied.failed,
-                "stale": result.stale,
-            },
+            summary=summary,
             error="; ".join(result.applied.errors[:5]) or None,
             now=self.clock(),
         )
@@ -313,7 +368,7 @@ class Runner:
             reason = stale_reason(change, current.get(change.serial_number))
             if reason is None:
                 continue
-            if self.store.claim_change(change.id):
+            if self.store.claim_change(change.id, owner=self.owner):
                 self.store.complete_change(
                     change.id, "skipped", error=f"stale after approval: {reason}", replan=False
                 )
@@ -328,11 +383,16 @@ class Runner:
         except BaseException as exc:
             self._fail(run_id, exc)
             raise
+        if result.applied.interrupted:
+            result.status = "interrupted"
+            self._close_interrupted(run_id, result.summary(), result.applied)
+            return result
         self.store.settle_owned_baseline()
-        result.status = "done" if result.applied.failed == 0 else "failed"
+        status: RunStatus = "done" if result.applied.failed == 0 else "failed"
+        result.status = status
         self.store.finish_run(
             run_id,
-            "done" if result.status == "done" else "failed",
+            status,
             summary=result.summary(),
             error="; ".join(result.applied.errors[:5]) or None,
             now=self.clock(),
@@ -341,19 +401,63 @@ class Runner:
 
     def _drain(self, run_id: int, progress: Progress | None) -> ApplyReport:
         """Apply this run's changes, then whatever else waits in the outbox (left by a run
-        whose process stopped); the report counts this run's only."""
-        report = apply_pending(self.store, self.client, run_id=run_id, progress=progress)
-        earlier = apply_pending(self.store, self.client)
+        whose process stopped); the report counts this run's only. Runs of stopped
+        processes whose changes are now all final are closed."""
+        report = apply_pending(
+            self.store, self.client, run_id=run_id, progress=progress, **self._apply_args()
+        )
+        if report.interrupted:
+            return report
+        earlier = apply_pending(self.store, self.client, **self._apply_args())
         if earlier.applied or earlier.failed:
             log.info("apply.earlier_changes", applied=earlier.applied, failed=earlier.failed)
+        report.interrupted = earlier.interrupted
+        close_runs(self.store, owner=self.owner, now=self.clock(), exclude=run_id)
         return report
 
-    def _abandon_stale_claims(self) -> None:
-        abandoned = self.store.abandon_stale(STALE_CLAIM, now=self.clock())
-        if abandoned:
-            log.warning("apply.abandoned_claims", count=abandoned)
+    def _apply_args(self) -> dict[str, Any]:
+        return {"owner": self.owner, "stop": self.stop}
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.requested
+
+    def _interrupted(self, result: RunResult, when: str) -> RunResult:
+        """Close a run a stop request ended before its plan was recorded."""
+        result.status = "interrupted"
+        why = f"stopped by {self._stop_reason()} {when}"
+        log.warning("run.interrupted", run=result.run_id, reason=why)
+        self.store.finish_run(
+            result.run_id, "interrupted", summary=result.summary(), error=why, now=self.clock()
+        )
+        return result
+
+    def _close_interrupted(
+        self, run_id: int, summary: dict[str, Any], applied: ApplyReport
+    ) -> None:
+        left = self.store.count_pending(run_id)
+        why = (
+            f"stopped by {self._stop_reason()}: {applied.applied} change(s) applied, {left} "
+            "left pending (the next run applies them, or plans them afresh)"
+        )
+        log.warning("run.interrupted", run=run_id, reason=why)
+        self.store.finish_run(
+            run_id,
+            "interrupted",
+            summary={**summary, "left_pending": left},
+            error=why,
+            now=self.clock(),
+        )
+
+    def _stop_reason(self) -> str:
+        return self.stop.reason if self.stop is not None else "a stop request"
 
     def _fail(self, run_id: int, exc: BaseException) -> None:
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            why = f"interrupted at once ({type(exc).__name__}): the change in flight is "
+            why += "recovered by the next run"
+            log.error("run.interrupted", run=run_id, error=why)
+            self.store.finish_run(run_id, "interrupted", error=why, now=self.clock())
+            return
         reason = redact(str(exc) if isinstance(exc, SyncdError) else f"{type(exc).__name__}: {exc}")
         log.error("run.failed", run=run_id, error=reason)
         self.store.finish_run(run_id, "failed", error=reason, now=self.clock())

@@ -14,7 +14,8 @@ The tables, by what they hold::
     sync_run, plan_candidate, change                     runs, and the outbox/audit log
     store_meta                                           small facts (last policy planned)
 
-A run goes: (``abandon_stale``) -> ``begin_run`` -> ``candidate_serials`` ->
+A run goes: (recovery: ``claimed_changes`` -> ``take_over`` / ``abandon``; ``open_runs`` ->
+``close_interrupted`` / ``close_if_final``) -> ``begin_run`` -> ``candidate_serials`` ->
 ``load_candidates`` -> engine -> ``record_plan`` -> (``approve_run``) ->
 ``pending_changes`` / ``claim_change`` / ``record_write`` / ``complete_change`` ->
 ``finish_run``.

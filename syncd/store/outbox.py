@@ -5,11 +5,14 @@ A change moves ``pending -> applying -> applied | failed | skipped`` (or starts
 single conditional ``UPDATE ... WHERE status = 'pending'``: of any number of
 workers racing for one change, exactly one sees a row updated.
 
-A worker that dies holding a claim leaves the change ``applying``. ``abandon_stale``
-fails such changes and marks their serials for planning again; it never sends them
-as they stand: newer runs may have planned and applied something else for the same
-serial since (a stale PATCH would revert a newer value, a stale DELETE remove a
-device wanted again), so the next run decides afresh from the refreshed mirror.
+A worker that dies holding a claim leaves the change ``applying``, with the dead
+process's identity in ``claimed_by``. Once a caller has judged that process gone
+(``syncd.service.recovery``), ``abandon`` fails such a change and marks its serial
+for planning again; it is never sent as it stands: newer runs may have planned and
+applied something else for the same serial since (a stale PATCH would revert a newer
+value, a stale DELETE remove a device wanted again), so the next run decides afresh
+from the refreshed mirror. ``take_over`` lets one recovering process read back the
+outcome of a create first.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.log import redact
+from syncd.process import GIVEN_UP
 from syncd.store.db import Database
 from syncd.store.planning import (
     RunStateError,
@@ -68,8 +72,10 @@ def response_summary(response: Mapping[str, Any] | None) -> dict[str, Any] | Non
     return {key: _clean(response[key]) for key in RESPONSE_KEYS if key in response}
 
 
-def begin_run(db: Database, trigger: str, policy_fingerprint: str, now: datetime) -> int:
-    """Open a run in ``planning``; returns its id."""
+def begin_run(
+    db: Database, trigger: str, policy_fingerprint: str, now: datetime, owner: str | None = None
+) -> int:
+    """Open a run in ``planning``, owned by the process ``owner``; returns its id."""
     with db.write() as conn:
         run_id = conn.execute(
             SYNC_RUN.insert()
@@ -79,6 +85,7 @@ def begin_run(db: Database, trigger: str, policy_fingerprint: str, now: datetime
                 status="planning",
                 policy_fingerprint=policy_fingerprint,
                 summary={},
+                owner=owner,
             )
             .returning(SYNC_RUN.c.id)
         ).scalar_one()
@@ -169,15 +176,121 @@ def finish_run(
         )
 
 
-def claim_change(db: Database, change_id: int, now: datetime) -> bool:
-    """Take a pending change for applying; True for exactly one of racing workers."""
+def claim_change(db: Database, change_id: int, now: datetime, owner: str | None = None) -> bool:
+    """Take a pending change for applying, as the process ``owner``; True for exactly
+    one of racing workers."""
     with db.write(lock="shared") as conn:
         claimed = conn.execute(
             CHANGE.update()
             .where(CHANGE.c.id == change_id, CHANGE.c.status == "pending")
-            .values(status="applying", attempts=CHANGE.c.attempts + 1, updated_at=now)
+            .values(
+                status="applying",
+                attempts=CHANGE.c.attempts + 1,
+                updated_at=now,
+                claimed_by=owner,
+            )
         ).rowcount
     return claimed == 1
+
+
+def take_over(
+    db: Database, change_id: int, previous: str | None, owner: str, now: datetime
+) -> bool:
+    """Move a claimed change from the process ``previous`` (gone) to ``owner``; True for
+    exactly one of the processes racing to recover it."""
+    with db.write(lock="shared") as conn:
+        taken = conn.execute(
+            CHANGE.update()
+            .where(
+                CHANGE.c.id == change_id,
+                CHANGE.c.status == "applying",
+                CHANGE.c.claimed_by.is_(None)
+                if previous is None
+                else CHANGE.c.claimed_by == previous,
+            )
+            .values(claimed_by=owner, updated_at=now)
+        ).rowcount
+    return taken == 1
+
+
+def give_up(db: Database, change_id: int, owner: str, note: str, now: datetime) -> None:
+    """Leave a claimed change to whoever recovers it next (``GIVEN_UP`` + ``owner``: dead
+    to ``liveness``): its outcome is unknown, e.g. a POST cut off in flight."""
+    with db.write(lock="shared") as conn:
+        conn.execute(
+            CHANGE.update()
+            .where(CHANGE.c.id == change_id, CHANGE.c.status == "applying")
+            .values(claimed_by=GIVEN_UP + owner, error=redact(note), updated_at=now)
+        )
+
+
+def claimed_changes(db: Database) -> list[ChangeRow]:
+    """Every change some process is applying (or was, when it died), oldest first."""
+    with db.read() as conn:
+        rows = (
+            conn.execute(
+                sa.select(CHANGE).where(CHANGE.c.status == "applying").order_by(CHANGE.c.id)
+            )
+            .mappings()
+            .all()
+        )
+    return [_change(row) for row in rows]
+
+
+def open_runs(db: Database) -> list[RunRow]:
+    """Runs still ``planning`` or ``applying``, oldest first."""
+    with db.read() as conn:
+        rows = (
+            conn.execute(
+                sa.select(SYNC_RUN)
+                .where(SYNC_RUN.c.status.in_(("planning", "applying")))
+                .order_by(SYNC_RUN.c.id)
+            )
+            .mappings()
+            .all()
+        )
+    return [_run(row) for row in rows]
+
+
+def close_interrupted(db: Database, run_id: int, error: str, now: datetime) -> bool:
+    """Close a run left ``planning`` by a process that is gone: ``interrupted``."""
+    with db.write() as conn:
+        closed = conn.execute(
+            SYNC_RUN.update()
+            .where(SYNC_RUN.c.id == run_id, SYNC_RUN.c.status == "planning")
+            .values(status="interrupted", error=redact(error), finished_at=now)
+        ).rowcount
+        drop_candidates(conn, run_id)
+    return closed == 1
+
+
+def close_if_final(db: Database, run_id: int, note: str, now: datetime) -> RunStatus | None:
+    """Close an ``applying`` run whose changes are all final: ``failed`` if one failed,
+    else ``done``, with ``note`` merged into its summary. Returns the status set, or
+    ``None`` if the run is not ``applying`` or still has work waiting."""
+    with db.write() as conn:
+        counts: dict[str, int] = dict(
+            conn.execute(
+                sa.select(CHANGE.c.status, sa.func.count())
+                .where(CHANGE.c.run_id == run_id)
+                .group_by(CHANGE.c.status)
+            ).all()
+        )
+        if any(counts.get(s, 0) for s in ("pending", "applying", "held")):
+            return None
+        row = conn.execute(
+            sa.select(SYNC_RUN.c.status, SYNC_RUN.c.summary).where(SYNC_RUN.c.id == run_id)
+        ).first()
+        if row is None or row.status != "applying":
+            return None
+        status: RunStatus = "failed" if counts.get("failed", 0) else "done"
+        summary = {**(row.summary or {}), "closed": note, "changes": {**counts}}
+        conn.execute(
+            SYNC_RUN.update()
+            .where(SYNC_RUN.c.id == run_id, SYNC_RUN.c.status == "applying")
+            .values(status=status, summary=summary, finished_at=now)
+        )
+    return status
 
 
 def release_change(db: Database, change_id: int, error: str | None, now: datetime) -> bool:
@@ -224,20 +337,32 @@ def complete(
     return done == 1
 
 
-def abandon_stale(db: Database, older_than: datetime, now: datetime) -> int:
-    """Fail the changes claimed before ``older_than`` whose worker never finished, and
-    mark their serials for planning again. Returns how many."""
-    stale = (CHANGE.c.status == "applying", CHANGE.c.updated_at < older_than)
-    # Exclusive: no worker completes one of these changes between the two statements.
-    with db.write(lock="exclusive") as conn:
-        force_replan(conn, sa.select(CHANGE.c.serial_number).where(*stale))
-        return int(
-            conn.execute(
-                CHANGE.update()
-                .where(*stale)
-                .values(status="failed", error=ABANDONED, updated_at=now, applied_at=None)
-            ).rowcount
-        )
+def abandon(db: Database, change: ChangeRow, owner: str, error: str, now: datetime) -> bool:
+    """Fail a change claimed by a process that is gone (the caller judged it so), and
+    mark its serial for planning again; ``owner`` is the process doing it. False if
+    the change finished or another process recovered it meanwhile."""
+    previous = change.claimed_by
+    with db.write(lock="shared") as conn:
+        done = conn.execute(
+            CHANGE.update()
+            .where(
+                CHANGE.c.id == change.id,
+                CHANGE.c.status == "applying",
+                CHANGE.c.claimed_by.is_(None)
+                if previous is None
+                else CHANGE.c.claimed_by == previous,
+            )
+            .values(
+                status="failed",
+                error=redact(error),
+                updated_at=now,
+                applied_at=None,
+                claimed_by=owner,
+            )
+        ).rowcount
+        if done:
+            force_replan(conn, serials_of_change(change.id))
+    return done == 1
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -260,6 +385,7 @@ def _change(row: RowMapping) -> ChangeRow:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         applied_at=row["applied_at"],
+        claimed_by=row["claimed_by"],
     )
 
 
@@ -275,6 +401,7 @@ def _run(row: RowMapping) -> RunRow:
         error=row["error"],
         approved_by=row["approved_by"],
         approved_at=row["approved_at"],
+        owner=row["owner"],
     )
 
 

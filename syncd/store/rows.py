@@ -13,7 +13,7 @@ from syncd.engine import FieldChange, Operation, OperationKind
 
 BatchMode = Literal["snapshot", "delta"]
 ChangeStatus = Literal["pending", "held", "applying", "applied", "failed", "skipped"]
-RunStatus = Literal["planning", "held", "applying", "done", "failed", "discarded"]
+RunStatus = Literal["planning", "held", "applying", "done", "failed", "discarded", "interrupted"]
 
 #: Change statuses that are final: nothing will happen to the change any more.
 FINAL_STATUSES: frozenset[str] = frozenset({"applied", "failed", "skipped"})
@@ -98,6 +98,7 @@ class ChangeRow:
     created_at: datetime
     updated_at: datetime
     applied_at: datetime | None
+    claimed_by: str | None = None
 
     def to_operation(self) -> Operation:
         """The engine's ``Operation`` this row records (for the apply step)."""
@@ -136,6 +137,7 @@ class RunRow:
     error: str | None = None
     approved_by: str | None = None
     approved_at: datetime | None = None
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 import sqlalchemy as sa
 
+from syncd import process
 from syncd.config import StoreSettings
 from syncd.engine import Candidate, Catalogue, Plan
 from syncd.errors import ConfigError, Problem, RetriableError
@@ -411,13 +412,20 @@ class Store:
     # -- planning --------------------------------------------------------------------------
 
     def begin_run(
-        self, trigger: str, policy_fingerprint: str, *, now: datetime | None = None
+        self,
+        trigger: str,
+        policy_fingerprint: str,
+        *,
+        owner: str | None = None,
+        now: datetime | None = None,
     ) -> int:
-        """Open a run (status ``planning``); returns its id."""
+        """Open a run (status ``planning``), owned by the process ``owner`` (default:
+        this one); returns its id."""
         stamp = _now(now)
         with self._db.write() as conn:
             planning.forget_candidates(conn)
-        return outbox.begin_run(self._db, trigger, policy_fingerprint, stamp)
+        who = owner if owner is not None else str(process.current())
+        return outbox.begin_run(self._db, trigger, policy_fingerprint, stamp, who)
 
     def candidate_serials(self, run_id: int) -> list[str]:
         """The serials the run must plan: those whose sources or inventory values changed
@@ -488,10 +496,14 @@ class Store:
         """How many changes wait in the outbox (of one run, or all)."""
         return outbox.count_pending(self._db, run_id)
 
-    def claim_change(self, change_id: int, *, now: datetime | None = None) -> bool:
-        """Atomically take a pending change (``applying``, attempts + 1); False if another
-        worker has it or it is no longer pending."""
-        return outbox.claim_change(self._db, change_id, _now(now))
+    def claim_change(
+        self, change_id: int, *, owner: str | None = None, now: datetime | None = None
+    ) -> bool:
+        """Atomically take a pending change (``applying``, attempts + 1) for the process
+        ``owner`` (default: this one); False if another worker has it or it is no
+        longer pending."""
+        who = owner if owner is not None else str(process.current())
+        return outbox.claim_change(self._db, change_id, _now(now), who)
 
     def release_change(
         self, change_id: int, error: str | None = None, *, now: datetime | None = None
@@ -530,17 +542,51 @@ class Store:
                 replan=replan,
             )
 
-    def abandon_stale(self, older_than: timedelta, *, now: datetime | None = None) -> int:
-        """Fail the changes left ``applying`` for longer than ``older_than`` (the process
-        applying them died) and mark their serials for planning again; returns how many.
+    def claimed_changes(self) -> list[ChangeRow]:
+        """Every change being applied (or left so by a process that died), oldest first."""
+        return outbox.claimed_changes(self._db)
 
-        Such a change is never sent as it stands: newer runs may have planned and
-        applied something else for the serial since. Its error reads ``abandoned: the
-        process applying it stopped``. Call it before ``candidate_serials`` so that
-        the same run plans those serials afresh from the refreshed mirror.
-        """
-        stamp = _now(now)
-        return outbox.abandon_stale(self._db, stamp - older_than, stamp)
+    def take_over(self, change: ChangeRow, owner: str, *, now: datetime | None = None) -> bool:
+        """Make the process ``owner`` the claimant of ``change``, still ``applying``, if
+        it is still claimed as it was read (one of racing recoverers wins)."""
+        return outbox.take_over(self._db, change.id, change.claimed_by, owner, _now(now))
+
+    def give_up(
+        self, change_id: int, owner: str, note: str, *, now: datetime | None = None
+    ) -> None:
+        """Leave a claimed change whose outcome is unknown (a POST cut off in flight) to
+        the next recovery, which reads it back first."""
+        outbox.give_up(self._db, change_id, owner, note, _now(now))
+
+    def abandon(
+        self,
+        change: ChangeRow,
+        owner: str,
+        error: str = outbox.ABANDONED,
+        *,
+        now: datetime | None = None,
+    ) -> bool:
+        """Fail ``change``, claimed by a process that is gone, and mark its serial for
+        planning again (``owner``: the process doing it). Never re-sent as it stands:
+        newer runs may have planned and applied something else for the serial since.
+        Call it before ``candidate_serials`` so that the same run plans the serial
+        afresh from the refreshed mirror. False if it finished meanwhile."""
+        return outbox.abandon(self._db, change, owner, error, _now(now))
+
+    def open_runs(self) -> list[RunRow]:
+        """Runs still ``planning`` or ``applying``, oldest first."""
+        return outbox.open_runs(self._db)
+
+    def close_interrupted(self, run_id: int, error: str, *, now: datetime | None = None) -> bool:
+        """Close a run a process left ``planning`` when it died (``interrupted``)."""
+        return outbox.close_interrupted(self._db, run_id, error, _now(now))
+
+    def close_if_final(
+        self, run_id: int, note: str, *, now: datetime | None = None
+    ) -> RunStatus | None:
+        """Close an ``applying`` run whose changes are all final (``done``/``failed``);
+        ``None`` if it still has work waiting."""
+        return outbox.close_if_final(self._db, run_id, note, _now(now))
 
     def force_replan(self, serials: Iterable[str]) -> int:
         """Make ``serials`` candidates of the next run whatever their hashes (e.g. a held

@@ -221,6 +221,9 @@ class SyncRun(SQLModel, table=True):
     error: str | None = _col(sa.Text(), nullable=True)
     approved_by: str | None = _col(sa.String(), nullable=True)
     approved_at: datetime | None = _col(UTCDateTime(), nullable=True)
+    #: The process running it (``syncd.process.ProcessIdentity``), so a run whose process
+    #: died can be closed by the next one.
+    owner: str | None = _col(sa.String(), nullable=True)
 
 
 class PlanCandidate(SQLModel, table=True):
@@ -260,6 +263,9 @@ class Change(SQLModel, table=True):
     created_at: datetime = _col(UTCDateTime())
     updated_at: datetime = _col(UTCDateTime())
     applied_at: datetime | None = _col(UTCDateTime(), nullable=True)
+    #: The process that claimed it last (``syncd.process.ProcessIdentity``): a claim whose
+    #: process is known to be dead is recovered at once, without waiting for its lease.
+    claimed_by: str | None = _col(sa.String(), nullable=True)
 
     __table_args__ = (
         sa.Index("ix_change_status", "status", "id"),
