@@ -180,3 +180,28 @@ def test_a_refused_file_with_a_name_that_is_not_utf8_goes_to_failed(
     assert "file: po-\\xe9t\\xe9.csv" in error
     assert "no column for required field serial_number" in error
     assert raw_names(inbox / "processing") == []
+
+
+# -- entries that are not regular files ----------------------------------------------------------
+
+
+def test_a_symlink_dropped_as_a_file_is_a_refused_batch_and_nothing_is_read(
+    store: Store, inbox: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.csv"
+    secret.write_text(snapshot("SECRET-1"), encoding="utf-8")
+    (inbox / "po.csv").symlink_to(secret)
+    drop(inbox, "good.csv", snapshot("G-1"))
+
+    report = run(store, inbox)
+
+    reason = f"not a regular file: a symbolic link to {secret}; set aside unread"
+    assert [(b.origin, b.accepted, b.reason) for b in report.refused] == [
+        (f"{inbox}/po.csv", False, reason)
+    ]
+    assert [b.reason for b in store.batches("procurement") if not b.accepted] == [reason]
+    assert held(store, "SECRET-1")["SECRET-1"] == [], "nothing was read through the link"
+    assert [r.serial_number for r in held(store, "G-1")["G-1"]] == ["G-1"], "the run went on"
+    assert names(inbox / "failed") == ["po.csv", "po.csv.error.txt"]
+    assert (inbox / "failed" / "po.csv").is_symlink()
+    assert run(store, inbox).batches == [], "set aside: not offered again"

@@ -23,6 +23,13 @@ What it does with a file, and the choices made where the brief left one open:
   in the inbox for a later run. A file is claimed by an atomic rename into
   ``processing/``; racing processes cannot both get it. Claims held by a process that
   died are taken over at the next fetch (see ``inbox``).
+- **Its own folders.** ``processing/``, ``processed/`` and ``failed/`` must be real
+  directories: a symbolic link (or a file) in their place is a configuration error
+  naming the folder, and once opened they are used through open descriptors, so a
+  link planted later is never followed (see ``inbox``).
+- **Not a regular file.** A symbolic link, pipe, socket or device dropped under a
+  wanted name is never opened or followed: it is refused as a batch ("not a regular
+  file: a symbolic link to ...") and moved, as it is, to ``failed/`` with its note.
 - **Duplicate content.** A file whose SHA-256 equals that of the *last* file this
   connector accepted is not yielded (the store holds that content already); it goes
   to ``processed/`` with ``<file>.duplicate.txt`` naming that file. Only the last one

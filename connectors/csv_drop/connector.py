@@ -46,7 +46,7 @@ class CsvDropConnector:
     ) -> None:
         self.name = name
         self.config = config
-        self.inbox = Inbox(config)
+        self.inbox = Inbox(config, ledger_dir=config.ledger_path.parent)
         self.ledger: IngestLedger = ledger or JsonLedger(config.ledger_path)
 
     def __repr__(self) -> str:
@@ -69,13 +69,22 @@ class CsvDropConnector:
 
     def _open(self, claim: Claim) -> CsvFileBatch | None:
         config = self.config
+        if claim.kind:  # a link, a pipe, a device...: never opened, refused as it is
+            reason = f"not a regular file: {claim.kind}; set aside unread"
+            log.warning(
+                "not a regular file, refused unread",
+                connector=self.name,
+                file=display_name(claim.name),
+                kind=claim.kind,
+            )
+            return CsvFileBatch(self, claim, Scan("", 0, problem=reason))
         identity: _Identity | None = None
         try:
-            identity = _identity(claim.path)
+            identity = claim.identity()
             scan = scan_file(
-                claim.path, encoding=config.encoding, legacy_encoding=config.legacy_encoding
+                claim.open, encoding=config.encoding, legacy_encoding=config.legacy_encoding
             )
-            steady = _identity(claim.path) == identity
+            steady = claim.identity() == identity
         except OSError as exc:
             scan = Scan("", 0, problem=f"cannot read: {exc.strerror or exc}")
             steady = False
@@ -180,13 +189,11 @@ class CsvFileBatch:
         spool = None
         try:
             for item in read_items(
-                self._claim.path, encoding=self._scan.encoding, options=options, stats=self._stats
+                self._claim.open, encoding=self._scan.encoding, options=options, stats=self._stats
             ):
                 if type(item) is Reject:
                     if spool is None:
-                        spool = self._claim.spool.open(
-                            "a", encoding="utf-8", errors="backslashreplace"
-                        )
+                        spool = self._claim.spool_writer()
                     line = item.location.rpartition(":")[2]
                     spool.write(f"line {line}: {item.reason}\n")
                 yield item
@@ -211,7 +218,7 @@ class CsvFileBatch:
         if before is None:
             return ""
         try:
-            after = _identity(self._claim.path)
+            after = self._claim.identity()
         except OSError:
             return ""  # gone or unreadable: setting it down will say so
         if after == before:
@@ -329,8 +336,9 @@ class CsvFileBatch:
             f"file: {self._shown} (dropped as {self.origin})",
             f"connector: {self._connector.name} ({self.mode})",
             f"at: {_now()}",
-            f"sha256: {self.checksum}",
         ]
+        if self.checksum:  # none for an entry that was never read
+            lines.append(f"sha256: {self.checksum}")
         if reason is not None:
             lines.append(f"failed: {reason}")
         if self._verdict is not None:
@@ -378,11 +386,6 @@ def judge(stats: ReadStats, scan: Scan, max_error_ratio: float, *, changed: str 
         )
     reason = f"{counts}: within max_error_ratio {max_error_ratio:.1%}" if stats.rejects else ""
     return Verdict(True, reason, stats.records, stats.rejects)
-
-
-def _identity(path: Path) -> _Identity:
-    info = path.stat()
-    return info.st_size, info.st_mtime_ns
 
 
 def _now() -> str:
