@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from connectors.base import MarkedBatch
 from connectors.csv_drop import CsvDropConfig, CsvDropConnector, CsvFileBatch
 from connectors.csv_drop.inbox import LOCK_NAME
+from connectors.netbox.state import MemoryState
 from syncd.errors import ConfigError
 from syncd.records import DeviceRecord
 
@@ -178,6 +180,32 @@ def test_an_older_content_sent_again_is_read_again(inbox: Path) -> None:
     assert names(inbox / "processed") == ["a-again.csv", "a.csv", "b.csv"]
     ledger = json.loads((inbox / ".syncd-ingested.json").read_text())["last"]
     assert (ledger["file"], ledger["sha256"]) == ("a-again.csv", batch.checksum)
+
+
+def test_with_a_state_the_last_content_is_a_mark_to_store_with_the_batch(inbox: Path) -> None:
+    # A connector given a state (syncd's store) never writes the inbox's JSON ledger:
+    # each accepted batch carries the new state, for the store to save with the batch.
+    state = MemoryState()
+    config = CsvDropConfig.model_validate({"inbox": inbox})
+    c = CsvDropConnector("procurement", config, state=state)
+    content = drop(inbox, "monday.csv", "A-1").read_bytes()
+    (batch,) = c.fetch()
+    assert isinstance(batch, MarkedBatch)
+    assert batch.mark is None, "not read yet"
+    list(batch.items())
+    mark = batch.mark
+    batch.commit()
+
+    assert mark is not None
+    assert (mark["last"]["sha256"], mark["last"]["file"]) == (batch.checksum, "monday.csv")
+    assert state.load() == {}, "saved by whoever stores the batch, not by commit()"
+    assert not (inbox / ".syncd-ingested.json").exists()
+    state.save(mark)  # what the ingest step does, in the batch's transaction
+    again = inbox / "tuesday.csv"
+    again.write_bytes(content)
+    os.utime(again, (NOW - 60, NOW - 60))
+    assert list(c.fetch()) == []
+    assert "tuesday.csv.duplicate.txt" in names(inbox / "processed")
 
 
 def test_same_name_again_is_kept_beside_the_first_with_a_timestamp(inbox: Path) -> None:
