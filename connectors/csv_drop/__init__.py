@@ -62,8 +62,9 @@ What it does with a file, and the choices made where the brief left one open:
   with no rows is accepted with zero records: in snapshot mode that empties the
   source, which the engine's safety gate holds for approval.
 - **Setting down.** ``commit()`` -> ``processed/`` (+ ``.report.txt`` listing rejected
-  rows), the checksum having been remembered as the last accepted with the batch; ``fail(reason)`` ->
-  ``failed/`` (+ ``.error.txt``), or back to the inbox if it was still being written.
+  rows), the checksum being remembered as the last accepted with the batch;
+  ``fail(reason)`` -> ``failed/`` (+ ``.error.txt``), or back to the inbox if it was
+  still being written.
   Names never clash: a taken name gets a UTC timestamp before its extension. A note
   that cannot be written is logged and never keeps the file from moving.
 """
