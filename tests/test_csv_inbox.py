@@ -375,6 +375,30 @@ def test_a_file_with_an_old_mtime_is_taken_at_the_first_listing(inbox: Path) -> 
     assert batch.verdict.records == 1
 
 
+def test_the_json_ledger_never_writes_through_a_link_planted_in_the_inbox(
+    inbox: Path, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (inbox / "..syncd-ingested.json.tmp").symlink_to(victim)
+    (inbox / "..syncd-ingested.json.lock").symlink_to(tmp_path / "created-through-the-link")
+    drop(inbox, "po.csv", "A-1")
+    c = connector(inbox)
+    (batch,) = c.fetch()
+    list(batch.items())
+    with pytest.raises(OSError, match="Too many levels of symbolic links"):
+        batch.commit()  # the lock is a link: refused, the file stays to be read again
+    (inbox / "..syncd-ingested.json.lock").unlink()
+
+    (again,) = take_all(c)
+
+    assert victim.read_text() == "precious\n"
+    assert not (tmp_path / "created-through-the-link").exists()
+    assert json.loads((inbox / ".syncd-ingested.json").read_text())["last"]["file"] == "po.csv"
+    assert not (inbox / "..syncd-ingested.json.tmp").exists()
+    assert again.recovered
+
+
 def test_corrupt_ledger_is_set_aside_not_fatal(inbox: Path) -> None:
     (inbox / ".syncd-ingested.json").write_text("{not json")
     drop(inbox, "po.csv", "A-1")
