@@ -133,7 +133,8 @@ class CsvDropConnector:
 class CsvFileBatch:
     """One claimed file. ``items()`` streams it; ``commit()``/``fail()`` set it down.
 
-    Beyond the ``Batch`` protocol: ``path`` (where the file is now), ``checksum``,
+    Beyond the ``Batch`` protocol: ``mark`` (``MarkedBatch``: the connector state to
+    store with the batch), ``path`` (where the file is now), ``checksum``,
     ``encoding``, ``delimiter``, ``recovered`` (it was left by a crashed run), and
     ``release()`` (give the file back untouched: a later fetch offers it again).
 
