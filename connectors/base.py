@@ -16,6 +16,12 @@ used. The caller stages what it reads, and only when the batch is accepted *and*
 stored does it call ``commit()`` (the CSV connector then moves the file to
 ``processed/``, NetBox advances its watermark); otherwise ``fail(reason)``.
 
+A batch may also carry a ``mark`` (``MarkedBatch``): the connector's new state (the
+``ConnectorState`` dict) once this batch is stored. The caller saves it in the same
+transaction as the batch (syncd: ``StagedBatch.commit(watermark=batch.mark)``), so the
+state never describes data the store does not hold; ``commit()`` then leaves the state
+alone. The CSV connector keeps its "last accepted content" this way.
+
 ``mode`` says what absence means. In a ``snapshot`` batch the records are the
 whole list for this connector, so a serial it no longer lists is an orphan
 candidate. In a ``delta`` batch only the listed serials change (``action="delete"``
@@ -73,6 +79,18 @@ class Batch(Protocol):
 
     def fail(self, reason: str) -> None:
         """The batch was not used: set it aside at the source, with the reason."""
+        ...
+
+
+@runtime_checkable
+class MarkedBatch(Batch, Protocol):
+    """A batch whose connector keeps state in the store, saved with the batch."""
+
+    @property
+    def mark(self) -> dict[str, Any] | None:
+        """Once the batch is read and accepted: what the connector's state becomes when
+        it is stored, for the caller to save in the same transaction; ``None``: leave
+        the state as it is."""
         ...
 
 

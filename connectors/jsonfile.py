@@ -38,10 +38,17 @@ def read_object(path: Path, what: str) -> dict[str, Any]:
 
 
 def write_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` with ``data`` as JSON: write beside it, fsync, rename over."""
+    """Replace ``path`` with ``data`` as JSON: write beside it, fsync, rename over.
+
+    The temporary file is made afresh (``O_EXCL|O_NOFOLLOW``, after removing whatever
+    had its name) and renamed over ``path``: a link planted at either name, in a folder
+    others can write (an inbox), is replaced, never written through.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as out:
+    tmp.unlink(missing_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    with os.fdopen(os.open(tmp, flags, 0o666), "w", encoding="utf-8") as out:
         json.dump(data, out, indent=1, sort_keys=True)
         out.flush()
         os.fsync(out.fileno())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -14,8 +15,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from connectors.base import MarkedBatch
 from connectors.csv_drop import CsvDropConfig, CsvDropConnector, CsvFileBatch
 from connectors.csv_drop.inbox import LOCK_NAME
+from connectors.netbox.state import MemoryState
 from syncd.errors import ConfigError
 from syncd.records import DeviceRecord
 
@@ -179,6 +182,32 @@ def test_an_older_content_sent_again_is_read_again(inbox: Path) -> None:
     assert (ledger["file"], ledger["sha256"]) == ("a-again.csv", batch.checksum)
 
 
+def test_with_a_state_the_last_content_is_a_mark_to_store_with_the_batch(inbox: Path) -> None:
+    # A connector given a state (syncd's store) never writes the inbox's JSON ledger:
+    # each accepted batch carries the new state, for the store to save with the batch.
+    state = MemoryState()
+    config = CsvDropConfig.model_validate({"inbox": inbox})
+    c = CsvDropConnector("procurement", config, state=state)
+    content = drop(inbox, "monday.csv", "A-1").read_bytes()
+    (batch,) = c.fetch()
+    assert isinstance(batch, MarkedBatch)
+    assert batch.mark is None, "not read yet"
+    list(batch.items())
+    mark = batch.mark
+    batch.commit()
+
+    assert mark is not None
+    assert (mark["last"]["sha256"], mark["last"]["file"]) == (batch.checksum, "monday.csv")
+    assert state.load() == {}, "saved by whoever stores the batch, not by commit()"
+    assert not (inbox / ".syncd-ingested.json").exists()
+    state.save(mark)  # what the ingest step does, in the batch's transaction
+    again = inbox / "tuesday.csv"
+    again.write_bytes(content)
+    os.utime(again, (NOW - 60, NOW - 60))
+    assert list(c.fetch()) == []
+    assert "tuesday.csv.duplicate.txt" in names(inbox / "processed")
+
+
 def test_same_name_again_is_kept_beside_the_first_with_a_timestamp(inbox: Path) -> None:
     c = connector(inbox)
     drop(inbox, "po.csv", "A-1")
@@ -305,7 +334,7 @@ def test_a_file_committed_but_not_moved_is_a_duplicate_next_time(inbox: Path) ->
     list(batch.items())
     (inbox / "processed").rmdir()
     (inbox / "processed").write_text("a file where the folder should be")
-    with pytest.raises(NotADirectoryError):
+    with pytest.raises(FileNotFoundError):  # the folder opened by the fetch is gone
         batch.commit()
     (inbox / "processed").unlink()
     assert list(c.fetch()) == [], "the store holds this content already"
@@ -344,6 +373,30 @@ def test_a_file_with_an_old_mtime_is_taken_at_the_first_listing(inbox: Path) -> 
     drop(inbox, "copied.csv", "P-1", age=3600)
     (batch,) = take_all(connector(inbox, stable_seconds=600))
     assert batch.verdict.records == 1
+
+
+def test_the_json_ledger_never_writes_through_a_link_planted_in_the_inbox(
+    inbox: Path, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (inbox / "..syncd-ingested.json.tmp").symlink_to(victim)
+    (inbox / "..syncd-ingested.json.lock").symlink_to(tmp_path / "created-through-the-link")
+    drop(inbox, "po.csv", "A-1")
+    c = connector(inbox)
+    (batch,) = c.fetch()
+    list(batch.items())
+    with pytest.raises(OSError, match="Too many levels of symbolic links"):
+        batch.commit()  # the lock is a link: refused, the file stays to be read again
+    (inbox / "..syncd-ingested.json.lock").unlink()
+
+    (again,) = take_all(c)
+
+    assert victim.read_text() == "precious\n"
+    assert not (tmp_path / "created-through-the-link").exists()
+    assert json.loads((inbox / ".syncd-ingested.json").read_text())["last"]["file"] == "po.csv"
+    assert not (inbox / "..syncd-ingested.json.tmp").exists()
+    assert again.recovered
 
 
 def test_corrupt_ledger_is_set_aside_not_fatal(inbox: Path) -> None:
@@ -497,3 +550,184 @@ def test_items_stream_records_while_the_file_is_claimed(inbox: Path) -> None:
     assert batch.path.name == "po.csv"
     assert batch.path.parent.parent == inbox / "processing"
     batch.release()
+
+
+# -- the inbox's own folders, and entries that are not regular files ----------------------------
+
+OWN_FOLDERS = [
+    ("processing", "processing_dir"),
+    ("processed", "processed_dir"),
+    ("failed", "failed_dir"),
+]
+
+
+@pytest.mark.parametrize(("folder", "option"), OWN_FOLDERS)
+@pytest.mark.parametrize("what", ["symlink", "file"])
+def test_an_own_folder_that_is_not_a_real_directory_refuses_to_start(
+    inbox: Path, tmp_path: Path, folder: str, option: str, what: str
+) -> None:
+    # Regression: mkdir(exist_ok=True) followed a symlink, so anyone who can write into
+    # the inbox could send syncd's moves and notes to any folder syncd can write.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if what == "symlink":
+        (inbox / folder).symlink_to(elsewhere)
+    else:
+        (inbox / folder).write_text("not a folder")
+    path = drop(inbox, "po.csv", "A-1")
+    with pytest.raises(ConfigError) as raised:
+        list(connector(inbox).fetch())
+    described = "is a symbolic link" if what == "symlink" else "is not a directory"
+    assert str(raised.value).count(f"{option}: {inbox / folder} {described}") == 1
+    assert path.exists(), "nothing was claimed"
+    assert names(elsewhere) == []
+
+
+def test_a_symlink_on_the_way_to_a_folder_inside_the_inbox_refuses_to_start(
+    inbox: Path, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (inbox / "archive").symlink_to(elsewhere)
+    drop(inbox, "po.csv", "A-1")
+    c = connector(inbox, processed_dir=inbox / "archive" / "done")
+    with pytest.raises(ConfigError, match=f"processed_dir: {inbox / 'archive'} is a symbolic link"):
+        list(c.fetch())
+    assert names(elsewhere) == []
+
+
+def test_a_folder_replaced_by_a_symlink_after_start_is_not_followed(
+    inbox: Path, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    drop(inbox, "good.csv", "A-1", age=300)
+    (inbox / "bad.csv").write_text("name,type\nx,y\n")  # no serial column: refused
+    os.utime(inbox / "bad.csv", (NOW - 200, NOW - 200))
+    c = connector(inbox)
+    good, bad = c.fetch()
+    for batch in (good, bad):
+        list(batch.items())
+    # Someone with write access to the inbox swaps both folders for links.
+    for folder in ("processed", "failed"):
+        (inbox / folder).rename(inbox / f"{folder}-real")
+        (inbox / folder).symlink_to(elsewhere)
+
+    good.commit()
+    bad.fail(bad.verdict.reason)
+
+    assert names(elsewhere) == [], "no file and no note went through the links"
+    assert names(inbox / "processed-real") == ["good.csv"]
+    assert names(inbox / "failed-real") == ["bad.csv", "bad.csv.error.txt"]
+    with pytest.raises(ConfigError, match=r"processed_dir: .* is a symbolic link"):
+        list(c.fetch())
+
+
+def test_a_processing_folder_swapped_while_a_file_is_claimed_is_not_read_through(
+    inbox: Path, tmp_path: Path
+) -> None:
+    drop(inbox, "po.csv", "REAL-1")
+    (batch,) = connector(inbox).fetch()
+    claim_id = batch.path.parent.name
+    planted = tmp_path / "planted"
+    (planted / claim_id).mkdir(parents=True)
+    drop(planted / claim_id, "po.csv", "PLANTED-1")
+    (inbox / "processing").rename(inbox / "processing-real")
+    (inbox / "processing").symlink_to(planted)
+
+    records = [i.serial_number for i in batch.items() if isinstance(i, DeviceRecord)]
+    batch.commit()
+
+    assert records == ["REAL-1"]
+    assert "REAL-1" in (inbox / "processed" / "po.csv").read_text()
+    assert names(planted / claim_id) == ["po.csv"], "the planted claim folder was not touched"
+
+
+def test_notes_never_follow_a_symlink_planted_in_their_place(inbox: Path, tmp_path: Path) -> None:
+    victims = [tmp_path / "victim-1.txt", tmp_path / "victim-2.txt"]
+    for victim in victims:
+        victim.write_text("precious\n")
+    (inbox / "failed").mkdir()
+    (inbox / "failed" / "po.csv.error.txt").symlink_to(victims[0])
+    (inbox / "failed" / ".po.csv.error.txt.tmp").symlink_to(victims[1])
+    drop(inbox, "po.csv", "A-1")
+    (batch,) = connector(inbox).fetch()
+    list(batch.items())
+
+    batch.fail("refused")
+
+    assert [v.read_text() for v in victims] == ["precious\n", "precious\n"]
+    note = inbox / "failed" / "po.csv.error.txt"
+    assert not note.is_symlink()
+    assert "failed: refused" in note.read_text()
+    assert names(inbox / "failed") == ["po.csv", "po.csv.error.txt"]
+
+
+def test_a_symlink_dropped_as_a_file_is_refused_unread_and_set_aside(
+    inbox: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.csv"
+    secret.write_text(HEADER + "SECRET-1,host,C9200,acme\n")
+    (inbox / "po.csv").symlink_to(secret)
+    c = connector(inbox)
+    with capture_logs() as logs:
+        (batch,) = c.fetch()
+        assert list(batch.items()) == [], "nothing is read through the link"
+        verdict = batch.verdict
+        batch.fail(verdict.reason)  # what ingest does with a batch that is not accepted
+
+    assert not verdict.accepted
+    assert verdict.reason == f"not a regular file: a symbolic link to {secret}; set aside unread"
+    assert names(inbox) == ["failed", "processed", "processing"], "not left in the inbox"
+    assert (inbox / "failed" / "po.csv").is_symlink(), "the link itself was moved"
+    assert (
+        "failed: not a regular file: a symbolic link"
+        in (inbox / "failed" / "po.csv.error.txt").read_text()
+    )
+    assert secret.read_text() == HEADER + "SECRET-1,host,C9200,acme\n"
+    warned = [e for e in logs if e["event"] == "not a regular file, refused unread"]
+    assert [(e["file"], e["log_level"]) for e in warned] == [("po.csv", "warning")]
+    assert list(c.fetch()) == []
+
+
+def test_a_fifo_or_a_socket_dropped_as_a_file_never_blocks_a_run(
+    inbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    os.mkfifo(inbox / "pipe.csv")
+    monkeypatch.chdir(inbox)  # a socket path must be short
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind("sock.csv")
+        drop(inbox, "po.csv", "A-1", age=10)
+        batches = list(connector(inbox).fetch())
+        reasons = {}
+        for batch in batches:
+            list(batch.items())
+            if batch.verdict.accepted:
+                batch.commit()
+            else:
+                reasons[Path(batch.origin).name] = batch.verdict.reason
+                batch.fail(batch.verdict.reason)
+    assert reasons == {
+        "pipe.csv": "not a regular file: a named pipe (FIFO); set aside unread",
+        "sock.csv": "not a regular file: a socket; set aside unread",
+    }
+    assert names(inbox / "processed") == ["po.csv"]
+    assert names(inbox / "failed") == [
+        "pipe.csv",
+        "pipe.csv.error.txt",
+        "sock.csv",
+        "sock.csv.error.txt",
+    ]
+
+
+def test_a_symlink_left_in_processing_is_set_aside_too(inbox: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.csv"
+    secret.write_text(HEADER + "SECRET-1,host,C9200,acme\n")
+    (inbox / "processing").mkdir()
+    (inbox / "processing" / "po.csv").symlink_to(secret)
+    (batch,) = connector(inbox).fetch()
+    assert list(batch.items()) == []
+    batch.fail(batch.verdict.reason)
+    assert batch.recovered
+    assert names(inbox / "processing") == []
+    assert (inbox / "failed" / "po.csv").is_symlink()

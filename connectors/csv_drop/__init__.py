@@ -23,11 +23,21 @@ What it does with a file, and the choices made where the brief left one open:
   in the inbox for a later run. A file is claimed by an atomic rename into
   ``processing/``; racing processes cannot both get it. Claims held by a process that
   died are taken over at the next fetch (see ``inbox``).
+- **Its own folders.** ``processing/``, ``processed/`` and ``failed/`` must be real
+  directories: a symbolic link (or a file) in their place is a configuration error
+  naming the folder, and once opened they are used through open descriptors, so a
+  link planted later is never followed (see ``inbox``).
+- **Not a regular file.** A symbolic link, pipe, socket or device dropped under a
+  wanted name is never opened or followed: it is refused as a batch ("not a regular
+  file: a symbolic link to ...") and moved, as it is, to ``failed/`` with its note.
 - **Duplicate content.** A file whose SHA-256 equals that of the *last* file this
   connector accepted is not yielded (the store holds that content already); it goes
   to ``processed/`` with ``<file>.duplicate.txt`` naming that file. Only the last one
   counts: files A, B, A give three snapshots, the last being A again, and a delta
-  "delete X" sent again after an "upsert X" deletes X again (see ``ledger``).
+  "delete X" sent again after an "upsert X" deletes X again. That last content is kept
+  in the store, saved in the transaction that stores the file's batch, so a fresh
+  store or another database never skips a file it does not hold; only a connector
+  used without a store keeps it in a JSON file (see ``ledger``).
 - **Names.** Origins, locations (``<file>:<line>``), logs and reports show a file
   name that is not UTF-8, or holds control characters, with ``\\xNN`` escapes.
 - **Encoding.** ``auto``: UTF-8 with or without BOM, UTF-16 with BOM, else
@@ -51,16 +61,17 @@ What it does with a file, and the choices made where the brief left one open:
   its header unusable, or more than ``max_error_ratio`` of its rows are bad. A header
   with no rows is accepted with zero records: in snapshot mode that empties the
   source, which the engine's safety gate holds for approval.
-- **Setting down.** ``commit()`` -> checksum remembered as the last accepted, then
-  ``processed/`` (+ ``.report.txt`` listing rejected rows); ``fail(reason)`` ->
-  ``failed/`` (+ ``.error.txt``), or back to the inbox if it was still being written.
+- **Setting down.** ``commit()`` -> ``processed/`` (+ ``.report.txt`` listing rejected
+  rows), the checksum being remembered as the last accepted with the batch;
+  ``fail(reason)`` -> ``failed/`` (+ ``.error.txt``), or back to the inbox if it was
+  still being written.
   Names never clash: a taken name gets a UTC timestamp before its extension. A note
   that cannot be written is logged and never keeps the file from moving.
 """
 
 from connectors.csv_drop.config import CsvDropConfig
 from connectors.csv_drop.connector import CsvDropConnector, CsvFileBatch
-from connectors.csv_drop.ledger import IngestLedger, JsonLedger, LedgerEntry
+from connectors.csv_drop.ledger import IngestLedger, JsonLedger, LedgerEntry, StateLedger
 
 __all__ = [
     "CsvDropConfig",
@@ -69,4 +80,5 @@ __all__ = [
     "IngestLedger",
     "JsonLedger",
     "LedgerEntry",
+    "StateLedger",
 ]

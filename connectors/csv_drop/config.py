@@ -42,7 +42,9 @@ class CsvDropConfig(BaseModel):
     processed_dir: Path | None = Field(None, description="default: <inbox>/processed")
     failed_dir: Path | None = Field(None, description="default: <inbox>/failed")
     ledger_file: Path | None = Field(
-        None, description="checksums of ingested files; default: <inbox>/.syncd-ingested.json"
+        None,
+        description="the last accepted content, only when used without a store (syncd keeps "
+        "it in the store); default: <inbox>/.syncd-ingested.json",
     )
     patterns: tuple[str, ...] = Field(DEFAULT_PATTERNS, min_length=1)
     ignore_patterns: tuple[str, ...] = DEFAULT_IGNORE
@@ -127,7 +129,7 @@ class CsvDropConfig(BaseModel):
 
     @property
     def ledger_path(self) -> Path:
-        """The JSON ledger of ingested checksums."""
+        """The JSON ledger of the last accepted content (a connector without a store)."""
         return self.ledger_file or self.inbox / ".syncd-ingested.json"
 
 

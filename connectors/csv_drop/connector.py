@@ -6,16 +6,22 @@ import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import structlog
 from pydantic import BaseModel
 
-from connectors.base import BatchMode, Item, Verdict
+from connectors.base import BatchMode, ConnectorState, Item, Verdict
 from connectors.csv_drop.config import CsvDropConfig
 from connectors.csv_drop.encoding import Scan, scan_file
 from connectors.csv_drop.inbox import Claim, Inbox, Note, display_name
-from connectors.csv_drop.ledger import IngestLedger, JsonLedger, LedgerEntry
+from connectors.csv_drop.ledger import (
+    IngestLedger,
+    JsonLedger,
+    LedgerEntry,
+    StateLedger,
+    ledger_state,
+)
 from connectors.csv_drop.reader import ReadOptions, ReadStats, read_items
 from syncd.records import Reject
 
@@ -35,19 +41,30 @@ class CsvDropConnector:
     content is that of the last file this connector accepted is not yielded (the
     store holds it already): it goes to ``processed/`` with a ``.duplicate.txt`` note.
     Any other content is yielded, even if an older file carried it: re-sending an
-    older snapshot makes it the snapshot again. ``ledger`` replaces the JSON ledger
-    of that last content (for the store).
+    older snapshot makes it the snapshot again.
+
+    That last content is kept in ``state`` when one is given (syncd gives every
+    connector a state in its store): the connector only reads it there, and each
+    accepted batch carries the new entry as its ``mark``, for the store to save with
+    the batch. Without a state (a connector used on its own) it is kept in the JSON
+    ledger ``ledger_file``, written by ``commit()``.
     """
 
     Config: ClassVar[type[BaseModel]] = CsvDropConfig
 
     def __init__(
-        self, name: str, config: CsvDropConfig, *, ledger: IngestLedger | None = None
+        self, name: str, config: CsvDropConfig, *, state: ConnectorState | None = None
     ) -> None:
         self.name = name
         self.config = config
-        self.inbox = Inbox(config)
-        self.ledger: IngestLedger = ledger or JsonLedger(config.ledger_path)
+        self.state = state
+        self.ledger: IngestLedger
+        if state is None:
+            self.ledger = JsonLedger(config.ledger_path)
+            self.inbox = Inbox(config, ledger_dir=config.ledger_path.parent)
+        else:
+            self.ledger = StateLedger(state)
+            self.inbox = Inbox(config)
 
     def __repr__(self) -> str:
         return f"CsvDropConnector({self.name!r}, inbox={str(self.config.inbox)!r})"
@@ -69,13 +86,22 @@ class CsvDropConnector:
 
     def _open(self, claim: Claim) -> CsvFileBatch | None:
         config = self.config
+        if claim.kind:  # a link, a pipe, a device...: never opened, refused as it is
+            reason = f"not a regular file: {claim.kind}; set aside unread"
+            log.warning(
+                "not a regular file, refused unread",
+                connector=self.name,
+                file=display_name(claim.name),
+                kind=claim.kind,
+            )
+            return CsvFileBatch(self, claim, Scan("", 0, problem=reason))
         identity: _Identity | None = None
         try:
-            identity = _identity(claim.path)
+            identity = claim.identity()
             scan = scan_file(
-                claim.path, encoding=config.encoding, legacy_encoding=config.legacy_encoding
+                claim.open, encoding=config.encoding, legacy_encoding=config.legacy_encoding
             )
-            steady = _identity(claim.path) == identity
+            steady = claim.identity() == identity
         except OSError as exc:
             scan = Scan("", 0, problem=f"cannot read: {exc.strerror or exc}")
             steady = False
@@ -90,7 +116,8 @@ class CsvDropConnector:
         shown = display_name(claim.name)
         text = (
             f"{shown}: same content (sha256 {last.sha256}) as the last file accepted,\n"
-            f"{last.file}, ingested at {last.at} and stored as {last.stored_as}.\n"
+            f"{last.file}, ingested at {last.at}"
+            f"{f' and stored as {last.stored_as}' if last.stored_as else ''}.\n"
             "Not applied again: the store holds this content already.\n"
         )
         final = self.inbox.settle(claim, self.inbox.processed, Note(".duplicate.txt", text))
@@ -106,7 +133,8 @@ class CsvDropConnector:
 class CsvFileBatch:
     """One claimed file. ``items()`` streams it; ``commit()``/``fail()`` set it down.
 
-    Beyond the ``Batch`` protocol: ``path`` (where the file is now), ``checksum``,
+    Beyond the ``Batch`` protocol: ``mark`` (``MarkedBatch``: the connector state to
+    store with the batch), ``path`` (where the file is now), ``checksum``,
     ``encoding``, ``delimiter``, ``recovered`` (it was left by a crashed run), and
     ``release()`` (give the file back untouched: a later fetch offers it again).
 
@@ -142,6 +170,7 @@ class CsvFileBatch:
         self._state: _State = "new"
         self._verdict: Verdict | None = None
         self._final: Path | None = None
+        self._entry: LedgerEntry | None = None
 
     def __repr__(self) -> str:
         return f"CsvFileBatch({self.origin!r}, mode={self.mode!r}, state={self._state!r})"
@@ -180,13 +209,11 @@ class CsvFileBatch:
         spool = None
         try:
             for item in read_items(
-                self._claim.path, encoding=self._scan.encoding, options=options, stats=self._stats
+                self._claim.open, encoding=self._scan.encoding, options=options, stats=self._stats
             ):
                 if type(item) is Reject:
                     if spool is None:
-                        spool = self._claim.spool.open(
-                            "a", encoding="utf-8", errors="backslashreplace"
-                        )
+                        spool = self._claim.spool_writer()
                     line = item.location.rpartition(":")[2]
                     spool.write(f"line {line}: {item.reason}\n")
                 yield item
@@ -211,7 +238,7 @@ class CsvFileBatch:
         if before is None:
             return ""
         try:
-            after = _identity(self._claim.path)
+            after = self._claim.identity()
         except OSError:
             return ""  # gone or unreadable: setting it down will say so
         if after == before:
@@ -227,17 +254,27 @@ class CsvFileBatch:
             return Verdict(False, "not read yet: items() is not exhausted")
         return self._verdict
 
-    def commit(self) -> None:
-        """Remember the file's content as the last accepted, then move the file to
-        ``processed/`` (with ``.report.txt`` if rows were rejected). Only an accepted
-        batch can be committed.
+    @property
+    def mark(self) -> dict[str, Any] | None:
+        """With a connector state (``MarkedBatch``): the state once this batch is stored,
+        naming its content as the last accepted, for the caller to save with the batch.
+        ``None`` without a state (``commit()`` writes the JSON ledger then), or until the
+        file is read and accepted."""
+        if self._connector.state is None or self._state != "read" or not self.verdict.accepted:
+            return None
+        return ledger_state(self._ledger_entry())
 
-        The ledger is written first: if that fails, the file stays claimed and is read
-        again later (the store takes it again unchanged), whereas a ledger left naming
-        an older content could wrongly skip that content when it is sent again. A
-        report that cannot be written is logged; a file that cannot be moved raises
-        ``OSError`` (the content is remembered, so the next fetch sets it aside as a
-        duplicate).
+    def commit(self) -> None:
+        """Move the file to ``processed/`` (with ``.report.txt`` if rows were rejected).
+        Only an accepted batch can be committed.
+
+        With a connector state, the content was remembered by the store, with the batch
+        (``mark``). Without one, the JSON ledger is written first: if that fails, the
+        file stays claimed and is read again later (the store takes it again
+        unchanged), whereas a ledger left naming an older content could wrongly skip
+        that content when it is sent again. A report that cannot be written is logged;
+        a file that cannot be moved raises ``OSError`` (the content is remembered, so
+        the next fetch sets it aside as a duplicate).
         """
         if self._state == "committed":
             return
@@ -248,25 +285,22 @@ class CsvFileBatch:
             raise RuntimeError(f"{self!r} cannot be committed once {self._state}")
         connector = self._connector
         inbox = connector.inbox
-        entry = LedgerEntry(
-            sha256=self.checksum,
-            file=self._shown,
-            stored_as=display_name(inbox.processed / self._claim.name),
-            at=_now(),
-            records=verdict.records,
-        )
+        own_ledger = connector.state is None
         note = None
         if verdict.rejects:
             note = Note(".report.txt", self._report_head(None), append_spool=True)
         try:
-            connector.ledger.record(entry)
+            if own_ledger:
+                connector.ledger.record(self._ledger_entry())
             self._final = inbox.settle(self._claim, inbox.processed, note)
         except BaseException:
             self.release()
             raise
         self._state = "committed"
         stored_as = display_name(self._final)
-        if stored_as != entry.stored_as:  # the name was taken: a timestamped one was used
+        entry = self._ledger_entry()
+        if own_ledger and stored_as != entry.stored_as:
+            # The name was taken: a timestamped one was used.
             try:
                 connector.ledger.record(dataclasses.replace(entry, stored_as=stored_as))
             except (OSError, ValueError) as exc:
@@ -279,6 +313,22 @@ class CsvFileBatch:
             rejects=verdict.rejects,
             moved_to=stored_as,
         )
+
+    def _ledger_entry(self) -> LedgerEntry:
+        """This file as the last accepted content (made once: a mark and the ledger agree).
+        Where a mark says it is stored is left empty: the file moves only afterwards,
+        perhaps under a timestamped name."""
+        if self._entry is None:
+            inbox = self._connector.inbox
+            planned = inbox.processed / self._claim.name
+            self._entry = LedgerEntry(
+                sha256=self.checksum,
+                file=self._shown,
+                stored_as=display_name(planned) if self._connector.state is None else "",
+                at=_now(),
+                records=self.verdict.records,
+            )
+        return self._entry
 
     def fail(self, reason: str) -> None:
         """Move the file to ``failed/`` with ``.error.txt``: ``reason`` and every bad row.
@@ -329,8 +379,9 @@ class CsvFileBatch:
             f"file: {self._shown} (dropped as {self.origin})",
             f"connector: {self._connector.name} ({self.mode})",
             f"at: {_now()}",
-            f"sha256: {self.checksum}",
         ]
+        if self.checksum:  # none for an entry that was never read
+            lines.append(f"sha256: {self.checksum}")
         if reason is not None:
             lines.append(f"failed: {reason}")
         if self._verdict is not None:
@@ -378,11 +429,6 @@ def judge(stats: ReadStats, scan: Scan, max_error_ratio: float, *, changed: str 
         )
     reason = f"{counts}: within max_error_ratio {max_error_ratio:.1%}" if stats.rejects else ""
     return Verdict(True, reason, stats.records, stats.rejects)
-
-
-def _identity(path: Path) -> _Identity:
-    info = path.stat()
-    return info.st_size, info.st_mtime_ns
 
 
 def _now() -> str:

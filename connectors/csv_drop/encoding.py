@@ -12,8 +12,13 @@ from __future__ import annotations
 import codecs
 import hashlib
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import BinaryIO
+
+#: Opens the file to read, from its start (the inbox opens a claimed file without
+#: following links: see ``Claim.open``).
+Opener = Callable[[], BinaryIO]
 
 CHUNK = 1 << 20
 
@@ -38,11 +43,11 @@ class _Failure:
     non_ascii_before: bool
 
 
-def scan_file(path: Path, *, encoding: str, legacy_encoding: str) -> Scan:
-    """Checksum ``path`` and choose its encoding (``encoding`` may be ``"auto"``)."""
+def scan_file(open_file: Opener, *, encoding: str, legacy_encoding: str) -> Scan:
+    """Checksum the file and choose its encoding (``encoding`` may be ``"auto"``)."""
     digest = hashlib.sha256()
     size = 0
-    with path.open("rb") as raw:
+    with open_file() as raw:
         head = raw.read(4)
         raw.seek(0)
         for chunk in iter(lambda: raw.read(CHUNK), b""):
@@ -52,7 +57,7 @@ def scan_file(path: Path, *, encoding: str, legacy_encoding: str) -> Scan:
     if size == 0:
         return Scan(sha, 0, problem="empty file (0 bytes)")
     chosen = _first_guess(head, encoding)
-    failure = _trial_decode(path, chosen)
+    failure = _trial_decode(open_file, chosen)
     if failure is None:
         return Scan(sha, size, encoding=chosen)
     if encoding != "auto" or chosen != "utf-8":
@@ -63,7 +68,7 @@ def scan_file(path: Path, *, encoding: str, legacy_encoding: str) -> Scan:
             size,
             problem=f"mixed encodings: UTF-8 text first, then {_describe(failure, 'utf-8')}",
         )
-    legacy_failure = _trial_decode(path, legacy_encoding)
+    legacy_failure = _trial_decode(open_file, legacy_encoding)
     if legacy_failure is not None:
         problem = _describe(legacy_failure, legacy_encoding)
         return Scan(sha, size, problem=f"neither UTF-8 nor {legacy_encoding}: {problem}")
@@ -83,7 +88,7 @@ def _first_guess(head: bytes, encoding: str) -> str:
     return encoding
 
 
-def _trial_decode(path: Path, encoding: str) -> _Failure | None:
+def _trial_decode(open_file: Opener, encoding: str) -> _Failure | None:
     """Decode the whole file incrementally; where it first fails, or ``None``."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     # Counting b"\n" finds lines in every ASCII-compatible encoding, not in UTF-16/32.
@@ -91,7 +96,7 @@ def _trial_decode(path: Path, encoding: str) -> _Failure | None:
     fed = 0
     newlines = 0
     non_ascii = False
-    with path.open("rb") as raw:
+    with open_file() as raw:
         for chunk in itertools.chain(iter(lambda: raw.read(CHUNK), b""), [b""]):
             pending = decoder.getstate()[0]
             try:

@@ -32,11 +32,11 @@ import itertools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import BatchMode, Item
 from connectors.csv_drop.controls import CONTROL, escaped, find_control
+from connectors.csv_drop.encoding import Opener
 from connectors.csv_drop.header import HeaderError, HeaderPlan, plan_header
 from connectors.csv_drop.values import parse_action, parse_ip, parse_mac, parse_status
 from syncd.records import Action, DeviceRecord, Reject
@@ -121,10 +121,10 @@ def sniff_delimiter(line: str) -> str:
 
 
 def read_items(
-    path: Path, *, encoding: str, options: ReadOptions, stats: ReadStats
+    open_file: Opener, *, encoding: str, options: ReadOptions, stats: ReadStats
 ) -> Iterator[Item]:
-    """Stream ``path``'s rows as records and rejects, filling ``stats`` as it goes."""
-    with path.open("rb") as raw, io.TextIOWrapper(raw, encoding=encoding, newline="") as text:
+    """Stream the file's rows as records and rejects, filling ``stats`` as it goes."""
+    with open_file() as raw, io.TextIOWrapper(raw, encoding=encoding, newline="") as text:
         try:
             yield from _read(text, options, stats)
         except UnicodeDecodeError as exc:

@@ -9,11 +9,12 @@ from datetime import datetime
 
 import structlog
 
-from connectors.base import Batch, Connector
+from connectors.base import Batch, Connector, MarkedBatch
 from syncd.engine import EmptySerialError, SerialRules, normalize_serial
 from syncd.errors import ConfigError, SourceError, SyncdError
 from syncd.records import DeviceRecord, Reject
 from syncd.store import Store
+from syncd.store.staging import UNSET
 
 log = structlog.get_logger("syncd.ingest")
 
@@ -61,8 +62,9 @@ def ingest(
 ) -> IngestReport:
     """Read every ready batch of every connector into the store.
 
-    A batch is staged while it streams and merged only if its verdict accepts it;
-    only then is it committed at the source (the file moves to ``processed/``). A
+    A batch is staged while it streams and merged only if its verdict accepts it,
+    together with its ``mark`` (the connector's new state) if it has one; only then is
+    it committed at the source (the file moves to ``processed/``). A
     source that fails while it is read raises ``SourceError`` after the batch was
     discarded and set aside, so a partial pull never reaches the store and can
     never cause a deletion.
@@ -115,7 +117,14 @@ def _ingest_batch(
             raise SourceError(f"source {name!r}, {batch.origin}: {exc}") from exc
         raise
     verdict = batch.verdict
-    stats = staged.commit(accepted=verdict.accepted, reason=verdict.reason, now=now)
+    # The connector's state moves with the data it describes: one transaction.
+    mark = batch.mark if verdict.accepted and isinstance(batch, MarkedBatch) else None
+    stats = staged.commit(
+        accepted=verdict.accepted,
+        reason=verdict.reason,
+        watermark=UNSET if mark is None else mark,
+        now=now,
+    )
     if verdict.accepted:
         batch.commit()
     else:
