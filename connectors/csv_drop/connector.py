@@ -17,6 +17,7 @@ from connectors.csv_drop.encoding import Scan, scan_file
 from connectors.csv_drop.inbox import Claim, Inbox, Note, display_name
 from connectors.csv_drop.ledger import IngestLedger, JsonLedger, LedgerEntry
 from connectors.csv_drop.reader import ReadOptions, ReadStats, read_items
+from syncd.errors import Problem
 from syncd.records import Reject
 
 log = structlog.get_logger("connectors.csv_drop")
@@ -51,6 +52,11 @@ class CsvDropConnector:
 
     def __repr__(self) -> str:
         return f"CsvDropConnector({self.name!r}, inbox={str(self.config.inbox)!r})"
+
+    def check(self) -> list[Problem]:
+        """What would stop a fetch (inbox missing, folders that cannot be made), found
+        without touching anything; each problem's location is an option name."""
+        return self.inbox.problems()
 
     def fetch(self) -> Iterator[CsvFileBatch]:
         """Yield one ``CsvFileBatch`` per ready file, claiming each just before it is yielded."""
