@@ -96,7 +96,12 @@ class MarkedBatch(Batch, Protocol):
 
 @runtime_checkable
 class Connector(Protocol):
-    """A source of device records. ``Config`` is the pydantic model of its options."""
+    """A source of device records. ``Config`` is the pydantic model of its options.
+
+    A connector may also offer ``check() -> list[Problem]``: what would stop a fetch
+    (a missing folder, say), found without changing anything, each problem located by
+    the option at fault. ``syncd config check`` reports them.
+    """
 
     Config: ClassVar[type[BaseModel]]
     name: str

@@ -6,6 +6,10 @@ The inventory token is never read from the TOML file: it comes from
 (a Docker/Kubernetes secret). ``load_settings`` collects *every* problem and
 raises one ``ConfigError`` that says where each one is (``syncd.toml:12``, or the
 environment variable's name).
+
+Every number is bounded: no setting takes ``inf`` or ``nan``, and each has a ceiling
+well below what would overflow a timer, a date or a 64-bit database integer, so a
+value that passes ``syncd config check`` cannot crash a run later.
 """
 
 from __future__ import annotations
@@ -15,10 +19,16 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from syncd.errors import ConfigError, Problem
 from syncd.records import RECORD_FIELDS
@@ -27,9 +37,17 @@ ENV_PREFIX = "SYNCD_"
 ENV_DELIMITER = "__"
 DEFAULT_CONFIG_FILE = "syncd.toml"
 
+#: The largest integer SQLite (and PostgreSQL's bigint) stores: ids and limits above it
+#: cannot be looked up, so they are refused where they are typed.
+INT64_MAX = 2**63 - 1
+
+#: An inventory id (type, organization) as the config may name it.
+Id = Annotated[int, Field(ge=1, le=INT64_MAX)]
+
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # ``inf`` and ``nan`` parse as floats, and pass ``gt=0``: refuse them everywhere.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class RetrySettings(_Section):
@@ -39,16 +57,17 @@ class RetrySettings(_Section):
     timeout: float = Field(
         60.0, gt=0, le=300, description="total seconds one call may spend retrying (max 300)"
     )
-    wait_initial: float = Field(0.5, ge=0)
-    wait_max: float = Field(30.0, ge=0)
-    wait_jitter: float = Field(1.0, ge=0)
+    # A wait longer than the whole retry budget could never happen: 300 s at most.
+    wait_initial: float = Field(0.5, ge=0, le=300)
+    wait_max: float = Field(30.0, ge=0, le=300)
+    wait_jitter: float = Field(1.0, ge=0, le=300)
 
 
 class RateLimitSettings(_Section):
     """Client-side pacing of requests to the inventory API."""
 
-    requests_per_second: float = Field(10.0, gt=0)
-    burst: int = Field(10, ge=1)
+    requests_per_second: float = Field(10.0, ge=0.01, le=10_000)
+    burst: int = Field(10, ge=1, le=100_000)
 
 
 class InventorySettings(_Section):
@@ -59,10 +78,12 @@ class InventorySettings(_Section):
         None, description="only from the environment: SYNCD_INVENTORY__TOKEN"
     )
     token_file: Path | None = None
-    timeout: float = Field(30.0, gt=0, description="read/write timeout, seconds")
-    connect_timeout: float = Field(5.0, gt=0)
-    max_connections: int = Field(10, ge=1)
-    max_keepalive_connections: int = Field(5, ge=0)
+    # One request may not outlast the retry budget's ceiling (300 s), well inside the
+    # 10-minute window after which a claimed change counts as abandoned.
+    timeout: float = Field(30.0, gt=0, le=300, description="read/write timeout, seconds")
+    connect_timeout: float = Field(5.0, gt=0, le=300)
+    max_connections: int = Field(10, ge=1, le=1000)
+    max_keepalive_connections: int = Field(5, ge=0, le=1000)
     page_size: int = Field(100, ge=25, le=100, description="the vendor asks for 25-100")
     verify_tls: bool = True
     retry: RetrySettings = Field(default_factory=RetrySettings)
@@ -71,24 +92,53 @@ class InventorySettings(_Section):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
+        example = "must be an http(s) URL such as https://host/api/v1"
         if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http(s) URL such as https://host/api/v1")
+            raise ValueError(example)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises for a port outside 0-65535
+        except ValueError as exc:
+            raise ValueError(f"{example} ({exc})") from None
+        if not parts.hostname or any(c.isspace() for c in value):
+            raise ValueError(f"{example}, with a host name and no blanks")
         return value.rstrip("/")
 
     def resolved_token(self) -> SecretStr | None:
-        """The token from the environment, else from ``token_file``; ``None`` if neither."""
+        """The token from the environment, else from ``token_file``; ``None`` if neither.
+
+        ``ConfigError`` when ``token_file`` cannot be read or holds nothing: a secret file
+        that is there but empty is a failed deployment, not an unset token."""
         if self.token is not None and self.token.get_secret_value():
             return self.token
-        if self.token_file is not None:
+        if self.token_file is None:
+            return None
+        problem = token_file_problem(self.token_file)
+        if problem is None:
             try:
-                text = self.token_file.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                problem = Problem(
-                    "inventory.token_file", f"cannot read {str(self.token_file)!r}: {exc}"
-                )
-                raise ConfigError([problem]) from None
-            return SecretStr(text) if text else None
-        return None
+                return SecretStr(self.token_file.read_text(encoding="utf-8").strip())
+            except (OSError, UnicodeDecodeError) as exc:  # changed since the check
+                problem = f"token_file {str(self.token_file)!r} cannot be read: {exc}"
+        raise ConfigError([Problem("inventory.token_file", problem)])
+
+
+def token_file_problem(path: Path) -> str | None:
+    """What is wrong with a token file (missing, unreadable, empty), or ``None``.
+    The message names the file and never quotes its content."""
+    shown = repr(str(path))
+    if not path.exists():
+        return f"token_file {shown} does not exist"
+    if not path.is_file():
+        return f"token_file {shown} is not a file"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return f"token_file {shown} is not UTF-8 text"
+    except OSError as exc:
+        return f"token_file {shown} cannot be read: {exc.strerror or exc}"
+    if not text.strip():
+        return f"token_file {shown} is empty"
+    return None
 
 
 class StoreSettings(_Section):
@@ -134,13 +184,13 @@ class PolicySettings(_Section):
     serial: SerialSettings = Field(default_factory=SerialSettings)
     adopt: bool = True
     delete_orphans: bool = True
-    orphan_grace_runs: int = Field(3, ge=0)
-    orphan_grace_hours: float = Field(24.0, ge=0)
+    orphan_grace_runs: int = Field(3, ge=0, le=1_000_000)
+    orphan_grace_hours: float = Field(24.0, ge=0, le=876_000, description="at most 100 years")
     max_delete_share: float = Field(0.10, ge=0, le=1)
-    max_delete_count_without_gate: int = Field(0, ge=0)
+    max_delete_count_without_gate: int = Field(0, ge=0, le=INT64_MAX)
     min_source_ratio: float = Field(0.6, ge=0, le=1)
-    type_map: dict[str, int] = Field(default_factory=dict)
-    organization_map: dict[str, int] = Field(default_factory=dict)
+    type_map: dict[str, Id] = Field(default_factory=dict)
+    organization_map: dict[str, Id] = Field(default_factory=dict)
 
 
 class LoggingSettings(_Section):
@@ -213,6 +263,9 @@ def load_settings(path: str | Path | None = None, *, required: bool = False) -> 
     except ValidationError as exc:
         problems.extend(_problems_from_validation(exc, label, text))
         raise ConfigError(problems, source=label) from None
+    except SettingsError as exc:
+        problems.extend(_problems_from_environment(exc))
+        raise ConfigError(problems, source=label) from None
     problems.extend(_check_token_file(settings, label, text))
     if problems:
         raise ConfigError(problems, source=label)
@@ -283,14 +336,24 @@ def _check_policy_names(data: Mapping[str, Any], label: str, text: str) -> Itera
 
 
 def _check_token_file(settings: Settings, label: str, text: str) -> Iterable[Problem]:
-    token_file = settings.inventory.token_file
-    if token_file is None:
+    inventory = settings.inventory
+    if inventory.token_file is None:
         return
-    where = _locate(label, text, ("inventory", "token_file"))
-    if not token_file.is_file():
-        yield Problem(where, f"token_file {str(token_file)!r} does not exist")
-    elif not os.access(token_file, os.R_OK):
-        yield Problem(where, f"token_file {str(token_file)!r} is not readable")
+    problem = token_file_problem(inventory.token_file)
+    from_env = inventory.token is not None and inventory.token.get_secret_value()
+    if problem and not (from_env and inventory.token_file.is_file()):
+        # (the environment's token wins: then the file may be an empty placeholder)
+        yield Problem(_locate(label, text, ("inventory", "token_file")), problem)
+
+
+def _problems_from_environment(exc: SettingsError) -> list[Problem]:
+    """pydantic-settings could not parse an environment variable (a list or table setting
+    must be JSON there): name the variables that may be at fault."""
+    match = re.search(r'field "([^"]+)"', str(exc))
+    prefix = ENV_PREFIX + (match.group(1).upper() if match else "")
+    names = sorted(k for k in os.environ if k.upper().startswith(prefix)) or [prefix + "*"]
+    hint = "lists and tables are given as JSON there, e.g. SYNCD_POLICY__TYPE_MAP='{\"X\": 1}'"
+    return [Problem(f"environment {name}", f"cannot be parsed ({hint})") for name in names]
 
 
 def _check_connectors(raw: Any, label: str, text: str) -> Iterable[Problem]:
@@ -330,15 +393,28 @@ def _check_connectors(raw: Any, label: str, text: str) -> Iterable[Problem]:
                 yield Problem(_locate(label, text, loc), f"{'.'.join(loc)}: {message}")
 
 
+def locate(path: Path, loc: tuple[str, ...]) -> str:
+    """Where the setting ``loc`` of the config file ``path`` comes from: ``environment
+    SYNCD_...`` when the environment sets it, else ``file:line`` (or ``file``)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    return _where(str(path), text, loc)
+
+
+def _where(label: str, text: str, loc: tuple[str, ...]) -> str:
+    env_name = ENV_PREFIX + ENV_DELIMITER.join(p.upper() for p in loc)
+    if env_name in {k.upper() for k in os.environ}:
+        return f"environment {env_name}"
+    return _locate(label, text, loc)
+
+
 def _problems_from_validation(exc: ValidationError, label: str, text: str) -> list[Problem]:
     problems = []
     for error in exc.errors(include_url=False):
         loc = tuple(str(part) for part in error["loc"])
-        env_name = ENV_PREFIX + ENV_DELIMITER.join(p.upper() for p in loc)
-        if env_name in {k.upper() for k in os.environ}:
-            where = f"environment {env_name}"
-        else:
-            where = _locate(label, text, loc)
+        where = _where(label, text, loc)
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown setting (misspelt?)"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import httpx
 import pytest
+import structlog
 
 from syncd.sandbox.testing import SandboxProcess, SandboxToken
 
@@ -44,3 +46,26 @@ def sandbox_scoped_api(sandbox: SandboxProcess) -> Iterator[httpx.Client]:
     """An httpx client on the reset sandbox with the token scoped to ``SCOPED_ORG``."""
     with sandbox.client(token=sandbox.tokens[1]) as client:
         yield client
+
+
+# -- logging -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """For tests that run ``syncd.log.configure`` (or a command) in-process: it replaces
+    the root logger's handlers, some libraries' levels and structlog's configuration,
+    which are put back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    quiet = {name: logging.getLogger(name).level for name in ("httpx", "httpcore", "alembic")}
+    previous = structlog.get_config()
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, old in quiet.items():
+            logging.getLogger(name).setLevel(old)
+        logging.captureWarnings(False)
+        structlog.configure(**previous)

@@ -122,7 +122,10 @@ def test_example_config_is_valid(tmp_path: Path) -> None:
     assert example.returncode == 0
     path = tmp_path / "syncd.toml"
     path.write_text(example.stdout, encoding="utf-8")
-    done = syncd("config", "check", str(path), env={"SYNCD_INVENTORY__TOKEN": "t" * 20})
+    (tmp_path / "var" / "inbox").mkdir(parents=True)  # the example's inbox, relative to cwd
+    done = syncd(
+        "config", "check", str(path), cwd=tmp_path, env={"SYNCD_INVENTORY__TOKEN": "t" * 20}
+    )
     assert done.returncode == 0, done.stderr
     assert "OK" in done.stdout
 

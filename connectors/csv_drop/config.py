@@ -35,7 +35,7 @@ DelimiterOption = Literal["auto", ",", ";", "\t", "|", "tab"]
 class CsvDropConfig(BaseModel):
     """Where the inbox is, which files to take, and how to read them."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     inbox: Path = Field(description="the folder procurement systems drop files into")
     processing_dir: Path | None = Field(None, description="default: <inbox>/processing")
@@ -49,7 +49,10 @@ class CsvDropConfig(BaseModel):
     patterns: tuple[str, ...] = Field(DEFAULT_PATTERNS, min_length=1)
     ignore_patterns: tuple[str, ...] = DEFAULT_IGNORE
     stable_seconds: float = Field(
-        5.0, ge=0, description="a file is taken once unchanged (size, mtime) for this long"
+        5.0,
+        ge=0,
+        le=86_400,
+        description="a file is taken once unchanged (size, mtime) for this long (max a day)",
     )
     mode: BatchMode = Field(
         "snapshot", description="snapshot: the file is the full list; delta: rows carry an action"

@@ -23,6 +23,7 @@ from connectors.csv_drop.ledger import (
     ledger_state,
 )
 from connectors.csv_drop.reader import ReadOptions, ReadStats, read_items
+from syncd.errors import Problem
 from syncd.records import Reject
 
 log = structlog.get_logger("connectors.csv_drop")
@@ -68,6 +69,11 @@ class CsvDropConnector:
 
     def __repr__(self) -> str:
         return f"CsvDropConnector({self.name!r}, inbox={str(self.config.inbox)!r})"
+
+    def check(self) -> list[Problem]:
+        """What would stop a fetch (inbox missing, folders that cannot be made), found
+        without touching anything; each problem's location is an option name."""
+        return self.inbox.problems()
 
     def fetch(self) -> Iterator[CsvFileBatch]:
         """Yield one ``CsvFileBatch`` per ready file, claiming each just before it is yielded."""

@@ -221,6 +221,23 @@ class Note:
     append_spool: bool = False
 
 
+def _folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` could not be used or created, or ``None``."""
+    existing = folder
+    try:
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            return f"cannot create {folder}: {existing} is not a folder"
+    except OSError as exc:
+        return f"cannot check {folder}: {exc.strerror or exc}"
+    if os.access(existing, os.W_OK | os.X_OK):
+        return None
+    if existing == folder:
+        return f"{folder} is not writable"
+    return f"cannot create {folder}: {existing} is not writable"
+
+
 class Inbox:
     """The inbox folder and its ``processing``, ``processed`` and ``failed`` folders.
 
@@ -240,6 +257,29 @@ class Inbox:
         # name -> (size, mtime_ns) at the previous listing: a change means "still being written".
         self._seen: dict[str, tuple[int, int]] = {}
         self._folders: dict[Path, Folder] = {}
+
+    def problems(self) -> list[Problem]:
+        """What would stop ``prepare`` (a missing inbox, a folder that cannot be made),
+        found without creating or changing anything: for ``syncd config check``."""
+        try:
+            if not self.root.is_dir():
+                what = "is not a folder" if self.root.exists() else "does not exist"
+                return [Problem("inbox", f"{self.root} {what}")]
+        except OSError as exc:
+            return [Problem("inbox", f"{self.root} cannot be read: {exc.strerror or exc}")]
+        problems = []
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            problems.append(Problem("inbox", f"{self.root} is not writable (files move out)"))
+        for option, folder in (
+            ("processing_dir", self.processing),
+            ("processed_dir", self.processed),
+            ("failed_dir", self.failed),
+            ("ledger_file", self.ledger_dir),
+        ):
+            problem = _folder_problem(folder)
+            if problem:
+                problems.append(Problem(option, problem))
+        return problems
 
     def prepare(self) -> None:
         """Open the inbox and its folders, creating what is missing.

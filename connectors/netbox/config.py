@@ -34,13 +34,17 @@ RESERVED_FILTERS: frozenset[str] = frozenset(
 )
 _FILTER_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
+#: Ceilings of the two durations (a larger one would overflow a date, or mean nothing).
+MAX_OVERLAP = timedelta(days=30)
+MAX_FULL_PULL_INTERVAL = timedelta(days=366)
+
 IpSource = Literal["primary_ip4", "primary_ip6", "primary_ip", "oob_ip"]
 FilterScalar = str | int | bool
 FilterValue = FilterScalar | list[FilterScalar]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class NetBoxMapping(_Section):
@@ -111,7 +115,9 @@ class NetBoxConfig(_Section):
     """Where NetBox is, which devices to read, how to map them and how often to pull all."""
 
     # A refused ``token`` option must not come back in the error's text.
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, hide_input_in_errors=True, allow_inf_nan=False
+    )
 
     url: str = Field(description="NetBox's base URL, e.g. https://netbox.example.com")
     token_env: str = Field("NETBOX_TOKEN", description="environment variable holding the token")
@@ -119,8 +125,8 @@ class NetBoxConfig(_Section):
     token: SecretStr | None = Field(None, description="refused: never put a token in the config")
     verify_tls: bool = True
     ca_bundle: Path | None = Field(None, description="CA certificates to trust (PEM)")
-    timeout: float = Field(30.0, gt=0, description="read timeout per request, seconds")
-    connect_timeout: float = Field(5.0, gt=0)
+    timeout: float = Field(30.0, gt=0, le=3600, description="read timeout per request, seconds")
+    connect_timeout: float = Field(5.0, gt=0, le=3600)
     page_size: int = Field(
         250, ge=1, le=1000, description="devices per request (NetBox's cap: 1000)"
     )
@@ -183,6 +189,8 @@ class NetBoxConfig(_Section):
     def _overlap(cls, value: timedelta) -> timedelta:
         if value < timedelta(0):
             raise ValueError("must not be negative")
+        if value > MAX_OVERLAP:  # the watermark minus it must stay a date
+            raise ValueError(f"must be at most {MAX_OVERLAP.days} days")
         return value
 
     @field_validator("full_pull_interval")
@@ -190,6 +198,8 @@ class NetBoxConfig(_Section):
     def _interval(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("must be positive")
+        if value > MAX_FULL_PULL_INTERVAL:  # the last pull plus it must stay a date
+            raise ValueError(f"must be at most {MAX_FULL_PULL_INTERVAL.days} days")
         return value
 
     @model_validator(mode="before")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
-from syncd.cli.common import EXIT_CONFIG, console, err_console, fail
+from syncd import log
+from syncd.cli.common import EXIT_CONFIG, EXIT_RETRIABLE, console, err_console, fail
 from syncd.config import load_settings
-from syncd.errors import ConfigError, SyncdError
+from syncd.errors import ConfigError, Problem, SyncdError
 
 app = typer.Typer(
     help="syncd keeps the Inventory Device Serial API in step with NetBox and CSV drops.",
@@ -26,20 +28,40 @@ app.add_typer(config_app, name="config")
 def config_check(
     file: Annotated[Path, typer.Argument(help="the TOML config file to check")],
 ) -> None:
-    """Validate FILE (and the SYNCD_* environment); report every problem with where it is."""
+    """Validate FILE (and the SYNCD_* environment); report every problem with where it is.
+
+    Beyond the file: the token file must hold a token, each connector's folders must
+    exist or be creatable, and the store must open (nothing is created or changed).
+    """
+    from syncd.checks import check_environment
+
     try:
         settings = load_settings(file, required=True)
     except ConfigError as exc:
-        err_console.print(f"[bold red]{exc.source}[/]: {len(exc.problems)} problem(s)")
-        for problem in exc.problems:
-            err_console.print(f"  {problem.location}: {problem.message}", highlight=False)
-        raise typer.Exit(EXIT_CONFIG) from None
+        _print_problems(str(exc.source), exc.problems)
+    report = check_environment(settings, file)
+    if report.problems:
+        _print_problems(str(file), report.problems)
     try:
         token = "set" if settings.inventory.resolved_token() else "NOT SET (SYNCD_INVENTORY__TOKEN)"
     except ConfigError as exc:
-        token = f"UNREADABLE ({exc.problems[0].message})"
+        _print_problems(str(file), exc.problems)
     api, store = (_hide_userinfo(u) for u in (settings.inventory.base_url, settings.store.url))
+    if report.unavailable is not None:
+        err_console.print(
+            f"{file}: the configuration is valid, but [bold yellow]the store cannot be "
+            f"reached now[/]: {log.redact(str(report.unavailable))}",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_RETRIABLE)
     console.print(f"{file}: OK (inventory {api}, token {token}, store {store})")
+
+
+def _print_problems(source: str, problems: list[Problem]) -> NoReturn:
+    err_console.print(f"[bold red]{source}[/]: {len(problems)} problem(s)", highlight=False)
+    for problem in problems:
+        err_console.print(f"  {problem.location}: {problem.message}", highlight=False)
+    raise typer.Exit(EXIT_CONFIG)
 
 
 def _hide_userinfo(url: str) -> str:
@@ -56,6 +78,8 @@ def config_example() -> None:
 
 
 def _register() -> None:
+    if any(command.name == "plan" for command in app.registered_commands):
+        return  # done already (main() called again, in one process)
     from syncd.cli import runs
     from syncd.cli.demo import demo_command
     from syncd.cli.sandbox import sandbox_command
@@ -74,10 +98,10 @@ def _register() -> None:
     app.add_typer(db_app, name="db")
 
 
-def main() -> None:
-    """Console-script entry point."""
+def main(args: Sequence[str] | None = None) -> None:
+    """Console-script entry point; ``args`` instead of the command line (for tests)."""
     _register()
     try:
-        app()
+        app(args=None if args is None else list(args))
     except SyncdError as exc:  # every command: a clear message and an exit code, no traceback
         fail(exc)

@@ -6,18 +6,13 @@ import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import structlog
 import typer
 from rich.console import Console
 
 from syncd import log
 from syncd.config import DEFAULT_CONFIG_FILE, Settings, load_settings
-from syncd.errors import (
-    ConfigError,
-    FatalError,
-    RejectedError,
-    RetriableError,
-    SyncdError,
-)
+from syncd.errors import ConfigError, FatalError, RetriableError, SyncdError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -55,18 +50,26 @@ def settings_from(path: Path) -> Settings:
 
 
 def fail(exc: BaseException) -> NoReturn:
-    """Print ``exc`` for a person and exit with the code that says what kind of failure it was."""
+    """Print ``exc`` for a person and exit with the code that says what kind of failure it was.
+
+    With ``[logging] format = "json"`` the message is one JSON log line instead, so that
+    nothing on stderr breaks a log collector.
+    """
+    if not isinstance(exc, SyncdError):
+        raise exc
     text = log.redact(str(exc))
-    if isinstance(exc, ConfigError):
-        err_console.print(f"[bold red]config error[/]: {text}", highlight=False)
-        sys.exit(EXIT_CONFIG)
-    if isinstance(exc, FatalError):
-        err_console.print(f"[bold red]fatal[/]: {text}", highlight=False)
-        sys.exit(EXIT_FATAL)
-    if isinstance(exc, RetriableError):
-        err_console.print(f"[bold yellow]temporary failure[/]: {text}", highlight=False)
-        sys.exit(EXIT_RETRIABLE)
-    if isinstance(exc, RejectedError | SyncdError):
-        err_console.print(f"[bold red]error[/]: {text}", highlight=False)
-        sys.exit(EXIT_FAILED)
-    raise exc
+    kind, style, code = next((k, s, c) for cls, k, s, c in _KINDS if isinstance(exc, cls))
+    if log.current_format() == "json":
+        structlog.get_logger("syncd").error(kind, error=text, exit_code=code)
+    else:
+        err_console.print(f"[bold {style}]{kind}[/]: {text}", highlight=False)
+    sys.exit(code)
+
+
+#: Exception class -> (what it is called, colour, exit code); the first that fits wins.
+_KINDS: tuple[tuple[type[SyncdError], str, str, int], ...] = (
+    (ConfigError, "config error", "red", EXIT_CONFIG),
+    (FatalError, "fatal", "red", EXIT_FATAL),
+    (RetriableError, "temporary failure", "yellow", EXIT_RETRIABLE),
+    (SyncdError, "error", "red", EXIT_FAILED),
+)

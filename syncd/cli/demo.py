@@ -58,10 +58,17 @@ def demo_command(
     workdir = workdir.resolve()
     if workdir.exists():
         if not (workdir / _MARKER).exists():
-            raise typer.BadParameter(f"{workdir} exists and is not a demo folder")
+            raise typer.BadParameter(
+                f"{workdir} exists and is not a demo folder", param_hint="--workdir"
+            )
         shutil.rmtree(workdir)
-    (workdir / "inbox").mkdir(parents=True)
-    (workdir / _MARKER).touch()
+    try:
+        (workdir / "inbox").mkdir(parents=True)
+        (workdir / _MARKER).touch()
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot create {workdir}: {exc.strerror or exc}", param_hint="--workdir"
+        ) from None
     preload = workdir / "inventory.json"
     preload.write_text(example_file("inventory.json"), encoding="utf-8")
 

@@ -23,7 +23,7 @@ from syncd.cli.common import (
     fail,
     settings_from,
 )
-from syncd.config import Settings
+from syncd.config import INT64_MAX, Settings
 from syncd.engine import Operation, Plan
 from syncd.errors import SyncdError
 from syncd.inventory import InventoryClient
@@ -82,7 +82,7 @@ def exit_if_interrupted(runner: Runner, status: str) -> None:
 def plan_command(
     config: ConfigOption = DEFAULT_CONFIG,
     as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False,
-    limit: Annotated[int, typer.Option(help="rows to show in the table (0: all)")] = 50,
+    limit: Annotated[int, typer.Option(min=0, max=INT64_MAX, help="rows to show (0: all)")] = 50,
     no_sources: Annotated[
         bool, typer.Option("--no-sources", help="plan from the stored snapshots only")
     ] = False,
@@ -111,7 +111,7 @@ def run_command(
     config: ConfigOption = DEFAULT_CONFIG,
     once: Annotated[bool, typer.Option("--once", help="run one reconciliation and exit")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
-    limit: Annotated[int, typer.Option(help="rows to show in the table (0: all)")] = 50,
+    limit: Annotated[int, typer.Option(min=0, max=INT64_MAX, help="rows to show (0: all)")] = 50,
     full: Annotated[
         bool, typer.Option("--full", help="full pulls from incremental sources")
     ] = False,
@@ -136,7 +136,7 @@ def run_command(
 
 
 def approve_command(
-    run_id: Annotated[int, typer.Argument(help="the held run to release")],
+    run_id: Annotated[int, typer.Argument(min=1, max=INT64_MAX, help="the held run to release")],
     config: ConfigOption = DEFAULT_CONFIG,
     by: Annotated[str, typer.Option(help="who approves (kept in the audit log)")] = "cli",
 ) -> None:
@@ -163,7 +163,7 @@ def approve_command(
 
 
 def discard_command(
-    run_id: Annotated[int, typer.Argument(help="the held run to refuse")],
+    run_id: Annotated[int, typer.Argument(min=1, max=INT64_MAX, help="the held run to refuse")],
     config: ConfigOption = DEFAULT_CONFIG,
     by: Annotated[str, typer.Option(help="who refuses (kept in the audit log)")] = "cli",
     reason: Annotated[str, typer.Option(help="why (kept in the audit log)")] = "",
@@ -186,7 +186,7 @@ def _require_held(store: Store, run_id: int) -> None:
 
 def runs_command(
     config: ConfigOption = DEFAULT_CONFIG,
-    limit: Annotated[int, typer.Option(help="how many runs")] = 20,
+    limit: Annotated[int, typer.Option(min=0, max=INT64_MAX, help="how many runs")] = 20,
 ) -> None:
     """The latest runs, newest first."""
     settings = settings_from(config)
@@ -207,9 +207,11 @@ def runs_command(
 
 def changes_command(
     config: ConfigOption = DEFAULT_CONFIG,
-    run_id: Annotated[int | None, typer.Option("--run", help="only this run")] = None,
+    run_id: Annotated[
+        int | None, typer.Option("--run", min=1, max=INT64_MAX, help="only this run")
+    ] = None,
     serial: Annotated[str | None, typer.Option(help="only this serial (exact)")] = None,
-    limit: Annotated[int, typer.Option(help="how many changes")] = 50,
+    limit: Annotated[int, typer.Option(min=0, max=INT64_MAX, help="how many changes")] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The audit log: recorded changes, newest first."""
@@ -224,8 +226,10 @@ def changes_command(
 
 def rejects_command(
     config: ConfigOption = DEFAULT_CONFIG,
-    run_id: Annotated[int | None, typer.Option("--run", help="only this run")] = None,
-    limit: Annotated[int, typer.Option(help="how many")] = 100,
+    run_id: Annotated[
+        int | None, typer.Option("--run", min=1, max=INT64_MAX, help="only this run")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=0, max=INT64_MAX, help="how many")] = 100,
 ) -> None:
     """Rows and records the sources could not use, with where and why."""
     settings = settings_from(config)

@@ -20,7 +20,9 @@ TOKENS_ENV = "SYNCD_SANDBOX_TOKENS"
 def sandbox_command(
     *,
     host: Annotated[str, typer.Option(help="address to bind (keep it on loopback)")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to bind; 0 picks a free one")] = DEFAULT_PORT,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="port to bind; 0 picks a free one")
+    ] = DEFAULT_PORT,
     token: Annotated[
         list[str] | None,
         typer.Option(
@@ -45,7 +47,7 @@ def sandbox_command(
         bool, typer.Option("--control", help="enable the /_sandbox/ control API (no auth)")
     ] = False,
     seed_devices: Annotated[
-        int, typer.Option(min=0, help="start with N deterministic sample devices")
+        int, typer.Option(min=0, max=10_000_000, help="start with N deterministic sample devices")
     ] = 0,
     load: Annotated[
         Path | None,
@@ -56,7 +58,7 @@ def sandbox_command(
         typer.Option(help="types and organizations JSON (default: the built-in catalogue)"),
     ] = None,
     live_check_delay: Annotated[
-        float, typer.Option(min=0, help="seconds an update_status=true request takes")
+        float, typer.Option(min=0, max=600, help="seconds an update_status=true request takes")
     ] = 0.2,
     rate_limit: Annotated[
         str | None,
@@ -69,10 +71,12 @@ def sandbox_command(
         int, typer.Option(min=400, max=599, help="status of injected failures")
     ] = 503,
     retry_after: Annotated[
-        int | None, typer.Option(min=0, help="Retry-After seconds sent with injected failures")
+        int | None,
+        typer.Option(min=0, max=86_400, help="Retry-After seconds sent with injected failures"),
     ] = None,
     latency_ms: Annotated[
-        float, typer.Option(min=0, help="extra delay of delayed requests, milliseconds")
+        float,
+        typer.Option(min=0, max=600_000, help="extra delay of delayed requests, milliseconds"),
     ] = 0.0,
     latency_rate: Annotated[
         float, typer.Option(min=0, max=1, help="share of requests delayed by --latency-ms")
@@ -93,7 +97,10 @@ def sandbox_command(
         Path | None, typer.Option(help="also append every API request to this JSON-lines file")
     ] = None,
     request_log_max: Annotated[
-        int, typer.Option(min=1, help="API requests kept in memory for /_sandbox/requests")
+        int,
+        typer.Option(
+            min=1, max=100_000_000, help="API requests kept in memory for /_sandbox/requests"
+        ),
     ] = 1_000_000,
 ) -> None:
     """Serve the Inventory Device Serial API from memory, for tests, demos and rehearsals."""

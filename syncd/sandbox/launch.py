@@ -138,7 +138,10 @@ def run(settings: LaunchSettings, *, echo: Callable[[str], None]) -> None:
     from syncd.sandbox.server import bind_socket, serve
 
     options, generated = build_options(settings)
-    app = SandboxApp(options)
+    try:
+        app = SandboxApp(options)  # opens the request log
+    except OSError as exc:
+        raise LaunchError("--request-log", f"cannot open {settings.request_log}: {exc}") from None
     try:
         sock = bind_socket(settings.host, settings.port)
     except OSError as exc:

@@ -28,6 +28,7 @@ refused (``complete_change(..., replan=False)``) is not re-sent until its inputs
 change.
 """
 
+from syncd.store.access import StoreUnavailableError
 from syncd.store.migrate import SchemaOutOfDateError
 from syncd.store.planning import RunStateError
 from syncd.store.rows import (
@@ -44,7 +45,7 @@ from syncd.store.rows import (
     values_hash,
 )
 from syncd.store.staging import StagedBatch
-from syncd.store.store import Store, StoreUnavailableError, VerdictLike, upgrade_database
+from syncd.store.store import Store, VerdictLike, upgrade_database
 
 __all__ = [
     "BatchEntry",

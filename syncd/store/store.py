@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
@@ -13,11 +12,11 @@ import sqlalchemy as sa
 from syncd import process
 from syncd.config import StoreSettings
 from syncd.engine import Candidate, Catalogue, Plan
-from syncd.errors import ConfigError, Problem, RetriableError
+from syncd.errors import ConfigError, Problem
 from syncd.inventory.models import Device
 from syncd.records import DeviceRecord, Reject
+from syncd.store import access, mirror, outbox, planning
 from syncd.store import migrate as migrations
-from syncd.store import mirror, outbox, planning
 from syncd.store.db import Database, safe_url, upsert
 from syncd.store.rows import (
     BatchEntry,
@@ -55,20 +54,8 @@ def _now(now: datetime | None) -> datetime:
 def upgrade_database(url: str) -> str | None:
     """Bring the database at ``url`` to the newest schema (``syncd db upgrade``);
     returns the revision it is at afterwards."""
-    db = Database(url)
-    try:
-        return migrations.upgrade(db)
-    finally:
-        db.dispose()
-
-
-class StoreUnavailableError(RetriableError):
-    """The database is down or unreachable (try again later)."""
-
-
-def _safe(url: str) -> str:
-    """``url`` with any password hidden (it may be malformed, so no URL parsing)."""
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+    with Store.open(url, migrate=False) as store:
+        return store.upgrade()
 
 
 class Store:
@@ -90,25 +77,27 @@ class Store:
         so concurrent openers queue). ``migrate=False`` leaves the schema alone (for
         ``syncd db upgrade`` and tools that inspect it): call ``ensure_current()`` to
         refuse an out-of-date schema with a clear message.
+
+        A store that cannot be used raises ``ConfigError`` (a bad path or URL, a file
+        that is not a database, a read-only folder, an unknown PostgreSQL database or
+        role) or ``StoreUnavailableError`` (down or busy for now); see ``access``.
         """
+        parsed = access.parse(url)
+        path = access.sqlite_file(parsed)
+        problem = access.sqlite_problem(path) if path is not None else None
+        if problem:
+            raise ConfigError([Problem("store.url", problem)], source="store")
+        with access.translate(parsed):
+            db = Database(parsed, echo=echo)
         try:
-            db = Database(url, echo=echo)
-        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
-            shown = _safe(url)
-            problem = Problem("store.url", f"{shown!r} is not a usable database URL: {exc}")
-            raise ConfigError([problem], source="store") from None
-        if migrate:
-            try:
-                migrations.upgrade(db)
-            except sa.exc.OperationalError as exc:
-                db.dispose()
-                raise StoreUnavailableError(
-                    f"the state store {safe_url(db.engine.url)} cannot be reached: "
-                    f"{str(exc.orig).strip()[:300]}"
-                ) from None
-            except BaseException:
-                db.dispose()
-                raise
+            with access.translate(parsed):
+                with db.read():
+                    pass  # connect now: a broken database fails here, by name
+                if migrate:
+                    migrations.upgrade(db)
+        except BaseException:
+            db.dispose()
+            raise
         return cls(db)
 
     @classmethod
@@ -153,7 +142,8 @@ class Store:
 
     def upgrade(self) -> str | None:
         """Migrate to the newest schema revision (``syncd db upgrade``); returns it."""
-        return migrations.upgrade(self._db)
+        with access.translate(self._db.engine.url):
+            return migrations.upgrade(self._db)
 
     def ensure_current(self) -> None:
         """Raise ``SchemaOutOfDateError`` (naming ``syncd db upgrade``) unless the schema
