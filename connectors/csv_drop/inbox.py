@@ -270,12 +270,14 @@ class Inbox:
         problems = []
         if not os.access(self.root, os.W_OK | os.X_OK):
             problems.append(Problem("inbox", f"{self.root} is not writable (files move out)"))
-        for option, folder in (
+        folders = [
             ("processing_dir", self.processing),
             ("processed_dir", self.processed),
             ("failed_dir", self.failed),
-            ("ledger_file", self.ledger_dir),
-        ):
+        ]
+        if self.ledger_dir is not None:  # the JSON ledger: only without a store
+            folders.append(("ledger_file", self.ledger_dir))
+        for option, folder in folders:
             problem = _folder_problem(folder)
             if problem:
                 problems.append(Problem(option, problem))
