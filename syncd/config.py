@@ -64,10 +64,23 @@ class RetrySettings(_Section):
 
 
 class RateLimitSettings(_Section):
-    """Client-side pacing of requests to the inventory API."""
+    """Client-side pacing of requests to the inventory API: one budget per token, shared
+    by every thread and process that uses the same storage."""
 
     requests_per_second: float = Field(10.0, ge=0.01, le=10_000)
     burst: int = Field(10, ge=1, le=100_000)
+    storage_uri: str = Field(
+        "auto",
+        description='where the budget lives: "memory://" (this process), "redis://host:6379/1" '
+        '(every process), or "auto": the daemon\'s Redis broker if it has one, else memory',
+    )
+
+    @field_validator("storage_uri")
+    @classmethod
+    def _storage(cls, value: str) -> str:
+        if value != "auto" and not re.match(r"^(memory|redis|rediss|redis\+sentinel)://", value):
+            raise ValueError('must be "auto", "memory://" or a redis:// URL')
+        return value
 
 
 class InventorySettings(_Section):
@@ -148,6 +161,53 @@ class StoreSettings(_Section):
     echo: bool = False
 
 
+_DURATION = re.compile(r"^\s*(?:every\s+)?(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: The shortest schedule interval (the daemon's clock ticks once a second).
+MIN_INTERVAL = 1.0
+MAX_INTERVAL = 366 * 86400.0
+
+
+def parse_interval(text: str) -> float | None:
+    """Seconds of ``"30s"``, ``"10m"``, ``"every 2h"``, ``"1d"``, ``"45"`` (seconds);
+    ``None`` if ``text`` is not an interval (it may be a cron expression)."""
+    found = _DURATION.match(text)
+    if found is None:
+        return None
+    return float(found.group(1)) * _UNIT_SECONDS[(found.group(2) or "s").lower()]
+
+
+def check_schedule(value: str | None) -> str | None:
+    """A schedule is an interval (``"10m"``) or a five-field cron expression
+    (``"*/15 * * * *"``: minute hour day-of-month month day-of-week)."""
+    if value is None:
+        return None
+    seconds = parse_interval(value)
+    if seconds is not None:
+        if not MIN_INTERVAL <= seconds <= MAX_INTERVAL:
+            raise ValueError(
+                f"an interval must be between {MIN_INTERVAL:.0f} s and 366 days, not {value!r}"
+            )
+        return value
+    fields = value.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"{value!r} is neither an interval (30s, 10m, 2h, 1d) nor a cron expression of "
+            "five fields (minute hour day-of-month month day-of-week)"
+        )
+    from celery.schedules import crontab  # only when a cron expression is configured
+
+    minute, hour, day_of_month, month, day_of_week = fields
+    try:
+        crontab(minute, hour, day_of_week, day_of_month, month)
+    except (ValueError, KeyError, IndexError) as exc:
+        raise ValueError(f"{value!r} is not a valid cron expression: {exc}") from None
+    return value
+
+
+Schedule = Annotated[str | None, Field(description="an interval or a cron expression")]
+
+
 class ConnectorSettings(_Section):
     """One configured source: an instance name, the plugin that reads it, and its options."""
 
@@ -156,7 +216,89 @@ class ConnectorSettings(_Section):
     )
     plugin: str = Field(description="entry point in the syncd.connectors group, e.g. csv_drop")
     enabled: bool = True
+    schedule: Schedule = Field(
+        None,
+        description='when the daemon runs it: an interval ("10m") or a cron expression '
+        '("*/15 * * * *"); none: only on demand',
+    )
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        return check_schedule(value)
+
+
+class OutboxSettings(_Section):
+    """How changes go out: how many at once, how often a transient failure is tried."""
+
+    concurrency: int = Field(
+        8, ge=1, le=256, description="changes in flight at once in one process"
+    )
+    max_attempts: int = Field(
+        5, ge=1, le=100, description="tries of a change that meets transient failures"
+    )
+    retry_delay: float = Field(
+        5.0, ge=0, le=3600, description="seconds before a retry when the server names none"
+    )
+    dispatch_lease: float = Field(
+        120.0, ge=1, le=86400, description="a sent change not taken by then is sent again"
+    )
+    claim_lease: float = Field(
+        600.0,
+        ge=60,
+        le=86400,
+        description="a change claimed by a process on another machine is recovered after",
+    )
+    max_mirror_age: float = Field(
+        3600.0,
+        ge=0,
+        le=366 * 86400,
+        description="an update or delete planned against an inventory listing older than "
+        "this reads its device first (0: always trust the mirror)",
+    )
+
+
+class DaemonSettings(_Section):
+    """The daemon: its broker, its own schedules, and where it keeps its files."""
+
+    broker_url: str = Field(
+        "",
+        description='"" for the embedded broker (files under data_dir: one process, no '
+        'server); "redis://host:6379/0" to scale out over several workers',
+    )
+    data_dir: Path = Field(Path("var/daemon"), description="the embedded broker and beat files")
+    mirror_refresh: Schedule = Field("15m", description="how often the inventory is listed")
+    sweep_interval: float = Field(
+        10.0, ge=1, le=3600, description="seconds between sweeps of the outbox"
+    )
+    run_lease: float = Field(
+        3600.0, ge=10, le=86400, description="a connector run's lock lease, seconds"
+    )
+    visibility_timeout: float = Field(
+        1800.0,
+        ge=60,
+        le=86400,
+        description="Redis broker: an unacknowledged task is delivered again after this",
+    )
+    worker_concurrency: int = Field(8, ge=1, le=256, description="threads per worker")
+
+    @field_validator("mirror_refresh")
+    @classmethod
+    def _refresh(cls, value: str | None) -> str | None:
+        return check_schedule(value)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        if value and not re.match(r"^(redis|rediss|redis\+sentinel|filesystem|memory)://", value):
+            raise ValueError('must be "" (embedded), a redis:// URL, or filesystem://')
+        return value
+
+    @property
+    def scale_out(self) -> bool:
+        """True with a Redis broker: locks and the rate budget live in Redis."""
+        return self.broker_url.startswith(("redis", "rediss"))
 
 
 class FieldPolicySettings(_Section):
@@ -213,6 +355,16 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     connectors: list[ConnectorSettings] = Field(default_factory=list)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+
+    def rate_limit_storage(self) -> str:
+        """Where the request budget lives (``inventory.rate_limit.storage_uri``, with
+        ``auto`` resolved: the Redis broker's server when scaling out, else memory)."""
+        uri = self.inventory.rate_limit.storage_uri
+        if uri != "auto":
+            return uri
+        return self.daemon.broker_url if self.daemon.scale_out else "memory://"
 
     @classmethod
     def settings_customise_sources(
@@ -276,6 +428,11 @@ def _anchor_paths(settings: Settings, base: Path) -> Settings:
     """A relative SQLite path is relative to the config file's folder, not to wherever
     the command happens to run (cron runs from $HOME): else a run from elsewhere would
     start on an empty store and forget ownership, tombstones and what it wrote."""
+    if not settings.daemon.data_dir.is_absolute():
+        daemon = settings.daemon.model_copy(
+            update={"data_dir": (base / settings.daemon.data_dir).resolve()}
+        )
+        settings = settings.model_copy(update={"daemon": daemon})
     prefix = "sqlite:///"
     url = settings.store.url
     if url.startswith(prefix) and not url.startswith(prefix + "/"):

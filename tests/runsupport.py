@@ -72,6 +72,7 @@ class RunEnv:
     policy: dict[str, Any] = field(default_factory=dict)
     inventory: dict[str, Any] = field(default_factory=dict)
     csv_options: dict[str, Any] = field(default_factory=dict)
+    outbox: dict[str, Any] = field(default_factory=dict)
     _drops: int = 0
 
     def settings(self) -> Settings:
@@ -105,6 +106,7 @@ class RunEnv:
                 }
             ],
             "policy": policy,
+            "outbox": self.outbox,
         }
 
     def write_config(self, path: Path) -> Path:

@@ -196,7 +196,10 @@ def _script_left(sandbox: SandboxProcess) -> int:
 
 def _kill_during_the_kth_write(env: RunEnv, tmp_path: Path, k: int, sig: int) -> str:
     """``syncd run --once`` as a process, sent ``sig`` while its ``k``-th write is in flight
-    (the sandbox holds that request for 1.5 s, then applies it). Returns its output."""
+    (the sandbox holds that request for 1.5 s, then applies it). Returns its output.
+
+    One change at a time, so that exactly ``k - 1`` writes were answered before."""
+    env.outbox = {"concurrency": 1}
     script = ["ok"] + ["ok"] * (k - 1) + ["delay:1500"]  # the listing, k-1 writes, then held
     env.sandbox.set_faults(script=script)
     process = env.syncd("run", "--once", config=env.write_config(tmp_path / "syncd.toml"))
@@ -331,6 +334,7 @@ def test_first_signal_stops_gracefully_between_two_changes(
 
 
 def test_second_signal_stops_at_once_and_the_next_run_recovers(env: RunEnv, tmp_path: Path) -> None:
+    env.outbox = {"concurrency": 1}
     devices = rows(10)
     env.drop(devices)
     env.sandbox.set_faults(script=["ok", "ok", "delay:3000"])

@@ -608,10 +608,13 @@ def test_change_abandoned_by_a_dead_process_never_reverts_a_newer_value(env: Run
         (stale,) = runner.store.pending_changes(run_id=run_id)
         assert runner.store.claim_change(stale.id, owner=REMOTE_OWNER)
     env.drop([dataclasses.replace(devices[0], location="DC3"), devices[1]])
-    newer = env.run()  # the claim is fresh: its worker may still be alive
-    assert newer.status == "done"
-    assert env.devices()[serial]["location"] == "DC3"
     env.sandbox.clear_requests()
+    newer = env.run()  # the claim is fresh: its worker may still be alive
+    # The changes of one serial go out in order, one at a time: the move to DC3 waits
+    # behind the claimed PATCH (sending both could land DC2 last), and the run says so.
+    assert newer.status == "applying"
+    assert env.writes() == []
+    assert env.devices()[serial]["location"] == "DC1"
 
     later = datetime.now(UTC) + timedelta(minutes=11)
     with env.runner(clock=lambda: later) as runner:
@@ -620,7 +623,8 @@ def test_change_abandoned_by_a_dead_process_never_reverts_a_newer_value(env: Run
     env.run()
 
     assert result.status == "done"
-    assert env.writes() == []  # the stale PATCH to DC2 is never sent
+    # the stale PATCH to DC2 is never sent: the serial is planned afresh, once
+    assert [(r.method, r.status) for r in env.writes()] == [("PATCH", 200)]
     assert env.devices()[serial]["location"] == "DC3"
     assert dead is not None
     assert (dead.status, dead.error) == ("failed", "abandoned: the process applying it stopped")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from syncd.cli.common import (
     EXIT_FAILED,
     EXIT_HELD,
     EXIT_INTERRUPTED,
+    EXIT_RETRIABLE,
     ConfigOption,
     console,
     err_console,
@@ -64,10 +66,15 @@ def open_runner(settings: Settings, *, graceful: bool = False) -> Iterator[Runne
         fail(exc)
     except KeyboardInterrupt:
         err_console.print(
-            "[bold yellow]stopped at once[/]: the change in flight is recovered by the next "
+            "[bold yellow]stopped at once[/]: the changes in flight are recovered by the next "
             "run (a create is read back first)"
         )
-        sys.exit(stop.exit_code if stop.requested else EXIT_INTERRUPTED)
+        store.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # At once: not even waiting for the requests in flight (threads would be joined
+        # on a normal exit); their claims are marked given up for the next run.
+        os._exit(stop.exit_code if stop.requested else EXIT_INTERRUPTED)
     finally:
         store.close()
 
@@ -129,6 +136,13 @@ def run_command(
     else:
         show_result(result, limit=limit)
     exit_if_interrupted(runner, result.status)
+    if result.status == "applying":
+        err_console.print(
+            f"run {result.run_id}: {runner.store.count_pending(result.run_id)} change(s) wait "
+            "behind changes of the same devices that another process is applying; a later "
+            "run sends them"
+        )
+        raise typer.Exit(EXIT_RETRIABLE)
     if result.status == "held":
         raise typer.Exit(EXIT_HELD)
     if result.status == "failed":

@@ -22,10 +22,12 @@ fatal failure (401) hands the change back to the outbox and stops the run.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
 
 import structlog
 
@@ -57,6 +59,52 @@ class Progress(Protocol):
     def advance(self, change: ChangeRow, outcome: str) -> None: ...
 
 
+OutcomeKind = Literal["applied", "skipped", "failed", "retry", "busy", "gone"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOutcome:
+    """What became of one change (``apply_one``).
+
+    ``applied`` / ``skipped`` / ``failed``: final, recorded on the change row.
+    ``retry``: a transient failure within the attempt budget; the row is ``dispatched``
+    again and due after ``delay`` seconds (a task retries with that countdown).
+    ``busy``: an older change of the same serial is still on its way: try again after
+    ``delay``. ``gone``: the change was no longer waiting (done, superseded, or taken by
+    another worker): nothing to do.
+    """
+
+    kind: OutcomeKind
+    change_id: int
+    operation: str = ""
+    serial_number: str = ""
+    detail: str = ""
+    delay: float | None = None
+
+    @property
+    def final(self) -> bool:
+        """True when the change row is final (applied, skipped or failed) by this call."""
+        return self.kind in ("applied", "skipped", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyPolicy:
+    """How one process applies changes.
+
+    ``max_attempts``: tries of a change that meets transient failures (429, 5xx,
+    timeouts) before it is failed; 1 fails it at once (the client has already retried
+    within the call), more returns ``retry`` outcomes for a scheduler to act on.
+    ``retry_delay``: the wait when the server names none. ``max_mirror_age``: an
+    update or adoption planned against an inventory listing older than this reads its
+    device first (``None``: always trust the mirror).
+    """
+
+    max_attempts: int = 1
+    retry_delay: float = 5.0
+    max_mirror_age: timedelta | None = None
+    busy_delay: float = 1.0
+
+
 @dataclass(slots=True)
 class ApplyReport:
     """Outcomes of one drain of the outbox (``interrupted``: a stop was asked for, and
@@ -69,8 +117,16 @@ class ApplyReport:
     by_operation: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
-    def count(self, operation: str) -> None:
-        self.by_operation[operation] = self.by_operation.get(operation, 0) + 1
+    def add(self, outcome: ApplyOutcome) -> None:
+        """Count one final outcome."""
+        if outcome.kind == "applied":
+            self.applied += 1
+            self.by_operation[outcome.operation] = self.by_operation.get(outcome.operation, 0) + 1
+        elif outcome.kind == "skipped":
+            self.skipped += 1
+        elif outcome.kind in ("failed", "retry"):
+            self.failed += 1
+            self.errors.append(f"{outcome.serial_number}: {outcome.detail}")
 
 
 def apply_pending(
@@ -82,67 +138,175 @@ def apply_pending(
     batch_size: int = 200,
     owner: str | None = None,
     stop: StopRequest | None = None,
+    concurrency: int = 1,
+    policy: ApplyPolicy | None = None,
 ) -> ApplyReport:
-    """Apply every pending change (of ``run_id``, or all), oldest first, each claimed
+    """Apply every pending change (of ``run_id``, or all), oldest first, up to
+    ``concurrency`` at once (all paced by the client's one rate limiter), each claimed
     for the process ``owner`` (default: this one).
 
-    When ``stop`` is requested the drain ends before the next claim (the change in
-    flight is finished and recorded first) with ``interrupted`` set. If anything
-    escapes while a change is in flight (a second Ctrl-C, a bug), the change is left
-    to the next run's recovery: its outcome is unknown, so a create is read back first
-    and anything else is planned afresh.
+    When ``stop`` is requested the drain ends before the next claim (the changes in
+    flight are finished and recorded first) with ``interrupted`` set. If anything else
+    escapes (a second Ctrl-C), the changes in flight are given up: their outcome is
+    unknown, so the next run's recovery reads a create back first and plans anything
+    else afresh.
 
     Raises ``AuthenticationError`` (after handing its change back) when the token
     is refused: nothing else can succeed then.
     """
+    who = owner if owner is not None else str(process.current())
+    rules = policy if policy is not None else ApplyPolicy()
     report = ApplyReport()
     if progress is not None:
         progress.start(store.count_pending(run_id))
-    while True:
-        pending = store.pending_changes(run_id=run_id, limit=batch_size)
-        if not pending:
-            return report
-        for change in pending:
-            if stop is not None and stop.requested:
-                report.interrupted = True
+    in_flight: set[int] = set()
+    guard = threading.Lock()
+
+    def one(change: ChangeRow) -> ApplyOutcome | None:
+        if stop is not None and stop.requested:
+            return None
+        with guard:
+            in_flight.add(change.id)
+        try:
+            return apply_one(store, client, change.id, owner=who, policy=rules)
+        finally:
+            with guard:
+                in_flight.discard(change.id)
+
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="syncd-apply")
+    wait = True
+    try:
+        while True:
+            pending = store.pending_changes(run_id=run_id, limit=batch_size)
+            if not pending:
                 return report
-            if not store.claim_change(change.id, owner=owner):
-                continue  # another worker has it
-            try:
-                outcome = apply_change(store, client, change)
-            except BaseException as exc:
-                if not isinstance(exc, AuthenticationError):
-                    who = owner if owner is not None else str(process.current())
-                    why = f"interrupted while in flight ({type(exc).__name__}): outcome unknown"
-                    store.give_up(change.id, who, why)
-                raise
-            if outcome == "applied":
-                report.applied += 1
-                report.count(change.operation)
-            elif outcome == "skipped":
-                report.skipped += 1
-            else:
-                report.failed += 1
-                report.errors.append(f"{change.serial_number}: {outcome}")
-            if progress is not None:
-                progress.advance(change, outcome)
+            progressed = False
+            for future in as_completed([pool.submit(one, change) for change in pending]):
+                outcome = future.result()
+                if outcome is None:
+                    report.interrupted = True
+                    continue
+                if outcome.kind in ("busy", "gone"):
+                    continue  # another process has it, or an older change of its serial
+                progressed = True
+                report.add(outcome)
+                if progress is not None:
+                    progress.advance(_row(pending, outcome.change_id), outcome.kind)
+            if report.interrupted or not progressed:
+                return report
+    except BaseException as exc:
+        wait = isinstance(exc, AuthenticationError)  # else: stop now, do not wait for them
+        pool.shutdown(wait=False, cancel_futures=True)
+        if not isinstance(exc, AuthenticationError):
+            with guard:
+                stranded = sorted(in_flight)
+            why = f"interrupted while in flight ({type(exc).__name__}): outcome unknown"
+            for change_id in stranded:
+                store.give_up(change_id, who, why)
+        raise
+    finally:
+        pool.shutdown(wait=wait)
 
 
-def apply_change(store: Store, client: InventoryClient, change: ChangeRow) -> str:
-    """Apply one claimed change and record the outcome; returns ``"applied"``,
-    ``"skipped"`` or the error.
+def _row(rows: list[ChangeRow], change_id: int) -> ChangeRow:
+    return next(row for row in rows if row.id == change_id)
+
+
+def apply_one(
+    store: Store,
+    client: InventoryClient,
+    change_id: int,
+    *,
+    owner: str | None = None,
+    policy: ApplyPolicy | None = None,
+    now: datetime | None = None,
+) -> ApplyOutcome:
+    """Claim one change and apply it; the typed outcome says what became of it."""
+    rules = policy if policy is not None else ApplyPolicy()
+    claimed = store.claim(change_id, owner=owner, now=now)
+    if claimed == "busy":
+        return ApplyOutcome("busy", change_id, delay=rules.busy_delay)
+    change = store.change(change_id) if claimed == "claimed" else None
+    if change is None:
+        return ApplyOutcome("gone", change_id)
+    stale = _recheck(store, client, change, rules)
+    if stale is not None:
+        return stale
+    return apply_change(store, client, change, policy=rules)
+
+
+def _recheck(
+    store: Store, client: InventoryClient, change: ChangeRow, rules: ApplyPolicy
+) -> ApplyOutcome | None:
+    """An update or adoption planned against an old listing: read the device first, and
+    skip (and re-plan) the change if a field it changes was edited since."""
+    if rules.max_mirror_age is None or change.operation not in ("update", "adopt"):
+        return None
+    seen = store.mirror_seen_at(change.serial_number)
+    if seen is not None and datetime.now(UTC) - seen <= rules.max_mirror_age:
+        return None
+    try:
+        device = client.get_device(change.serial_number)
+    except NotFoundError:
+        store.mark_gone(change.serial_number)
+        store.complete_change(
+            change.id, "skipped", error="the device is gone since it was planned", replan=True
+        )
+        store.force_replan([change.serial_number])
+        return _outcome("skipped", change, "gone since planned")
+    current = device.writable_values()
+    for name, field_change in change.changes.items():
+        if not field_change.get("before_known", True) or name not in current:
+            continue
+        if current[name] != field_change.get("before"):
+            store.observe_device(
+                device,
+                change_id=change.id,
+                response={"status_code": 200, "detail": "read before writing"},
+                note=f"{name} was changed in the inventory since the plan (read before "
+                "writing, the listing being old): planned again by the rules",
+            )
+            return _outcome("skipped", change, f"{name} changed since planned")
+    return None
+
+
+def _outcome(kind: OutcomeKind, change: ChangeRow, detail: str = "") -> ApplyOutcome:
+    return ApplyOutcome(kind, change.id, change.operation, change.serial_number, detail)
+
+
+def apply_change(
+    store: Store,
+    client: InventoryClient,
+    change: ChangeRow,
+    *,
+    policy: ApplyPolicy | None = None,
+) -> ApplyOutcome:
+    """Apply one claimed change and record what became of it.
 
     A change the API refused (400, 403, 404, an unreconcilable 409, an answer outside
     the contract) is failed and NOT planned again until its source or inventory
     values change: re-sending it would fail the same way every run. A transient
-    failure whose retries ran out is failed and planned again by the next run.
-    Raises ``AuthenticationError`` after releasing the change back to the outbox.
+    failure is tried again while the policy's attempts last (``retry``), then failed
+    and planned again by the next run. Raises ``AuthenticationError`` after releasing
+    the change back to the outbox.
     """
+    rules = policy if policy is not None else ApplyPolicy()
     try:
-        return _execute(store, client, change)
+        kind = _execute(store, client, change)
+        return _outcome(kind, change)
     except AuthenticationError as exc:
         store.release_change(change.id, redact(str(exc)))
         raise
+    except RetriableError as exc:
+        message = redact(str(exc))
+        if change.attempts < rules.max_attempts:
+            delay = exc.retry_after if exc.retry_after is not None else rules.retry_delay
+            store.retry_later(change.id, timedelta(seconds=delay), message)
+            log.info("apply.retry", change=change.id, delay=delay, error=message)
+            return ApplyOutcome(
+                "retry", change.id, change.operation, change.serial_number, message, delay
+            )
+        return _failed(store, change, exc, message, replan=True)
     except SyncdError as exc:
         message = redact(str(exc))
         if isinstance(exc, NotFoundError):
@@ -150,25 +314,31 @@ def apply_change(store: Store, client: InventoryClient, change: ChangeRow) -> st
             # it gone, so the next run plans it afresh (a create, if still wanted).
             store.mark_gone(change.serial_number)
         # Re-sending what the API refused (400, 403, 409) would fail the same way every
-        # run: that waits for new data. A server or transport failure is tried again.
+        # run: that waits for new data. A server failure is tried again.
         transient = not isinstance(exc, RejectedError | PermissionDeniedError) or isinstance(
             exc, NotFoundError
         )
-        store.complete_change(
-            change.id, "failed", response=_summary(exc), error=message, replan=transient
-        )
-        log.warning(
-            "apply.failed",
-            change=change.id,
-            serial=change.serial_number,
-            operation=change.operation,
-            error=message,
-            replan=transient,
-        )
-        return message
+        return _failed(store, change, exc, message, replan=transient)
 
 
-def _execute(store: Store, client: InventoryClient, change: ChangeRow) -> str:
+def _failed(
+    store: Store, change: ChangeRow, exc: SyncdError, message: str, *, replan: bool
+) -> ApplyOutcome:
+    store.complete_change(change.id, "failed", response=_summary(exc), error=message, replan=replan)
+    log.warning(
+        "apply.failed",
+        change=change.id,
+        serial=change.serial_number,
+        operation=change.operation,
+        error=message,
+        replan=replan,
+    )
+    return _outcome("failed", change, message)
+
+
+def _execute(
+    store: Store, client: InventoryClient, change: ChangeRow
+) -> Literal["applied", "skipped"]:
     serial = change.serial_number
     body = change.body()
     now = datetime.now(UTC)
@@ -245,7 +415,7 @@ def _exists_already(
     body: Mapping[str, Any],
     *,
     now: datetime,
-) -> str:
+) -> Literal["applied", "skipped"]:
     """409 on create: the device exists after all (someone created it after the plan,
     or the listing the plan came from omitted it). It is read and recorded as it is;
     the next run plans it like any other device, so hand edits are kept and the field

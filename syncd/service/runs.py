@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -20,7 +20,7 @@ from syncd.engine import Candidate, Plan, PlanContext, Policy
 from syncd.errors import SyncdError
 from syncd.inventory import Device, InventoryClient
 from syncd.log import redact
-from syncd.service.apply import ApplyReport, Progress, apply_pending
+from syncd.service.apply import ApplyPolicy, ApplyReport, Progress, apply_pending
 from syncd.service.ingest import IngestReport, ingest
 from syncd.service.policy import build_policy
 from syncd.service.recovery import RecoveryReport, close_runs, recover
@@ -83,6 +83,18 @@ class RunResult:
             out["failed"] = self.applied.failed
         out.update(self.recovery.summary())
         return out
+
+
+def apply_policy(settings: Settings, *, max_attempts: int | None = None) -> ApplyPolicy:
+    """The ``ApplyPolicy`` of ``[outbox]`` (``max_attempts`` overrides its own: a one-shot
+    run fails a change at once, its client having retried within the call)."""
+    outbox = settings.outbox
+    age = outbox.max_mirror_age
+    return ApplyPolicy(
+        max_attempts=outbox.max_attempts if max_attempts is None else max_attempts,
+        retry_delay=outbox.retry_delay,
+        max_mirror_age=timedelta(seconds=age) if age > 0 else None,
+    )
 
 
 class StoreState:
@@ -388,6 +400,14 @@ class Runner:
             self._close_interrupted(run_id, result.summary(), result.applied)
             return result
         self.store.settle_owned_baseline()
+        waiting = self.store.count_pending(run_id)
+        if waiting:
+            # Behind changes of the same serials that another process is applying: the
+            # run stays open, and is closed once they are final.
+            result.status = "applying"
+            log.warning("run.changes_waiting", run=run_id, waiting=waiting)
+            self.store.finish_run(run_id, "applying", summary=result.summary(), now=self.clock())
+            return result
         status: RunStatus = "done" if result.applied.failed == 0 else "failed"
         result.status = status
         self.store.finish_run(
@@ -416,7 +436,14 @@ class Runner:
         return report
 
     def _apply_args(self) -> dict[str, Any]:
-        return {"owner": self.owner, "stop": self.stop}
+        # Changes in flight at once: never more than the client's connection pool holds.
+        concurrency = min(self.settings.outbox.concurrency, self.settings.inventory.max_connections)
+        return {
+            "owner": self.owner,
+            "stop": self.stop,
+            "concurrency": concurrency,
+            "policy": apply_policy(self.settings, max_attempts=1),
+        }
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.requested

@@ -26,7 +26,13 @@ from syncd.inventory.models import WRITABLE_FIELDS, Device
 from syncd.store.db import Database, in_values, upsert
 from syncd.store.rows import MirrorStats, values_hash
 from syncd.store.staging import CHUNK, iter_chunks
-from syncd.store.tables import CATALOGUE_ORGANIZATION, CATALOGUE_TYPE, MIRROR, TOMBSTONE
+from syncd.store.tables import (
+    CATALOGUE_ORGANIZATION,
+    CATALOGUE_TYPE,
+    MIRROR,
+    STORE_META,
+    TOMBSTONE,
+)
 
 _SEEN = "syncd_seen"
 _DETAIL_KEYS = tuple(f'"{name}"' for name in sorted(DETAIL_ONLY))
@@ -113,6 +119,15 @@ def refresh(
                 catalogue.save(conn, db.dialect, now)
                 whole = complete() if callable(complete) else complete
                 gone = _mark_absent(conn, now) if whole else 0
+                if whole:
+                    stamp = upsert(db.dialect, STORE_META).values(
+                        key=REFRESHED_AT, value=now.isoformat()
+                    )
+                    conn.execute(
+                        stamp.on_conflict_do_update(
+                            index_elements=["key"], set_={"value": stamp.excluded.value}
+                        )
+                    )
                 listed = int(conn.exec_driver_sql("SELECT count(*) FROM syncd_seen").scalar_one())
         finally:
             if conn.in_transaction():
@@ -201,6 +216,23 @@ def _mark_absent(conn: Connection, now: datetime) -> int:
         .values({"present": False, "values": {}, "values_hash": "", "updated_at": now})
     )
     return int(result.rowcount)
+
+
+#: ``store_meta`` key: when a complete listing last refreshed the whole mirror.
+REFRESHED_AT = "mirror_refreshed_at"
+
+
+def seen_at(conn: Connection, serial: str) -> datetime | None:
+    """See ``Store.mirror_seen_at``."""
+    row_time = conn.execute(
+        sa.select(MIRROR.c.updated_at).where(MIRROR.c.serial_number == serial)
+    ).scalar()
+    listed = conn.execute(
+        sa.select(STORE_META.c.value).where(STORE_META.c.key == REFRESHED_AT)
+    ).scalar()
+    whole = datetime.fromisoformat(listed) if isinstance(listed, str) else None
+    times = [t for t in (row_time, whole) if t is not None]
+    return max(times) if times else None
 
 
 def observe(conn: Connection, device: Device, now: datetime) -> None:

@@ -17,7 +17,7 @@ outcome of a create first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -171,26 +171,169 @@ def finish_run(
                 status=status,
                 summary=merged,
                 error=redact(error) if error else None,
-                finished_at=now,
+                finished_at=None if status in ("planning", "applying") else now,
             )
         )
 
 
-def claim_change(db: Database, change_id: int, now: datetime, owner: str | None = None) -> bool:
-    """Take a pending change for applying, as the process ``owner``; True for exactly
-    one of racing workers."""
+#: Statuses of a change that is still on its way to the API.
+WAITING: Final = ("pending", "dispatched", "applying")
+
+ClaimResult = Literal["claimed", "busy", "gone"]
+
+
+def claim(db: Database, change_id: int, now: datetime, owner: str | None) -> ClaimResult:
+    """Take a pending or dispatched change for applying, as the process ``owner``.
+
+    ``claimed`` for exactly one of racing workers; ``busy`` while an older change of the
+    same serial is still on its way (the changes of one serial go out in order, one at
+    a time); ``gone`` if it is no longer waiting (applied, superseded, taken by another).
+    """
+    older = CHANGE.alias("older")
+    blocked = (
+        sa.select(older.c.id)
+        .where(
+            older.c.serial_number == CHANGE.c.serial_number,
+            older.c.id < CHANGE.c.id,
+            older.c.status.in_(WAITING),
+        )
+        .exists()
+    )
     with db.write(lock="shared") as conn:
         claimed = conn.execute(
             CHANGE.update()
-            .where(CHANGE.c.id == change_id, CHANGE.c.status == "pending")
+            .where(
+                CHANGE.c.id == change_id,
+                CHANGE.c.status.in_(("pending", "dispatched")),
+                ~blocked,
+            )
             .values(
                 status="applying",
                 attempts=CHANGE.c.attempts + 1,
                 updated_at=now,
                 claimed_by=owner,
+                lease_until=None,
             )
         ).rowcount
-    return claimed == 1
+        if claimed == 1:
+            return "claimed"
+        status = conn.execute(sa.select(CHANGE.c.status).where(CHANGE.c.id == change_id)).scalar()
+    return "busy" if status in ("pending", "dispatched") else "gone"
+
+
+def claim_change(db: Database, change_id: int, now: datetime, owner: str | None = None) -> bool:
+    """``claim`` answering only whether it was claimed."""
+    return claim(db, change_id, now, owner) == "claimed"
+
+
+def dispatch(db: Database, limit: int, lease_until: datetime, now: datetime) -> list[ChangeRow]:
+    """Mark up to ``limit`` pending changes ``dispatched`` (oldest first) and return them:
+    their messages are to be sent now, and a change still ``dispatched`` after
+    ``lease_until`` is sent again by the sweeper (``expired_dispatches``)."""
+    with db.write(lock="exclusive") as conn:
+        ids = list(
+            conn.execute(
+                sa.select(CHANGE.c.id)
+                .where(CHANGE.c.status == "pending")
+                .order_by(CHANGE.c.id)
+                .limit(limit)
+            ).scalars()
+        )
+        if not ids:
+            return []
+        conn.execute(
+            CHANGE.update()
+            .where(CHANGE.c.id.in_(ids), CHANGE.c.status == "pending")
+            .values(status="dispatched", lease_until=lease_until, updated_at=now)
+        )
+        rows = (
+            conn.execute(sa.select(CHANGE).where(CHANGE.c.id.in_(ids)).order_by(CHANGE.c.id))
+            .mappings()
+            .all()
+        )
+    return [_change(row) for row in rows]
+
+
+def expired_dispatches(
+    db: Database, now: datetime, lease_until: datetime, limit: int
+) -> list[ChangeRow]:
+    """The dispatched changes whose lease ran out (their message was lost, or its worker
+    died before claiming it), given a new lease, oldest first."""
+    with db.write(lock="exclusive") as conn:
+        ids = list(
+            conn.execute(
+                sa.select(CHANGE.c.id)
+                .where(CHANGE.c.status == "dispatched", CHANGE.c.lease_until < now)
+                .order_by(CHANGE.c.id)
+                .limit(limit)
+            ).scalars()
+        )
+        if not ids:
+            return []
+        conn.execute(
+            CHANGE.update()
+            .where(CHANGE.c.id.in_(ids), CHANGE.c.status == "dispatched")
+            .values(lease_until=lease_until, updated_at=now)
+        )
+        rows = (
+            conn.execute(sa.select(CHANGE).where(CHANGE.c.id.in_(ids)).order_by(CHANGE.c.id))
+            .mappings()
+            .all()
+        )
+    return [_change(row) for row in rows]
+
+
+def retry_later(
+    db: Database, change_id: int, until: datetime, error: str | None, now: datetime
+) -> bool:
+    """A claimed change met a transient failure: back to ``dispatched`` until ``until``
+    (its retry message is due then; the sweeper sends it again if that is lost)."""
+    with db.write(lock="shared") as conn:
+        done = conn.execute(
+            CHANGE.update()
+            .where(CHANGE.c.id == change_id, CHANGE.c.status == "applying")
+            .values(
+                status="dispatched",
+                lease_until=until,
+                error=redact(error) if error else None,
+                updated_at=now,
+            )
+        ).rowcount
+    return done == 1
+
+
+def requeue_failed(
+    db: Database, ids: Sequence[int] | None, run_id: int | None, now: datetime
+) -> list[ChangeRow]:
+    """``syncd retry``: failed changes (these ids, or of this run, or all) whose serial has
+    no newer change waiting go back to ``pending``; returns them. Each is re-checked
+    against the inventory before it is sent (see ``syncd.service.outbox.retry``)."""
+    newer = CHANGE.alias("newer")
+    superseded = (
+        sa.select(newer.c.id)
+        .where(newer.c.serial_number == CHANGE.c.serial_number, newer.c.id > CHANGE.c.id)
+        .exists()
+    )
+    where = [CHANGE.c.status == "failed", ~superseded]
+    if ids is not None:
+        where.append(CHANGE.c.id.in_(list(ids)))
+    if run_id is not None:
+        where.append(CHANGE.c.run_id == run_id)
+    with db.write(lock="exclusive") as conn:
+        found = list(conn.execute(sa.select(CHANGE.c.id).where(*where)).scalars())
+        if not found:
+            return []
+        conn.execute(
+            CHANGE.update()
+            .where(CHANGE.c.id.in_(found))
+            .values(status="pending", error=None, updated_at=now, lease_until=None)
+        )
+        rows = (
+            conn.execute(sa.select(CHANGE).where(CHANGE.c.id.in_(found)).order_by(CHANGE.c.id))
+            .mappings()
+            .all()
+        )
+    return [_change(row) for row in rows]
 
 
 def take_over(
@@ -276,7 +419,7 @@ def close_if_final(db: Database, run_id: int, note: str, now: datetime) -> RunSt
                 .group_by(CHANGE.c.status)
             ).all()
         )
-        if any(counts.get(s, 0) for s in ("pending", "applying", "held")):
+        if any(counts.get(s, 0) for s in (*WAITING, "held")):
             return None
         row = conn.execute(
             sa.select(SYNC_RUN.c.status, SYNC_RUN.c.summary).where(SYNC_RUN.c.id == run_id)
@@ -323,7 +466,7 @@ def complete(
         raise ValueError(f"a change ends applied, failed or skipped, not {status!r}")
     done = conn.execute(
         CHANGE.update()
-        .where(CHANGE.c.id == change_id, CHANGE.c.status.in_(("pending", "applying")))
+        .where(CHANGE.c.id == change_id, CHANGE.c.status.in_(WAITING))
         .values(
             status=status,
             response=response_summary(response),
@@ -386,6 +529,7 @@ def _change(row: RowMapping) -> ChangeRow:
         updated_at=row["updated_at"],
         applied_at=row["applied_at"],
         claimed_by=row["claimed_by"],
+        lease_until=row["lease_until"],
     )
 
 

@@ -256,7 +256,8 @@ def record_plan(
         superseded = conn.execute(
             sa.text(
                 "UPDATE change SET status = 'skipped', error = :why, updated_at = :now "
-                "WHERE status IN ('pending', 'held') AND run_id <> :run_id AND serial_number IN "
+                "WHERE status IN ('pending', 'dispatched', 'held') AND run_id <> :run_id "
+                "AND serial_number IN "
                 "(SELECT serial_number FROM plan_candidate WHERE run_id = :run_id)"
             ).bindparams(sa.bindparam("now", type_=CHANGE.c.updated_at.type)),
             {"why": f"superseded by run {run_id}", "now": now, "run_id": run_id},

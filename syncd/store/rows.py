@@ -12,8 +12,10 @@ from typing import Any, Literal
 from syncd.engine import FieldChange, Operation, OperationKind
 
 BatchMode = Literal["snapshot", "delta"]
-ChangeStatus = Literal["pending", "held", "applying", "applied", "failed", "skipped"]
-RunStatus = Literal["planning", "held", "applying", "done", "failed", "discarded", "interrupted"]
+ChangeStatus = Literal["pending", "held", "dispatched", "applying", "applied", "failed", "skipped"]
+RunStatus = Literal[
+    "planning", "held", "applying", "done", "failed", "discarded", "interrupted", "skipped"
+]
 
 #: Change statuses that are final: nothing will happen to the change any more.
 FINAL_STATUSES: frozenset[str] = frozenset({"applied", "failed", "skipped"})
@@ -99,6 +101,7 @@ class ChangeRow:
     updated_at: datetime
     applied_at: datetime | None
     claimed_by: str | None = None
+    lease_until: datetime | None = None
 
     def to_operation(self) -> Operation:
         """The engine's ``Operation`` this row records (for the apply step)."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -15,7 +15,7 @@ from syncd.engine import Candidate, Catalogue, Plan
 from syncd.errors import ConfigError, Problem
 from syncd.inventory.models import Device
 from syncd.records import DeviceRecord, Reject
-from syncd.store import access, mirror, outbox, planning
+from syncd.store import access, coordination, mirror, outbox, planning
 from syncd.store import migrate as migrations
 from syncd.store.db import Database, safe_url, upsert
 from syncd.store.rows import (
@@ -328,6 +328,13 @@ class Store:
                 )
             planning.force_replan(conn, sa.select(sa.literal(device.serial_number)))
 
+    def mirror_seen_at(self, serial: str) -> datetime | None:
+        """When the inventory's values for ``serial`` were last known to be current: the
+        later of the last complete listing and the row's own last change (a write or a
+        read of that device); ``None`` if never."""
+        with self._db.read() as conn:
+            return mirror.seen_at(conn, serial)
+
     def learn_catalogue(self, devices: Iterable[Device], *, now: datetime | None = None) -> None:
         """Learn type and organization names from devices read one by one."""
         mirror.learn_catalogue(self._db, devices, _now(now))
@@ -531,6 +538,118 @@ class Store:
                 now=_now(now),
                 replan=replan,
             )
+
+    def claim(
+        self, change_id: int, *, owner: str | None = None, now: datetime | None = None
+    ) -> outbox.ClaimResult:
+        """Take a pending or dispatched change for applying (``claimed``); ``busy`` while
+        an older change of the same serial is still on its way; ``gone`` when it is no
+        longer waiting."""
+        who = owner if owner is not None else str(process.current())
+        return outbox.claim(self._db, change_id, _now(now), who)
+
+    def dispatch(
+        self, limit: int, *, lease: timedelta, now: datetime | None = None
+    ) -> list[ChangeRow]:
+        """Mark up to ``limit`` pending changes ``dispatched`` (their messages are sent
+        now) and return them; one still dispatched after ``lease`` is sent again."""
+        stamp = _now(now)
+        return outbox.dispatch(self._db, limit, stamp + lease, stamp)
+
+    def expired_dispatches(
+        self, *, lease: timedelta, limit: int = 1000, now: datetime | None = None
+    ) -> list[ChangeRow]:
+        """Dispatched changes whose lease ran out, given a new one (to be sent again)."""
+        stamp = _now(now)
+        return outbox.expired_dispatches(self._db, stamp, stamp + lease, limit)
+
+    def retry_later(
+        self,
+        change_id: int,
+        delay: timedelta,
+        error: str | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> bool:
+        """A claimed change met a transient failure: ``dispatched`` again, due after
+        ``delay`` (plus the sweeper's margin if its retry message is lost)."""
+        stamp = _now(now)
+        return outbox.retry_later(self._db, change_id, stamp + delay, error, stamp)
+
+    def requeue_failed(
+        self,
+        ids: Sequence[int] | None = None,
+        *,
+        run_id: int | None = None,
+        now: datetime | None = None,
+    ) -> list[ChangeRow]:
+        """Failed changes (these, or of the run, or all) no newer change of their serial
+        has overtaken go back to ``pending``; returns them."""
+        return outbox.requeue_failed(self._db, ids, run_id, _now(now))
+
+    # -- coordination ----------------------------------------------------------------------
+
+    def acquire_lock(
+        self, name: str, owner: str, lease: timedelta, *, now: datetime | None = None
+    ) -> bool:
+        """Take (or extend) the lease lock ``name``; False if someone else holds it."""
+        stamp = _now(now)
+        return coordination.acquire(self._db, name, owner, stamp + lease, stamp)
+
+    def release_lock(self, name: str, owner: str) -> bool:
+        """Let go of ``name`` if ``owner`` holds it."""
+        return coordination.release(self._db, name, owner)
+
+    def lock_holder(self, name: str) -> tuple[str, datetime] | None:
+        """Who holds ``name`` and until when (``None``: nobody)."""
+        return coordination.holder(self._db, name)
+
+    def request_trigger(
+        self,
+        connector: str,
+        *,
+        serials: Sequence[str] | None = None,
+        dry_run: bool = False,
+        source: str = "cli",
+        now: datetime | None = None,
+    ) -> int:
+        """Queue an on-demand run (merged into one already queued); returns its id."""
+        return coordination.request(
+            self._db, connector, serials=serials, dry_run=dry_run, source=source, now=_now(now)
+        )
+
+    def take_triggers(
+        self, connector: str, *, now: datetime | None = None
+    ) -> coordination.TakenTriggers | None:
+        """Take every queued request of ``connector`` (of one kind) at once."""
+        return coordination.take(self._db, connector, _now(now))
+
+    def finish_triggers(
+        self,
+        ids: Sequence[int],
+        state: coordination.TriggerState,
+        *,
+        run_id: int | None = None,
+        detail: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Close taken requests."""
+        coordination.finish(self._db, ids, state, run_id=run_id, detail=detail, now=_now(now))
+
+    def queued_triggers(self) -> list[str]:
+        """Connectors with a request waiting, oldest first."""
+        return coordination.queued_connectors(self._db)
+
+    def requeue_stale_triggers(self, older_than: timedelta, *, now: datetime | None = None) -> int:
+        """Requests taken by a worker that never finished them: queued again."""
+        stamp = _now(now)
+        return coordination.requeue_stale(self._db, stamp - older_than, stamp)
+
+    def trigger(self, request_id: int) -> coordination.TriggerRow | None:
+        """One trigger request by id."""
+        return coordination.get(self._db, request_id)
+
+    # -- recovery ----------------------------------------------------------------------------
 
     def claimed_changes(self) -> list[ChangeRow]:
         """Every change being applied (or left so by a process that died), oldest first."""

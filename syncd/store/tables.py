@@ -266,12 +266,49 @@ class Change(SQLModel, table=True):
     #: The process that claimed it last (``syncd.process.ProcessIdentity``): a claim whose
     #: process is known to be dead is recovered at once, without waiting for its lease.
     claimed_by: str | None = _col(sa.String(), nullable=True)
+    #: A ``dispatched`` change's message was sent (or its retry scheduled) and is
+    #: expected before this time; after it, the sweeper sends it again.
+    lease_until: datetime | None = _col(UTCDateTime(), nullable=True)
 
     __table_args__ = (
         sa.Index("ix_change_status", "status", "id"),
         sa.Index("ix_change_serial", "serial_number", "id"),
         sa.Index("ix_change_run", "run_id", "id"),
     )
+
+
+class LeaseLock(SQLModel, table=True):
+    """A named lock with a lease (one run of a connector at a time, one planner): held by
+    ``owner`` until ``expires_at``, after which anyone may take it."""
+
+    __tablename__ = "lease_lock"
+
+    name: str = _pk(sa.String())
+    owner: str = _col(sa.String())
+    expires_at: datetime = _col(UTCDateTime())
+
+
+class TriggerRequest(SQLModel, table=True):
+    """An on-demand run asked for (CLI, HTTP, webhook): queued until a worker takes it.
+
+    Requests for one connector that wait together are taken together (coalesced);
+    ``serials`` ``None`` asks for the whole source, a list for those serials only.
+    """
+
+    __tablename__ = "trigger_request"
+
+    id: int | None = _pk(BigId, autoincrement=True)
+    connector: str = _col(sa.String())
+    serials: list[str] | None = _col(sa.JSON(), nullable=True)
+    dry_run: bool = _col(sa.Boolean())
+    source: str = _col(sa.String())
+    state: str = _col(sa.String())
+    requested_at: datetime = _col(UTCDateTime())
+    updated_at: datetime = _col(UTCDateTime())
+    run_id: int | None = _col(BigId, nullable=True)
+    detail: str | None = _col(sa.Text(), nullable=True)
+
+    __table_args__ = (sa.Index("ix_trigger_request_state", "state", "connector", "id"),)
 
 
 class StoreMeta(SQLModel, table=True):
@@ -303,3 +340,5 @@ SYNC_RUN = table(SyncRun)
 PLAN_CANDIDATE = table(PlanCandidate)
 CHANGE = table(Change)
 STORE_META = table(StoreMeta)
+LEASE_LOCK = table(LeaseLock)
+TRIGGER_REQUEST = table(TriggerRequest)
