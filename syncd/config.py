@@ -14,6 +14,7 @@ value that passes ``syncd config check`` cannot crash a run later.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tomllib
@@ -357,6 +358,13 @@ class Settings(BaseSettings):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+
+    def rate_limit_key(self) -> str:
+        """The request budget's name: one per API token (a short hash, never the token)."""
+        token = self.inventory.resolved_token()
+        secret = token.get_secret_value() if token is not None else ""
+        digest = hashlib.sha256(secret.encode()).hexdigest()[:16] if secret else "no-token"
+        return f"inventory:{digest}"
 
     def rate_limit_storage(self) -> str:
         """Where the request budget lives (``inventory.rate_limit.storage_uri``, with

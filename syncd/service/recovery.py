@@ -84,14 +84,16 @@ def recover(
     owner: str,
     now: datetime,
     judge: Judge = liveness,
+    lease: timedelta = CLAIM_LEASE,
 ) -> RecoveryReport:
-    """Recover the claims and runs of processes that are gone (see the module)."""
+    """Recover the claims and runs of processes that are gone (see the module); a claim
+    of a process that cannot be judged is recovered once ``lease`` old."""
     report = RecoveryReport()
     for change in store.claimed_changes():
         if change.claimed_by == owner:
             continue  # this process's own claim: it is applying it
         state = judge(change.claimed_by)
-        if state == "alive" or (state == "unknown" and now - change.updated_at < CLAIM_LEASE):
+        if state == "alive" or (state == "unknown" and now - change.updated_at < lease):
             report.in_progress += 1
             continue
         if change.operation == "create":
@@ -104,7 +106,7 @@ def recover(
             "recovery.claims_held_elsewhere",
             count=report.in_progress,
             detail="being applied by another process, or by one on another machine that "
-            f"may have stopped (its claims are recovered after {CLAIM_LEASE})",
+            f"may have stopped (its claims are recovered after {lease})",
         )
     if report.creates_found or report.abandoned or report.closed_runs:
         log.warning("recovery.done", **report.summary())

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -17,11 +17,13 @@ from connectors.base import Connector, build_connector
 from syncd import engine, process
 from syncd.config import Settings
 from syncd.engine import Candidate, Plan, PlanContext, Policy
-from syncd.errors import SyncdError
+from syncd.errors import NotFoundError, SyncdError
 from syncd.inventory import Device, InventoryClient
+from syncd.locks import Locks, StoreLocks, held
 from syncd.log import redact
 from syncd.service.apply import ApplyPolicy, ApplyReport, Progress, apply_pending
 from syncd.service.ingest import IngestReport, ingest
+from syncd.service.outbox import dispatch
 from syncd.service.policy import build_policy
 from syncd.service.recovery import RecoveryReport, close_runs, recover
 from syncd.service.stop import StopRequest
@@ -53,6 +55,7 @@ class RunResult:
     rejects: list[RejectEntry] = field(default_factory=list)
     listing_problems: list[str] = field(default_factory=list)
     recovery: RecoveryReport = field(default_factory=RecoveryReport)
+    dispatched: int = 0
 
     @property
     def held(self) -> bool:
@@ -81,6 +84,8 @@ class RunResult:
         if self.applied is not None:
             out["applied"] = self.applied.applied
             out["failed"] = self.applied.failed
+        if self.dispatched:
+            out["dispatched"] = self.dispatched
         out.update(self.recovery.summary())
         return out
 
@@ -158,6 +163,54 @@ def stale_reason(change: ChangeRow, now: Candidate | None) -> str | None:
 
 _BEFORE_RECORD = "before its plan was recorded"
 
+#: One plan at a time: candidate selection to recorded changes, across processes.
+PLANNER_LOCK = "planner"
+PLANNER_LEASE = 600.0
+#: How long a run waits for another process's plan to be recorded.
+PLANNER_WAIT = 600.0
+#: ``store_meta`` key set by the first complete listing (``syncd.store.mirror``).
+MIRROR_LISTED = "mirror_refreshed_at"
+
+Sender = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunScope:
+    """What one run reads.
+
+    ``sources``: the connectors to pull (``None``: every enabled one; ``()``: none).
+    ``serials``: only these devices (a connector that can pull one device, like
+    NetBox, pulls just them; the inventory is then read device by device).
+    ``list_inventory``: list the whole inventory into the mirror (``None``: only if it
+    was never listed; the daemon lists it on its own schedule).
+    """
+
+    sources: tuple[str, ...] | None = None
+    serials: tuple[str, ...] | None = None
+    list_inventory: bool | None = True
+
+
+class _Targeted:
+    """A connector narrowed to some serials: its ``targeted`` pull for each."""
+
+    def __init__(self, connector: Connector, serials: Sequence[str]) -> None:
+        self.name = connector.name
+        self.Config = connector.Config
+        self._connector = connector
+        self._serials = serials
+
+    def fetch(self) -> Iterator[Any]:
+        pull = self._connector.targeted  # type: ignore[attr-defined]
+        for serial in self._serials:
+            yield pull(serial=serial)
+
+
+def targeted(connector: Connector, serials: Sequence[str]) -> Connector:
+    """``connector`` pulling only ``serials`` if it can pull single devices, else whole."""
+    if callable(getattr(connector, "targeted", None)):
+        return cast(Connector, _Targeted(connector, serials))
+    return connector
+
 
 class _StoppedError(Exception):
     """A stop was asked for while the inventory was being listed (internal)."""
@@ -185,8 +238,11 @@ class Runner:
         clock: Clock = utcnow,
         owner: str | None = None,
         stop: StopRequest | None = None,
+        locks: Locks | None = None,
     ) -> None:
         self.settings = settings
+        #: The planner lock (one plan at a time across processes): the store's by default.
+        self.locks: Locks = locks if locks is not None else StoreLocks(store)
         #: This process, as its claims and runs record it (``syncd.process``).
         self.owner = owner if owner is not None else str(process.current())
         #: Set by the first SIGTERM/SIGINT (``stop_on_signals``): stop at a safe point.
@@ -208,12 +264,19 @@ class Runner:
 
     # -- the steps ---------------------------------------------------------------------------
 
-    def ingest(self, run_id: int | None) -> IngestReport:
-        """Read every ready batch from every source into the store (a stop request ends
-        it between two batches)."""
+    def ingest(self, run_id: int | None, scope: RunScope | None = None) -> IngestReport:
+        """Read every ready batch of the sources in ``scope`` (all, by default) into the
+        store; with serials, a source that can pulls only those (a stop request ends it
+        between two batches)."""
+        reach = scope if scope is not None else RunScope()
+        chosen: list[Connector] = [
+            c for c in self.connectors if reach.sources is None or c.name in reach.sources
+        ]
+        if reach.serials:
+            chosen = [targeted(c, reach.serials) for c in chosen]
         return ingest(
             self.store,
-            self.connectors,
+            chosen,
             serial_rules=self.policy.serial,
             run_id=run_id,
             now=self.clock(),
@@ -265,15 +328,21 @@ class Runner:
         trigger: str = "cli",
         read_sources: bool = True,
         progress: Progress | None = None,
+        scope: RunScope | None = None,
+        send: Sender | None = None,
     ) -> RunResult:
         """Recover what dead processes left, ingest, refresh the mirror, plan; then record
         and apply the plan (unless ``dry_run``, which writes nothing to the API and
         records no change).
 
-        A stop request (``self.stop``: the first SIGTERM or SIGINT) is honoured at the
-        next safe point: between source batches, between steps, between two changes;
-        the run is then closed ``interrupted`` with what it did.
+        ``scope`` narrows what the run reads (some sources, some serials, no listing).
+        With ``send`` the plan's changes are dispatched (``send(change_id)`` each, for a
+        worker to apply) instead of applied here; the run then stays ``applying`` until
+        they are final. A stop request (``self.stop``: the first SIGTERM or SIGINT) is
+        honoured at the next safe point: between source batches, between steps, between
+        two changes; the run is then closed ``interrupted`` with what it did.
         """
+        reach = scope if scope is not None else RunScope(sources=None if read_sources else ())
         recovered = RecoveryReport() if dry_run else self.recover()
         run_id = self.store.begin_run(
             trigger, self.policy.fingerprint(), owner=self.owner, now=self.clock()
@@ -283,46 +352,89 @@ class Runner:
         result.dry_run = dry_run
         result.recovery = recovered
         try:
-            stopped = self._plan_run(result, read_sources=read_sources)
+            stopped = self._gather(result, reach)
+            if stopped is None:
+                with held(self.locks, PLANNER_LOCK, self.owner, PLANNER_LEASE, wait=PLANNER_WAIT):
+                    stopped = self._plan(result, record=not dry_run)
         except BaseException as exc:
             self._fail(run_id, exc)
             raise
-        if stopped == _BEFORE_RECORD and dry_run:
-            stopped = None  # a dry run has nothing left to do but report
         if stopped is not None:
             return self._interrupted(result, stopped)
         result.status = "done"
         if dry_run:
             self.store.finish_run(run_id, "done", summary=result.summary(), now=self.clock())
             return result
-        self.store.record_plan(run_id, result.plan, now=self.clock())
         if result.plan.held:
             result.status = "held"
             log.warning("run.held", run=run_id, reasons=result.plan.hold_reasons)
             self.store.finish_run(run_id, "held", summary=result.summary(), now=self.clock())
             return result
+        if send is not None:
+            return self._dispatch(result, send)
         return self._apply(result, progress)
 
-    def _plan_run(self, result: RunResult, *, read_sources: bool) -> str | None:
-        """Ingest, refresh the mirror and plan, into ``result``; returns where a stop
-        request ended it (``None``: it did not)."""
-        result.ingest = self.ingest(result.run_id) if read_sources else IngestReport()
+    def _gather(self, result: RunResult, scope: RunScope) -> str | None:
+        """Ingest and read the inventory as ``scope`` says, into ``result``; returns where
+        a stop request ended it (``None``: it did not)."""
+        result.ingest = self.ingest(result.run_id, scope)
         if self._stopping():
             return "before reading the inventory"
-        try:
-            result.mirror = self.refresh_mirror()
-        except _StoppedError:
-            return "while reading the inventory"
-        result.listing_problems = self.listing_problems
-        if self._stopping():
-            return "before planning"
+        listing = scope.list_inventory
+        if listing is None:
+            listing = self.store.get_meta(MIRROR_LISTED) is None
+        if listing:
+            try:
+                result.mirror = self.refresh_mirror()
+            except _StoppedError:
+                return "while reading the inventory"
+            result.listing_problems = self.listing_problems
+        elif scope.serials:
+            self.read_devices(scope.serials)
+        return "before planning" if self._stopping() else None
+
+    def _plan(self, result: RunResult, *, record: bool) -> str | None:
+        """Plan (and record, unless a dry run) under the planner lock; returns where a
+        stop request ended it."""
         result.plan = self.make_plan(result.run_id)
         result.rejects = self.store.rejects(run_id=result.run_id, limit=1000)[::-1]
-        return _BEFORE_RECORD if self._stopping() else None
+        if not record:
+            return None
+        if self._stopping():
+            return _BEFORE_RECORD
+        self.store.record_plan(result.run_id, result.plan, now=self.clock())
+        return None
+
+    def read_devices(self, serials: Iterable[str]) -> None:
+        """Read single devices (a targeted run does not list the whole inventory): the
+        mirror holds each as it is now, or as gone."""
+        for serial in serials:
+            try:
+                device = self.client.get_device(serial)
+            except NotFoundError:
+                self.store.mark_gone(serial, now=self.clock())
+                continue
+            self.store.observe_device(device, now=self.clock())
+
+    def _dispatch(self, result: RunResult, send: Sender) -> RunResult:
+        """Hand the outbox to workers; the run stays ``applying`` until its changes are
+        final (the last one's worker closes it)."""
+        sent = dispatch(self.store, send, lease=self.settings.outbox.dispatch_lease)
+        result.dispatched = sent
+        status: RunStatus = "applying" if self.store.count_waiting(result.run_id) else "done"
+        result.status = status
+        self.store.finish_run(result.run_id, status, summary=result.summary(), now=self.clock())
+        return result
 
     def recover(self) -> RecoveryReport:
         """Recover the claims and runs of processes that are gone (``syncd.service.recovery``)."""
-        return recover(self.store, self.client, owner=self.owner, now=self.clock())
+        return recover(
+            self.store,
+            self.client,
+            owner=self.owner,
+            now=self.clock(),
+            lease=timedelta(seconds=self.settings.outbox.claim_lease),
+        )
 
     def approve(self, run_id: int, by: str, *, progress: Progress | None = None) -> ApproveResult:
         """Release a held run and apply what still holds of it, now.
@@ -434,6 +546,10 @@ class Runner:
         report.interrupted = earlier.interrupted
         close_runs(self.store, owner=self.owner, now=self.clock(), exclude=run_id)
         return report
+
+    def apply_args(self) -> dict[str, Any]:
+        """How this runner applies changes: ``apply_pending``'s keyword arguments."""
+        return self._apply_args()
 
     def _apply_args(self) -> dict[str, Any]:
         # Changes in flight at once: never more than the client's connection pool holds.

@@ -159,9 +159,11 @@ def request(
         )
 
 
-def take(db: Database, connector: str, now: datetime) -> TakenTriggers | None:
-    """Take every queued request of ``connector`` of the oldest kind (dry run or not):
-    ``running`` now; ``None`` if none waits."""
+def take(
+    db: Database, connector: str, now: datetime, *, dry_run: bool | None = None
+) -> TakenTriggers | None:
+    """Take every queued request of ``connector`` of one kind (``dry_run``, or the oldest
+    request's kind when ``None``): ``running`` now; ``None`` if none waits."""
     with db.write(lock="exclusive") as conn:
         rows = conn.execute(
             sa.select(
@@ -173,10 +175,10 @@ def take(db: Database, connector: str, now: datetime) -> TakenTriggers | None:
             .where(TRIGGER_REQUEST.c.state == "queued", TRIGGER_REQUEST.c.connector == connector)
             .order_by(TRIGGER_REQUEST.c.id)
         ).all()
-        if not rows:
+        kind = bool(rows[0].dry_run) if rows and dry_run is None else dry_run
+        chosen = [row for row in rows if bool(row.dry_run) == kind]
+        if not chosen:
             return None
-        dry_run = bool(rows[0].dry_run)
-        chosen = [row for row in rows if bool(row.dry_run) == dry_run]
         serials: list[str] | None = []
         for row in chosen:
             serials = _merge(serials, row.serials)
@@ -191,7 +193,7 @@ def take(db: Database, connector: str, now: datetime) -> TakenTriggers | None:
         ids=tuple(ids),
         connector=connector,
         serials=None if serials is None else tuple(serials),
-        dry_run=dry_run,
+        dry_run=bool(kind),
         sources=tuple(sources),
     )
 

@@ -38,7 +38,7 @@ from syncd.store.planning import (
     serials_of_change,
 )
 from syncd.store.rows import ChangeRow, ChangeStatus, RunRow, RunStatus
-from syncd.store.tables import CHANGE, SYNC_RUN
+from syncd.store.tables import CHANGE, PLAN_CANDIDATE, REJECT, SOURCE_BATCH, SYNC_RUN
 
 #: The keys of an API response summary a change row keeps; anything else is dropped,
 #: so headers (and a token in them) can never reach the audit log.
@@ -593,6 +593,35 @@ def change(db: Database, change_id: int) -> ChangeRow | None:
 def count_pending(db: Database, run_id: int | None) -> int:
     """How many changes wait in the outbox (of one run, or all)."""
     query = sa.select(sa.func.count()).select_from(CHANGE).where(CHANGE.c.status == "pending")
+    if run_id is not None:
+        query = query.where(CHANGE.c.run_id == run_id)
+    with db.read() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def drop_if_empty(db: Database, run_id: int) -> bool:
+    """Delete a finished run that left nothing behind: no change, no reject, no batch,
+    no tombstone moved (a scheduled poll of an empty inbox). True if it was deleted."""
+    leftovers = [
+        sa.select(CHANGE.c.id).where(CHANGE.c.run_id == run_id).exists(),
+        sa.select(REJECT.c.id).where(REJECT.c.run_id == run_id).exists(),
+        sa.select(SOURCE_BATCH.c.id).where(SOURCE_BATCH.c.run_id == run_id).exists(),
+    ]
+    with db.write() as conn:
+        if any(conn.execute(sa.select(test)).scalar() for test in leftovers):
+            return False
+        conn.execute(PLAN_CANDIDATE.delete().where(PLAN_CANDIDATE.c.run_id == run_id))
+        done = conn.execute(
+            SYNC_RUN.delete().where(
+                SYNC_RUN.c.id == run_id, SYNC_RUN.c.status.in_(("done", "skipped"))
+            )
+        ).rowcount
+    return done == 1
+
+
+def count_waiting(db: Database, run_id: int | None) -> int:
+    """How many changes are on their way: pending, dispatched or applying."""
+    query = sa.select(sa.func.count()).select_from(CHANGE).where(CHANGE.c.status.in_(WAITING))
     if run_id is not None:
         query = query.where(CHANGE.c.run_id == run_id)
     with db.read() as conn:

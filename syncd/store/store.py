@@ -469,6 +469,11 @@ class Store:
         """Refuse a held run: its changes are skipped, its serials planned again next run."""
         return outbox.discard_run(self._db, run_id, by, reason, _now(now))
 
+    def drop_if_empty(self, run_id: int) -> bool:
+        """Forget a finished run that did nothing at all (a scheduled poll that found no
+        file and nothing to plan), so polling often does not bury the audit log."""
+        return outbox.drop_if_empty(self._db, run_id)
+
     def finish_run(
         self,
         run_id: int,
@@ -488,6 +493,10 @@ class Store:
     def pending_changes(self, run_id: int | None = None, limit: int = 100) -> list[ChangeRow]:
         """Pending changes, oldest first (what the dispatcher sends to workers)."""
         return outbox.pending_changes(self._db, run_id, limit)
+
+    def count_waiting(self, run_id: int | None = None) -> int:
+        """How many changes are still on their way (pending, dispatched or applying)."""
+        return outbox.count_waiting(self._db, run_id)
 
     def count_pending(self, run_id: int | None = None) -> int:
         """How many changes wait in the outbox (of one run, or all)."""
@@ -619,10 +628,11 @@ class Store:
         )
 
     def take_triggers(
-        self, connector: str, *, now: datetime | None = None
+        self, connector: str, *, dry_run: bool | None = None, now: datetime | None = None
     ) -> coordination.TakenTriggers | None:
-        """Take every queued request of ``connector`` (of one kind) at once."""
-        return coordination.take(self._db, connector, _now(now))
+        """Take every queued request of ``connector`` of one kind (``dry_run``, or the
+        oldest's) at once."""
+        return coordination.take(self._db, connector, _now(now), dry_run=dry_run)
 
     def finish_triggers(
         self,

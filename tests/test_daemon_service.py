@@ -1,0 +1,184 @@
+"""The daemon's steps in-process (``syncd.service.daemon``), against the sandbox over HTTP.
+
+The Celery tasks are thin calls into these functions; here a ``send`` that queues the
+message in a list stands for the broker, so each test decides when (and whether) a
+message is delivered: late, twice, or never.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from freezegun import freeze_time
+from pydantic import SecretStr
+
+from syncd.errors import AuthenticationError
+from syncd.inventory import InventoryClient
+from syncd.locks import StoreLocks
+from syncd.sandbox.testing import SandboxProcess
+from syncd.service import daemon
+from syncd.service.outbox import halted
+from syncd.store import Store
+from tests.runsupport import RunEnv, method_counts, rows
+
+
+@pytest.fixture
+def env(sandbox: SandboxProcess, tmp_path: Path) -> RunEnv:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    return RunEnv(sandbox=sandbox, inbox=inbox, store_url=f"sqlite:///{tmp_path / 'syncd.db'}")
+
+
+class Mailbox:
+    """The broker, as a list: ``send`` queues a change id, ``deliver`` applies them."""
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+
+    def send(self, change_id: int) -> None:
+        self.sent.append(change_id)
+
+    def deliver(self, worker: daemon.Worker) -> list[daemon.ApplyOutcome]:
+        outcomes = [daemon.apply(worker, change_id) for change_id in self.sent]
+        self.sent.clear()
+        return outcomes
+
+
+@contextmanager
+def open_worker(env: RunEnv, *, token: SecretStr | None = None) -> Iterator[daemon.Worker]:
+    settings = env.settings()
+    with (
+        Store.open(env.store_url) as store,
+        InventoryClient.from_settings(
+            settings.inventory, token=token or env.sandbox.token
+        ) as client,
+    ):
+        yield daemon.Worker(settings, store, client, StoreLocks(store))
+
+
+def test_a_run_dispatches_and_the_last_change_closes_it(env: RunEnv) -> None:
+    env.drop(rows(5))
+    box = Mailbox()
+    with open_worker(env) as worker:
+        outcome = daemon.run_connector(worker, "procurement", send=box.send)
+        assert outcome.status == "applying"
+        assert outcome.dispatched == 5
+        assert len(box.sent) == 5
+        assert env.writes() == []  # committed and sent, not applied yet
+
+        results = box.deliver(worker)
+
+        assert {r.kind for r in results} == {"applied"}
+        run = worker.store.run(outcome.run_id or 0)
+    assert run is not None
+    assert run.status == "done"
+    assert method_counts(env.writes()) == {"POST": 5}
+
+
+def test_a_message_delivered_twice_writes_once(env: RunEnv) -> None:
+    env.drop(rows(2))
+    box = Mailbox()
+    with open_worker(env) as worker:
+        daemon.run_connector(worker, "procurement", send=box.send)
+        box.sent = box.sent + box.sent  # the broker redelivers every message
+        kinds = sorted(r.kind for r in box.deliver(worker))
+    assert kinds == ["applied", "applied", "gone", "gone"]
+    assert method_counts(env.writes()) == {"POST": 2}
+
+
+def test_a_lost_message_is_sent_again_by_the_sweeper_after_its_lease(env: RunEnv) -> None:
+    env.outbox = {"dispatch_lease": 60}
+    env.drop(rows(3))
+    box = Mailbox()
+    with open_worker(env) as worker:
+        daemon.run_connector(worker, "procurement", send=box.send)
+        box.sent.clear()  # the broker lost them all
+        assert daemon.sweep(worker, box.send).resent == 0  # the lease still runs
+        with freeze_time(datetime.now(UTC) + timedelta(seconds=61)):
+            report = daemon.sweep(worker, box.send)
+        assert report.resent == 3
+        box.deliver(worker)
+    assert method_counts(env.writes()) == {"POST": 3}
+
+
+def test_a_run_of_a_connector_already_running_is_recorded_as_skipped(env: RunEnv) -> None:
+    env.drop(rows(1))
+    with open_worker(env) as worker:
+        assert worker.locks.acquire("connector:procurement", "another-worker", 60)
+        outcome = daemon.run_connector(worker, "procurement", send=Mailbox().send)
+        run = worker.store.run(outcome.run_id or 0)
+    assert outcome.status == "skipped"
+    assert run is not None
+    assert run.status == "skipped"
+    assert "already running (another-worker)" in (run.error or "")
+    assert env.writes() == []
+
+
+def test_trigger_requests_for_one_connector_are_coalesced_into_one_run(env: RunEnv) -> None:
+    env.drop(rows(2))
+    box = Mailbox()
+    with open_worker(env) as worker:
+        first = daemon.request_run(worker.store, "procurement", source="webhook")
+        second = daemon.request_run(worker.store, "procurement", source="http")
+        assert first == second  # one request, asked for twice
+        report = daemon.sweep(worker, box.send, send_run=lambda name: None)
+        assert report.triggers == ["procurement"]
+        outcome = daemon.run_connector(worker, "procurement", trigger="request", send=box.send)
+        row = worker.store.trigger(first)
+        run = worker.store.run(outcome.run_id or 0)
+        assert daemon.run_connector(worker, "procurement", trigger="request").run_id is not None
+    assert row is not None
+    assert (row.state, row.run_id) == ("done", outcome.run_id)
+    assert run is not None
+    assert run.trigger == "http+webhook"
+
+
+def test_an_idle_scheduled_poll_leaves_no_run_behind(env: RunEnv) -> None:
+    env.drop(rows(1))
+    with open_worker(env) as worker:
+        busy = daemon.run_connector(worker, "procurement", send=Mailbox().send)
+        idle = daemon.run_connector(worker, "procurement", send=Mailbox().send)
+        runs = [r.id for r in worker.store.runs()]
+    assert idle.run_id is None
+    assert idle.detail == "nothing to do"
+    assert runs == [busy.run_id]
+
+
+def test_a_refused_token_fails_the_run_and_halts_dispatching(env: RunEnv) -> None:
+    env.drop(rows(3))
+    box = Mailbox()
+    with open_worker(env) as worker:
+        outcome = daemon.run_connector(worker, "procurement", send=box.send)
+    with open_worker(env, token=SecretStr("not-the-right-token")) as worker:
+        with pytest.raises(AuthenticationError):
+            daemon.apply(worker, box.sent[0])
+        run = worker.store.run(outcome.run_id or 0)
+        reason = halted(worker.store)
+        assert daemon.sweep(worker, box.send).dispatched == 0  # nothing sent while halted
+    assert run is not None
+    assert run.status == "failed"
+    assert "refused the token" in (run.error or "")
+    assert reason is not None
+    assert "not-the-right-token" not in (run.error or "") + reason
+    assert [(r.method, r.status) for r in env.writes()] == [("POST", 401)]  # one, not three
+
+
+def test_a_transient_failure_is_retried_with_the_servers_delay(env: RunEnv) -> None:
+    env.inventory = {"retry": {"attempts": 1, "wait_initial": 0, "wait_max": 0}}
+    env.drop(rows(1))
+    box = Mailbox()
+    with open_worker(env) as worker:
+        daemon.run_connector(worker, "procurement", send=box.send)
+        env.sandbox.set_faults(script=["503"], retry_after=7)
+        (first,) = box.deliver(worker)
+        change = worker.store.change(first.change_id)
+        assert (first.kind, first.delay) == ("retry", 7)
+        assert change is not None
+        assert change.status == "dispatched"  # waiting for its retry; the sweeper's lease
+        again = daemon.apply(worker, first.change_id)
+    assert again.kind == "applied"
+    assert len(env.devices()) == 1
