@@ -21,6 +21,7 @@ from syncd.inventory import InventoryClient
 from syncd.locks import StoreLocks
 from syncd.sandbox.testing import SandboxProcess
 from syncd.service import daemon
+from syncd.service.apply import ApplyOutcome
 from syncd.service.outbox import halted
 from syncd.store import Store
 from tests.runsupport import RunEnv, method_counts, rows
@@ -42,7 +43,7 @@ class Mailbox:
     def send(self, change_id: int) -> None:
         self.sent.append(change_id)
 
-    def deliver(self, worker: daemon.Worker) -> list[daemon.ApplyOutcome]:
+    def deliver(self, worker: daemon.Worker) -> list[ApplyOutcome]:
         outcomes = [daemon.apply(worker, change_id) for change_id in self.sent]
         self.sent.clear()
         return outcomes
