@@ -411,6 +411,14 @@ def close_if_final(db: Database, run_id: int, note: str, now: datetime) -> RunSt
     """Close an ``applying`` run whose changes are all final: ``failed`` if one failed,
     else ``done``, with ``note`` merged into its summary. Returns the status set, or
     ``None`` if the run is not ``applying`` or still has work waiting."""
+    waiting = (
+        sa.select(CHANGE.c.id)
+        .where(CHANGE.c.run_id == run_id, CHANGE.c.status.in_((*WAITING, "held")))
+        .exists()
+    )
+    with db.read() as conn:  # the common answer, from the index alone: not yet
+        if conn.execute(sa.select(waiting)).scalar():
+            return None
     with db.write() as conn:
         counts: dict[str, int] = dict(
             conn.execute(

@@ -274,6 +274,8 @@ class Change(SQLModel, table=True):
         sa.Index("ix_change_status", "status", "id"),
         sa.Index("ix_change_serial", "serial_number", "id"),
         sa.Index("ix_change_run", "run_id", "id"),
+        # "is anything of this run still on its way?", asked after every applied change
+        sa.Index("ix_change_run_status", "run_id", "status"),
     )
 
 

@@ -25,6 +25,7 @@ def upgrade() -> None:
     """Add ``change.lease_until``, ``lease_lock`` and ``trigger_request``."""
     with op.batch_alter_table("change") as batch:
         batch.add_column(sa.Column("lease_until", STAMP, nullable=True))
+    op.create_index("ix_change_run_status", "change", ["run_id", "status"])
     op.create_table(
         "lease_lock",
         sa.Column("name", sa.String(), primary_key=True),
@@ -52,5 +53,6 @@ def downgrade() -> None:
     op.drop_index("ix_trigger_request_state", table_name="trigger_request")
     op.drop_table("trigger_request")
     op.drop_table("lease_lock")
+    op.drop_index("ix_change_run_status", table_name="change")
     with op.batch_alter_table("change") as batch:
         batch.drop_column("lease_until")
