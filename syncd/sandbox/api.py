@@ -10,8 +10,6 @@ validate the body (415 / 400), then apply (409 on an existing serial).
 from __future__ import annotations
 
 import asyncio
-import codecs
-import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,6 +18,7 @@ from urllib.parse import parse_qsl, unquote
 
 from syncd.sandbox.asgi import Request, Response, json_response
 from syncd.sandbox.auth import PERMISSION_DENIED, Authenticator, TokenGrant
+from syncd.sandbox.bodies import MAX_FORM_FIELDS, BodyError, check_text, parse_json
 from syncd.sandbox.query import (
     ParamError,
     page_limit,
@@ -346,27 +345,31 @@ def _param(
         return None
 
 
-def _reject_constant(name: str) -> Any:
-    # DRF's ``strict_constant``, word for word
-    raise ValueError(f"Out of range float values are not JSON compliant: {name!r}")
-
-
 def _charset(options: str) -> str:
-    """The body's charset; an unknown one is ignored, as Django's request does."""
+    """The body's charset; an unknown one is ignored, as Django's request does.
+
+    So is a codec that is not a text encoding (``rot13``, ``zlib``): decoding with it
+    would fail with a ``LookupError``, not a clean 400.
+    """
     for option in options.split(";"):
         key, _, value = option.partition("=")
         if key.strip().lower() == "charset" and value.strip():
             charset = value.strip().strip('"')
             try:
-                codecs.lookup(charset)
+                b"x".decode(charset)  # not b"": decoding nothing skips the codec lookup
             except LookupError:
                 break
+            except ValueError:
+                pass  # a text codec that needs more than one byte (utf-16)
             return charset
     return "utf-8"
 
 
 def parse_body(req: Request) -> tuple[dict[str, Any], Response | None]:
-    """The request body as a dict, DRF's parsers' way (JSON and form; else 415)."""
+    """The request body as a dict, DRF's parsers' way (JSON and form; else 415).
+
+    Whatever the bytes, the answer is a dict or a 400/415, never an exception.
+    """
     if not req.body:
         return {}, None
     content_type = req.headers.get("content-type", b"").decode("latin-1")
@@ -374,15 +377,20 @@ def parse_body(req: Request) -> tuple[dict[str, Any], Response | None]:
     media = media.strip().lower()
     if media not in ("application/json", "application/x-www-form-urlencoded"):
         return {}, _detail(415, f'Unsupported media type "{content_type}" in request.')
+    is_json = media == "application/json"
     data: object
     try:
         text = req.body.decode(_charset(options))
-        if media == "application/json":
-            data = json.loads(text, parse_constant=_reject_constant)
+        if is_json:
+            data = parse_json(text)
         else:
-            data = dict(parse_qsl(text, keep_blank_values=True))
-    except ValueError as exc:  # UnicodeDecodeError is a ValueError
-        return {}, _detail(400, f"JSON parse error - {exc}")
+            check_text(text)
+            data = dict(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS))
+    except ValueError as exc:  # BodyError, UnicodeDecodeError, too many form fields
+        if not is_json and not isinstance(exc, (BodyError, UnicodeDecodeError)):
+            exc = BodyError(f"More than {MAX_FORM_FIELDS} fields.")
+        kind = "JSON" if is_json else "Form"
+        return {}, _detail(400, f"{kind} parse error - {exc}")
     if data is None:
         # DRF's serializer turns its "may not be null" for a whole body into this
         return {}, json_response(400, {"non_field_errors": ["No data provided"]})

@@ -16,13 +16,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
 from syncd.sandbox.asgi import Request, Response, json_response
+from syncd.sandbox.bodies import BodyError, parse_json
 from syncd.sandbox.loading import parse_live_status, parse_pending, rows_from_load
 from syncd.sandbox.render import format_datetime
 from syncd.sandbox.state import SandboxState, gc_paused
@@ -39,9 +39,10 @@ def _error(status: int, message: str) -> Response:
 
 
 def _json_body(req: Request) -> tuple[Any, Response | None]:
+    """The body as JSON (UTF-8; empty is null)."""
     try:
-        return json.loads(req.body or b"null"), None
-    except ValueError as exc:
+        return parse_json(req.body.decode("utf-8") or "null"), None
+    except (BodyError, UnicodeDecodeError) as exc:
         return None, _error(400, f"JSON parse error - {exc}")
 
 
