@@ -1,17 +1,163 @@
-"""The sandbox against hostile but fair clients: bodies the JSON parser cannot take."""
+"""The sandbox against hostile but fair clients: body limits, bad bodies, slow clients.
+
+Most tests speak raw HTTP over a socket, because what matters is *when* the
+sandbox answers (before a body it does not want has arrived) and whether it
+closes the connection; an HTTP client library would hide both. The socket
+timeout is the bound: a sandbox that waits for a body it should refuse makes
+``recv`` time out and the test fail.
+"""
 
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 
-from syncd.sandbox.testing import SandboxProcess
+from syncd.sandbox.testing import SandboxProcess, SandboxToken
 
 LIST = "/inventory_device_serial/"
+LIST_PATH = f"/api/v1{LIST}"
+MIB = 1024 * 1024
+#: Long enough for any answer on loopback; a sandbox that waits for more hits it.
+SOCKET_TIMEOUT = 5.0
 
 DEVICE = {"serial_number": "H1", "name": "h", "type": 1, "organization": 123}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP response read off a socket."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        assert self.headers.get("content-type") == "application/json"
+        return json.loads(self.body)
+
+
+@contextmanager
+def connect(port: int) -> Iterator[socket.socket]:
+    with socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT) as sock:
+        yield sock
+
+
+def read_answer(sock: socket.socket) -> Answer:
+    """One response; raises ``TimeoutError`` when none comes."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"the connection closed without an answer: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "the connection closed in the middle of the answer"
+        body += chunk
+    return Answer(int(status_line.split()[1]), headers, body[:length])
+
+
+def wait_for_close(sock: socket.socket) -> None:
+    """Read until the server closes the connection; ``TimeoutError`` if it does not."""
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+
+
+def head(method: str, path: str, *lines: str, host: str = "sandbox") -> bytes:
+    text = "".join(f"{line}\r\n" for line in (f"Host: {host}", *lines))
+    return f"{method} {path} HTTP/1.1\r\n{text}\r\n".encode()
+
+
+def bearer(token: SandboxToken) -> str:
+    return f"Authorization: Bearer {token.value.get_secret_value()}"
+
+
+# -- 1. the request-body limit ---------------------------------------------------------------
+
+
+def test_a_declared_body_over_the_limit_is_413_before_any_of_it_arrives(
+    sandbox: SandboxProcess,
+) -> None:
+    # the issue's case: an unauthenticated 300 MB POST; not one byte of the body is sent
+    with connect(sandbox.port) as sock:
+        sock.sendall(head("POST", LIST_PATH, "Content-Length: 314572800"))
+        answer = read_answer(sock)
+    assert answer.status == 413
+    assert answer.json() == {
+        "detail": "Request body too large: Content-Length 314572800 is over the limit "
+        "of 1048576 bytes."
+    }
+    assert [(r.method, r.status) for r in sandbox.requests()] == [("POST", 413)]
+
+
+def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(
+    sandbox: SandboxProcess, sandbox_api: httpx.Client
+) -> None:
+    piece = b" " * 65536
+    with connect(sandbox.port) as sock:
+        sock.sendall(
+            head(
+                "POST",
+                LIST_PATH,
+                bearer(sandbox.tokens[0]),
+                "Content-Type: application/json",
+                "Transfer-Encoding: chunked",
+            )
+        )
+        sock.sendall(b'10\r\n{"serial_number"\r\n')
+        for _ in range(MIB // len(piece) + 1):  # just past 1 MiB; the body never ends
+            sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+        answer = read_answer(sock)
+    assert answer.status == 413
+    assert answer.json() == {"detail": "Request body too large: over the limit of 1048576 bytes."}
+    assert sandbox_api.get(LIST).json()["count"] == 0
+
+
+def test_a_body_just_within_the_limit_is_accepted(sandbox_api: httpx.Client) -> None:
+    body = json.dumps({**DEVICE, "padding": ""}).encode()
+    padded = body.replace(b'"padding": ""', b'"padding": "' + b"x" * (MIB - len(body)) + b'"')
+    assert len(padded) == MIB
+    r = sandbox_api.post(LIST, content=padded, headers={"Content-Type": "application/json"})
+    assert r.status_code == 201
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [["Content-Length: 1000"], ["Transfer-Encoding: chunked"]],
+    ids=["content-length", "chunked"],
+)
+def test_an_unauthenticated_write_is_refused_before_its_body(
+    sandbox: SandboxProcess, framing: list[str]
+) -> None:
+    with connect(sandbox.port) as sock:
+        sock.sendall(head("POST", LIST_PATH, "Content-Type: application/json", *framing))
+        answer = read_answer(sock)  # no body byte was sent
+    assert answer.status == 401
+    assert answer.json() == {"detail": "Authentication credentials were not provided."}
+
+
+def test_control_bodies_have_the_limit_too(sandbox: SandboxProcess) -> None:
+    with connect(sandbox.port) as sock:
+        sock.sendall(head("POST", "/_sandbox/devices", f"Content-Length: {MIB + 1}"))
+        answer = read_answer(sock)
+    assert answer.status == 413
+    assert "over the limit of 1048576 bytes" in answer.json()["detail"]
 
 
 # -- 2. bodies the JSON parser cannot take ---------------------------------------------------
@@ -116,3 +262,45 @@ def test_control_bodies_are_parsed_as_strictly(sandbox: SandboxProcess) -> None:
         assert r.status_code == 400
         assert r.json() == {"detail": f"JSON parse error - {detail}"}
     assert sandbox.faults()["latency_ms"] == 0.0
+
+
+# -- the options ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def impatient() -> Iterator[SandboxProcess]:
+    """A sandbox with a tiny body limit and a half-second request timeout."""
+    args = ["--max-body-bytes", "2000", "--request-timeout", "0.5"]
+    with SandboxProcess(args=args) as process:
+        yield process
+
+
+def test_the_body_limit_is_an_option(impatient: SandboxProcess) -> None:
+    with impatient.client() as api:
+        over = api.post(LIST, json={**DEVICE, "description": "d" * 2000})
+        within = api.post(LIST, json={**DEVICE, "description": "d" * 1000})
+    assert over.status_code == 413
+    assert over.json() == {
+        "detail": f"Request body too large: Content-Length {len(over.request.content)} "
+        "is over the limit of 2000 bytes."
+    }
+    assert within.status_code == 201
+
+
+def test_a_slow_body_is_408(impatient: SandboxProcess) -> None:
+    with connect(impatient.port) as sock:
+        sock.sendall(
+            head(
+                "POST",
+                LIST_PATH,
+                bearer(impatient.tokens[0]),
+                "Content-Type: application/json",
+                "Content-Length: 100",
+            )
+            + b'{"serial_number"'
+        )
+        answer = read_answer(sock)
+        wait_for_close(sock)
+    assert answer.status == 408
+    assert answer.json() == {"detail": "Request body not received within 0.5 s."}
+    assert answer.headers["connection"] == "close"

@@ -15,6 +15,7 @@ import typer
 
 DEFAULT_PORT = 8765
 TOKENS_ENV = "SYNCD_SANDBOX_TOKENS"
+DEFAULT_MAX_BODY = 1024 * 1024
 
 
 def sandbox_command(
@@ -44,6 +45,19 @@ def sandbox_command(
     control: Annotated[
         bool, typer.Option("--control", help="enable the /_sandbox/ control API (no auth)")
     ] = False,
+    max_body_bytes: Annotated[
+        int,
+        typer.Option(
+            min=1, help="largest request body accepted; a larger one is answered 413 at once"
+        ),
+    ] = DEFAULT_MAX_BODY,
+    request_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            help="seconds a client has to send a request body (a slow body is answered 408)",
+        ),
+    ] = 10.0,
     seed_devices: Annotated[
         int, typer.Option(min=0, help="start with N deterministic sample devices")
     ] = 0,
@@ -111,6 +125,8 @@ def sandbox_command(
         port=port,
         tokens=tuple(specs),
         control=control,
+        max_body_bytes=max_body_bytes,
+        request_timeout=request_timeout,
         seed_devices=seed_devices,
         load=load,
         catalogue=catalogue,

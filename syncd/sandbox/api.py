@@ -3,8 +3,9 @@
 A request goes through the steps a DRF view takes, in DRF's order:
 URL resolution (404 / 301 to the slash-terminated URL), authentication (401),
 throttling (429), method check (405), then the handler. Handlers look the device
-up first (404), check the token's organization scope (403), then parse and
-validate the body (415 / 400), then apply (409 on an existing serial).
+up first (404), check the token's organization scope (403), then read, parse and
+validate the body (413 / 408 / 415 / 400), then apply (409 on an existing serial).
+The body is read only at that point.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
-from syncd.sandbox.asgi import Request, Response, json_response
+from syncd.sandbox.asgi import Request, Response, body_or_refusal, json_response
 from syncd.sandbox.auth import PERMISSION_DENIED, Authenticator, TokenGrant
 from syncd.sandbox.bodies import MAX_FORM_FIELDS, BodyError, check_text, parse_json
 from syncd.sandbox.query import (
@@ -151,13 +152,15 @@ class InventoryApi:
         if method == "OPTIONS" or kind == "root":
             return _describe(kind, method, req)
         if kind == "list":
-            return self._create(req, grant) if method == "POST" else await self._list(req, grant)
+            if method == "POST":
+                return await self._create(req, grant)
+            return await self._list(req, grant)
         assert serial is not None
         if method == "GET":
             return await self._retrieve(serial, req, grant)
         if method == "DELETE":
             return self._destroy(serial, grant)
-        return self._update(serial, req, grant, partial=method == "PATCH")
+        return await self._update(serial, req, grant, partial=method == "PATCH")
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -239,8 +242,8 @@ class InventoryApi:
 
     # -- writes --------------------------------------------------------------------------
 
-    def _create(self, req: Request, grant: TokenGrant) -> Response:
-        data, refusal = parse_body(req)
+    async def _create(self, req: Request, grant: TokenGrant) -> Response:
+        data, refusal = await read_data(req)
         if refusal is not None:
             return refusal
         values, errors = validate_write(data, mode="create", catalogue=self.state.catalogue)
@@ -272,14 +275,20 @@ class InventoryApi:
         response.applied_write = True
         return response
 
-    def _update(self, serial: str, req: Request, grant: TokenGrant, *, partial: bool) -> Response:
+    async def _update(
+        self, serial: str, req: Request, grant: TokenGrant, *, partial: bool
+    ) -> Response:
+        _, refusal = self._device(serial, grant)
+        if refusal is not None:
+            return refusal
+        data, refusal = await read_data(req)
+        if refusal is not None:
+            return refusal
+        # looked up again: the device may have gone while the body arrived
         row, refusal = self._device(serial, grant)
         if refusal is not None:
             return refusal
         assert row is not None
-        data, refusal = parse_body(req)
-        if refusal is not None:
-            return refusal
         values, errors = validate_write(
             data,
             mode="patch" if partial else "replace",
@@ -365,12 +374,20 @@ def _charset(options: str) -> str:
     return "utf-8"
 
 
-def parse_body(req: Request) -> tuple[dict[str, Any], Response | None]:
-    """The request body as a dict, DRF's parsers' way (JSON and form; else 415).
+async def read_data(req: Request) -> tuple[dict[str, Any], Response | None]:
+    """The request body read (413 / 408 when it cannot be) and parsed (``parse_body``)."""
+    body, refusal = await body_or_refusal(req)
+    if refusal is not None:
+        return {}, refusal
+    return parse_body(req, body)
+
+
+def parse_body(req: Request, body: bytes) -> tuple[dict[str, Any], Response | None]:
+    """``body`` as a dict, DRF's parsers' way (JSON and form; else 415).
 
     Whatever the bytes, the answer is a dict or a 400/415, never an exception.
     """
-    if not req.body:
+    if not body:
         return {}, None
     content_type = req.headers.get("content-type", b"").decode("latin-1")
     media, _, options = content_type.partition(";")
@@ -380,7 +397,7 @@ def parse_body(req: Request) -> tuple[dict[str, Any], Response | None]:
     is_json = media == "application/json"
     data: object
     try:
-        text = req.body.decode(_charset(options))
+        text = body.decode(_charset(options))
         if is_json:
             data = parse_json(text)
         else:

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
-from syncd.sandbox.asgi import Request, Response, json_response
+from syncd.sandbox.asgi import Request, Response, body_or_refusal, json_response
 from syncd.sandbox.bodies import BodyError, parse_json
 from syncd.sandbox.loading import parse_live_status, parse_pending, rows_from_load
 from syncd.sandbox.render import format_datetime
@@ -30,6 +31,7 @@ from syncd.sandbox.store import DeviceRow
 from syncd.sandbox.validation import FieldError
 
 CONTROL_PREFIX = "/_sandbox/"
+Handler = Callable[[Request], Response]
 _DEVICES = "devices/"
 _STATE = "/state"
 
@@ -39,7 +41,7 @@ def _error(status: int, message: str) -> Response:
 
 
 def _json_body(req: Request) -> tuple[Any, Response | None]:
-    """The body as JSON (UTF-8; empty is null)."""
+    """The body read by ``handle``, as JSON (UTF-8; empty is null)."""
     try:
         return parse_json(req.body.decode("utf-8") or "null"), None
     except (BodyError, UnicodeDecodeError) as exc:
@@ -69,10 +71,21 @@ class ControlApi:
         self.state = state
         self.clock = clock
 
-    def handle(self, req: Request) -> Response:
-        """The answer to ``req``."""
+    async def handle(self, req: Request) -> Response:
+        """The answer to ``req``; the body is read only for a known route."""
+        route = self._route(req)
+        if isinstance(route, Response):
+            return route
+        if req.method in ("POST", "PUT"):
+            _, refusal = await body_or_refusal(req)
+            if refusal is not None:
+                return refusal
+        return route(req)
+
+    def _route(self, req: Request) -> Handler | Response:
+        """The handler of ``req``, or the 404/405 answer."""
         rest = req.raw_path[len(CONTROL_PREFIX) :]
-        routes: dict[tuple[str, str], Callable[[Request], Response]] = {
+        routes: dict[tuple[str, str], Handler] = {
             ("GET", "health"): self._health,
             ("POST", "reset"): self._reset,
             ("POST", "devices"): self._load,
@@ -85,13 +98,13 @@ class ControlApi:
         key = rest.rstrip("/")
         handler = routes.get((req.method, key))
         if handler is not None:
-            return handler(req)
+            return handler
         if rest.startswith(_DEVICES) and key.endswith(_STATE) and len(key) > len(_DEVICES + _STATE):
             serial = unquote(key[len(_DEVICES) : -len(_STATE)])
             if req.method == "GET":
-                return self._get_state(serial)
+                return lambda _: self._get_state(serial)
             if req.method == "PUT":
-                return self._set_state(serial, req)
+                return partial(self._set_state, serial)
             return _error(405, f'Method "{req.method}" not allowed.')
         if any(path == key for (_, path) in routes):
             return _error(405, f'Method "{req.method}" not allowed.')

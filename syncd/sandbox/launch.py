@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from syncd.sandbox.asgi import DEFAULT_MAX_BODY, DEFAULT_REQUEST_TIMEOUT
 from syncd.sandbox.auth import TokenGrant, parse_token_spec
 from syncd.sandbox.catalogue import Catalogue, CatalogueError, load_catalogue
 from syncd.sandbox.faults import FaultSettings
@@ -36,6 +37,8 @@ class LaunchSettings:
     port: int = DEFAULT_PORT
     tokens: tuple[str, ...] = field(default=(), repr=False)
     control: bool = False
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     seed_devices: int = 0
     load: Path | None = None
     catalogue: Path | None = None
@@ -122,6 +125,8 @@ def build_options(settings: LaunchSettings) -> tuple[SandboxOptions, str | None]
         live_check_delay=settings.live_check_delay,
         seed=settings.seed,
         control=settings.control,
+        max_body_bytes=settings.max_body_bytes,
+        request_timeout=settings.request_timeout,
         request_log_path=settings.request_log,
         request_log_max=settings.request_log_max,
     )

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from syncd.sandbox.asgi import DEFAULT_MAX_BODY, DEFAULT_REQUEST_TIMEOUT
 from syncd.sandbox.auth import TokenGrant
 from syncd.sandbox.catalogue import Catalogue
 from syncd.sandbox.faults import FaultSettings
@@ -31,6 +32,8 @@ class SandboxOptions:
     live_check_delay: float = DEFAULT_LIVE_CHECK_DELAY
     seed: int | None = None
     control: bool = False
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     request_log_path: Path | None = None
     request_log_max: int = 1_000_000
 
