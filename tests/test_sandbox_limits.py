@@ -264,7 +264,58 @@ def test_control_bodies_are_parsed_as_strictly(sandbox: SandboxProcess) -> None:
     assert sandbox.faults()["latency_ms"] == 0.0
 
 
-# -- the options ------------------------------------------------------------------------------
+# -- 4. other hostile requests ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["[", "a]b", "[::1", "bad host", "x:y:z"])
+def test_a_malformed_host_header_is_400(sandbox: SandboxProcess, host: str) -> None:
+    sandbox.load([{**DEVICE, "serial_number": f"H{i:02}"} for i in range(25)])
+    with connect(sandbox.port) as sock:
+        sock.sendall(head("GET", LIST_PATH, bearer(sandbox.tokens[0]), host=host))
+        answer = read_answer(sock)
+    assert answer.status == 400
+    assert answer.json() == {"detail": f"Invalid Host header: {host!r}."}
+
+
+def test_hosts_a_link_can_carry_are_served(sandbox: SandboxProcess) -> None:
+    sandbox.load([{**DEVICE, "serial_number": f"H{i:02}"} for i in range(25)])
+    for host in ("sandbox_1:8765", "[::1]:8765", "127.0.0.1", "Sandbox.Example."):
+        with sandbox.client(headers={"Host": host}) as api:
+            r = api.get(LIST)
+        assert r.status_code == 200, host
+        assert r.json()["next"].startswith(f"http://{host}/api/v1/")
+
+
+def test_an_over_long_url_is_414_and_logged_cut(
+    sandbox: SandboxProcess, sandbox_api: httpx.Client
+) -> None:
+    r = sandbox_api.get(LIST, params={"location": "x" * 5000})
+    assert r.status_code == 414
+    length = len(LIST_PATH) + len("location=") + 5000
+    assert r.json() == {"detail": f"Request-URI Too Long: {length} characters (at most 4096)."}
+    (entry,) = sandbox.requests()
+    assert entry.status == 414
+    assert len(entry.path) + len(entry.query) == 4096
+
+
+def test_an_endless_request_head_is_400(sandbox: SandboxProcess) -> None:
+    with connect(sandbox.port) as sock:
+        sock.sendall(b"GET /api/v1/ HTTP/1.1\r\nHost: sandbox\r\nX-Long: " + b"a" * 20_000)
+        answer = read_answer(sock)
+        wait_for_close(sock)
+    assert answer.status == 400
+    assert answer.json() == {
+        "detail": "Bad request: malformed HTTP, or a request head over 16384 bytes."
+    }
+
+
+def test_absurd_paging_values_are_clamped(sandbox_api: httpx.Client) -> None:
+    huge = "9" * 1900  # both stay within the URL limit
+    r = sandbox_api.get(LIST, params={"limit": huge, "offset": huge})
+    assert r.status_code == 200
+    page = r.json()
+    assert page["results"] == []
+    assert f"limit=100&offset={int(huge) - 100}" in page["previous"]
 
 
 @pytest.fixture(scope="module")
@@ -287,6 +338,14 @@ def test_the_body_limit_is_an_option(impatient: SandboxProcess) -> None:
     assert within.status_code == 201
 
 
+def test_a_client_that_never_finishes_its_head_is_disconnected(impatient: SandboxProcess) -> None:
+    with connect(impatient.port) as silent, connect(impatient.port) as slow:
+        slow.sendall(b"GET /api/v1/ HTTP/1.1\r\nHost: sand")
+        # each recv returns b"" once the sandbox closes; it would time out otherwise
+        assert slow.recv(1024) == b""
+        assert silent.recv(1024) == b""
+
+
 def test_a_slow_body_is_408(impatient: SandboxProcess) -> None:
     with connect(impatient.port) as sock:
         sock.sendall(
@@ -304,3 +363,16 @@ def test_a_slow_body_is_408(impatient: SandboxProcess) -> None:
     assert answer.status == 408
     assert answer.json() == {"detail": "Request body not received within 0.5 s."}
     assert answer.headers["connection"] == "close"
+
+
+def test_an_unread_body_is_thrown_away_and_the_connection_kept(impatient: SandboxProcess) -> None:
+    with connect(impatient.port) as sock:
+        sock.sendall(head("POST", LIST_PATH, "Content-Length: 10"))
+        assert read_answer(sock).status == 401
+        # the client finishes its body in time: the connection serves the next request
+        sock.sendall(b"0123456789" + head("GET", "/api/v1/", bearer(impatient.tokens[0])))
+        assert read_answer(sock).status == 200
+        # a body that never comes: the connection is closed after the request timeout
+        sock.sendall(head("POST", LIST_PATH, "Content-Length: 10"))
+        assert read_answer(sock).status == 401
+        assert sock.recv(1024) == b""

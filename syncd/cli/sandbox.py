@@ -55,7 +55,8 @@ def sandbox_command(
         float,
         typer.Option(
             min=0.001,
-            help="seconds a client has to send a request body (a slow body is answered 408)",
+            help="seconds a client has to send a request head, and again its body "
+            "(slower clients are disconnected; a slow body is answered 408)",
         ),
     ] = 10.0,
     seed_devices: Annotated[

@@ -1,16 +1,19 @@
 """The ``/api/v1`` face of the sandbox: the Inventory Device Serial contract.
 
 A request goes through the steps a DRF view takes, in DRF's order:
-URL resolution (404 / 301 to the slash-terminated URL), authentication (401),
-throttling (429), method check (405), then the handler. Handlers look the device
-up first (404), check the token's organization scope (403), then read, parse and
-validate the body (413 / 408 / 415 / 400), then apply (409 on an existing serial).
-The body is read only at that point.
+``Host`` check (400, as Django's ``get_host``), URL resolution (404 / 301 to the
+slash-terminated URL), authentication (401), throttling (429), method check (405),
+then the handler. Handlers look the device up first (404), check the token's
+organization scope (403), then read, parse and validate the body
+(413 / 408 / 415 / 400), then apply (409 on an existing serial). The body is read
+only at that point.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -55,6 +58,24 @@ _NAMES = {
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
+
+# A host name (underscores allowed, unlike Django: container names have them) or a
+# bracketed IPv6 address, then an optional port.
+_HOST = re.compile(r"^(?P<name>[A-Za-z0-9._~-]+|\[(?P<ip6>[0-9A-Fa-f:.]+)\])(?::\d{1,5})?$")
+
+
+def host_problem(host: str) -> str | None:
+    """Why ``host`` cannot go into the links the API builds (``None``: it can)."""
+    match = _HOST.match(host)
+    if match is not None and match["ip6"] is not None:
+        try:
+            ipaddress.IPv6Address(match["ip6"])
+        except ValueError:
+            match = None
+    if match is not None:
+        return None
+    shown = host if len(host) <= 100 else f"{host[:100]}..."
+    return f"Invalid Host header: {shown!r}."
 
 
 def utc_now() -> datetime:
@@ -111,6 +132,19 @@ def resolve(raw_path: str) -> tuple[str, str | None]:
     return "missing", None
 
 
+def _before_auth(req: Request, kind: str) -> Response | None:
+    """Django's answers before a view runs: a bad ``Host`` (400), 404, ``APPEND_SLASH``."""
+    bad_host = host_problem(req.host)
+    if bad_host is not None:
+        return _detail(400, bad_host)
+    if kind == "missing":
+        return _detail(404, NOT_FOUND)
+    if kind == "redirect":
+        query = f"?{req.query_string}" if req.query_string else ""
+        return Response(301, b"", [(b"location", f"{req.raw_path}/{query}".encode())])
+    return None
+
+
 class InventoryApi:
     """Handles one API request against the sandbox state."""
 
@@ -122,11 +156,9 @@ class InventoryApi:
     async def handle(self, req: Request) -> Response:
         """The answer to ``req`` (any path under ``/api/v1/``)."""
         kind, serial = resolve(req.raw_path)
-        if kind == "missing":
-            return _detail(404, NOT_FOUND)
-        if kind == "redirect":
-            query = f"?{req.query_string}" if req.query_string else ""
-            return Response(301, b"", [(b"location", f"{req.raw_path}/{query}".encode())])
+        refusal = _before_auth(req, kind)
+        if refusal is not None:
+            return refusal
         allow = _ALLOW[kind]
         common = [(b"allow", ", ".join(allow).encode()), (b"vary", b"Accept")]
         auth = self.auth.authenticate(req.headers.get("authorization"))

@@ -1,7 +1,7 @@
 """The sandbox ASGI application: routing, fault injection and the request log.
 
-Every request first meets the check a front server makes from the head alone
-(413 for a declared body over the limit). Then
+Every request first meets the checks a front server makes from the head alone
+(414 for an over-long URL, 413 for a declared body over the limit). Then
 ``/api/v1/...`` goes through the fault layer (as a proxy in front of the real API
 would: a fault can strike before authentication) into ``InventoryApi`` and is
 recorded in the request log; ``/_sandbox/...`` goes to the control API when it is
@@ -19,6 +19,7 @@ from datetime import datetime
 
 from syncd.sandbox.api import API_PREFIX, API_ROOT, InventoryApi, utc_now
 from syncd.sandbox.asgi import (
+    MAX_URL_LENGTH,
     ClientGone,
     Limits,
     Receive,
@@ -88,12 +89,13 @@ class SandboxApp:
                 return
 
         # Logged before the answer goes out, so a client that has its answer always
-        # finds the request in the log.
+        # finds the request in the log. An over-long URL is logged cut to the limit.
+        path = req.raw_path[:MAX_URL_LENGTH]
         log.record(
             LogEntry(
                 method=req.method,
-                path=req.raw_path,
-                query=req.query_string,
+                path=path,
+                query=req.query_string[: MAX_URL_LENGTH - len(path)],
                 status=response.status,
                 start=wall,
                 duration_ms=round((time.monotonic() - started) * 1000, 3),

@@ -28,8 +28,10 @@ Send = Callable[[Message], Awaitable[None]]
 
 #: The largest request body accepted by default (``--max-body-bytes``).
 DEFAULT_MAX_BODY = 1024 * 1024
-#: Seconds a client has to send a request body (``--request-timeout``).
+#: Seconds a client has to send a request head, and again its body (``--request-timeout``).
 DEFAULT_REQUEST_TIMEOUT = 10.0
+#: The longest path plus query string answered; gunicorn's request-line limit is 4094.
+MAX_URL_LENGTH = 4096
 
 
 class ClientGone(Exception):  # noqa: N818 - a condition, not an error of ours
@@ -75,7 +77,7 @@ class Request:
     """An HTTP request; its body is read only when a handler asks (``read_body``).
 
     A refusal that comes first (401, 404, 405, 413 ...) never costs a body read: the
-    server then discards what the client still sends.
+    server then discards what the client still sends (see ``server.py``).
     """
 
     method: str
@@ -101,11 +103,15 @@ class Request:
         return int(value) if value is not None and value.strip().isdigit() else None
 
     def early_refusal(self) -> Response | None:
-        """413 for a declared body over the limit; else ``None``.
+        """414 for an over-long URL, 413 for a declared body over the limit; else ``None``.
 
         Decided from the head alone, before anything else (faults, authentication):
         as a front server such as nginx would.
         """
+        url_length = len(self.raw_path) + len(self.query_string)
+        if url_length > MAX_URL_LENGTH:
+            message = f"Request-URI Too Long: {url_length} characters (at most {MAX_URL_LENGTH})."
+            return json_response(414, {"detail": message})
         declared = self.declared_length()
         if declared is not None and declared > self.limits.max_body:
             return _too_large(self.limits.max_body, declared=declared)

@@ -156,4 +156,4 @@ def run(settings: LaunchSettings, *, echo: Callable[[str], None]) -> None:
         if generated is not None:
             echo(f"token: {generated}")
 
-    serve(app, sock, on_started=announce)
+    serve(app, sock, on_started=announce, request_timeout=options.request_timeout)
