@@ -1,4 +1,9 @@
-"""The ``/_sandbox/`` control API (only with ``--control``; no auth; never logged).
+"""The ``/_sandbox/`` control API (only with ``--control``; never logged).
+
+No authentication on loopback, unless a control token was given. Bound to any
+other address, the sandbox always has a control token (generated when none is
+given) and every control request must carry it as ``Authorization: Bearer``:
+reset, bulk load and fault injection are not for whoever can reach the port.
 
 ==========================================  ==================================================
 ``GET  /_sandbox/health``                   ``{"ok": true, "devices": N}``
@@ -23,6 +28,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from syncd.sandbox.asgi import Request, Response, body_or_refusal, json_response
+from syncd.sandbox.auth import Authenticator, TokenGrant
 from syncd.sandbox.bodies import BodyError, parse_json
 from syncd.sandbox.loading import parse_live_status, parse_pending, rows_from_load
 from syncd.sandbox.render import format_datetime
@@ -70,9 +76,16 @@ class ControlApi:
     def __init__(self, state: SandboxState, *, clock: Callable[[], datetime]) -> None:
         self.state = state
         self.clock = clock
+        token = state.options.control_token
+        self._auth = Authenticator([TokenGrant(token)]) if token is not None else None
 
     async def handle(self, req: Request) -> Response:
-        """The answer to ``req``; the body is read only for a known route."""
+        """The answer to ``req``: the token checked first, the body read only for a known route."""
+        if self._auth is not None:
+            auth = self._auth.authenticate(req.headers.get("authorization"))
+            if auth.grant is None:
+                headers = [(b"www-authenticate", b'Bearer realm="sandbox-control"')]
+                return json_response(401, {"detail": auth.error}, headers)
         route = self._route(req)
         if isinstance(route, Response):
             return route
