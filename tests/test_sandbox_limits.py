@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from syncd.sandbox.testing import SandboxProcess, SandboxToken
+from tests.client_support import wait_for_log
 
 LIST = "/inventory_device_serial/"
 LIST_PATH = f"/api/v1{LIST}"
@@ -150,6 +151,18 @@ def test_an_unauthenticated_write_is_refused_before_its_body(
         answer = read_answer(sock)  # no body byte was sent
     assert answer.status == 401
     assert answer.json() == {"detail": "Authentication credentials were not provided."}
+
+
+def test_a_write_whose_client_leaves_during_a_delay_is_still_applied(
+    sandbox: SandboxProcess, sandbox_api: httpx.Client
+) -> None:
+    # the body of a request with a valid token is read before the injected delay, as a
+    # buffering front server would have it; the write goes through without its client
+    sandbox.set_faults(script=["delay:300"])
+    with pytest.raises(httpx.ReadTimeout):
+        sandbox_api.post(LIST, json=DEVICE, timeout=0.05)
+    assert wait_for_log(sandbox, 1, fault="delay") == [("POST", 201, "delay")]
+    assert sandbox_api.get(f"{LIST}H1/").status_code == 200
 
 
 def test_control_bodies_have_the_limit_too(sandbox: SandboxProcess) -> None:

@@ -4,9 +4,9 @@ A request goes through the steps a DRF view takes, in DRF's order:
 ``Host`` check (400, as Django's ``get_host``), URL resolution (404 / 301 to the
 slash-terminated URL), authentication (401), throttling (429), method check (405),
 then the handler. Handlers look the device up first (404), check the token's
-organization scope (403), then read, parse and validate the body
-(413 / 408 / 415 / 400), then apply (409 on an existing serial). The body is read
-only at that point.
+organization scope (403), then parse and validate the body (413 / 408 when it
+could not be read; 415 / 400), then apply (409 on an existing serial). A request
+without a valid token never has its body read (see ``app.py``).
 """
 
 from __future__ import annotations
@@ -152,6 +152,10 @@ class InventoryApi:
         self.state = state
         self.clock = clock
         self.auth = Authenticator(state.options.grants)
+
+    def knows_token(self, req: Request) -> bool:
+        """True when ``req`` carries a valid token (decided from its head alone)."""
+        return self.auth.authenticate(req.headers.get("authorization")).grant is not None
 
     async def handle(self, req: Request) -> Response:
         """The answer to ``req`` (any path under ``/api/v1/``)."""

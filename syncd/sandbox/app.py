@@ -5,8 +5,12 @@ Every request first meets the checks a front server makes from the head alone
 ``/api/v1/...`` goes through the fault layer (as a proxy in front of the real API
 would: a fault can strike before authentication) into ``InventoryApi`` and is
 recorded in the request log; ``/_sandbox/...`` goes to the control API when it is
-enabled and is never logged; anything else is a 404. Bodies are read only by the
-handlers that need them.
+enabled and is never logged; anything else is a 404.
+
+An API request with a valid token (decided from its head) has its body read whole
+before the faults strike, as a buffering front server (nginx) would pass it on:
+a client that gives up during an injected delay still has its write applied. Any
+other request's body is read only by the handler that needs it (never for a 401).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from datetime import datetime
 from syncd.sandbox.api import API_PREFIX, API_ROOT, InventoryApi, utc_now
 from syncd.sandbox.asgi import (
     MAX_URL_LENGTH,
+    BodyRefused,
     ClientGone,
     Limits,
     Receive,
@@ -79,6 +84,16 @@ class SandboxApp:
         log.started(started)
         fault = NO_FAULT
         response = req.early_refusal()
+        if response is None and req.declares_body() and self.api.knows_token(req):
+            # As a buffering front server would, the body of a request with a known
+            # token arrives whole before the faults and the API see it: a client that
+            # gives up during an injected delay still has its write applied.
+            try:
+                await req.read_body()
+            except BodyRefused:
+                pass  # kept, and answered by the handler that needs the body
+            except ClientGone:
+                return
         if response is None:
             fault = self.state.faults.decide(self.state.rng)
             if fault.delay_ms > 0:

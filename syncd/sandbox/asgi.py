@@ -4,10 +4,10 @@ The sandbox speaks raw ASGI rather than through a framework's router because the
 contract needs the path as sent: a serial may contain ``%2F`` or ``%20``, and only
 ``raw_path`` keeps them apart from real separators.
 
-A request's body is read only when a handler needs it, after the checks that can
-refuse it (so an unauthenticated request never costs a body read), counted as it
-arrives and cut off with 413 once it passes the limit: a hostile client cannot make
-the sandbox buffer more than ``--max-body-bytes``.
+A request's body is read only once the head has shown the request worth it (a valid
+token, a known control route; an unauthenticated request never costs a body read),
+counted as it arrives and cut off with 413 once it passes the limit: a hostile
+client cannot make the sandbox buffer more than ``--max-body-bytes``.
 """
 
 from __future__ import annotations
@@ -74,9 +74,9 @@ class Limits:
 
 @dataclass(slots=True)
 class Request:
-    """An HTTP request; its body is read only when a handler asks (``read_body``).
+    """An HTTP request; its body is read only when asked for (``read_body``), once.
 
-    A refusal that comes first (401, 404, 405, 413 ...) never costs a body read: the
+    A refusal decided without the body (401, 413 ...) never costs a body read: the
     server then discards what the client still sends (see ``server.py``).
     """
 
@@ -91,11 +91,17 @@ class Request:
     limits: Limits = field(default_factory=Limits)
     #: The ASGI ``receive`` until the body has been read, then ``None``.
     receive: Receive | None = field(default=None, repr=False)
+    #: The 413/408 answer, once reading the body failed (a second read gives it again).
+    body_refusal: Response | None = None
 
     def url(self) -> str:
         """The absolute URL as the client asked for it (Django's ``build_absolute_uri``)."""
         query = f"?{self.query_string}" if self.query_string else ""
         return f"{self.scheme}://{self.host}{self.raw_path}{query}"
+
+    def declares_body(self) -> bool:
+        """True when the head announces a body (a ``Content-Length`` above 0, or chunks)."""
+        return bool(self.declared_length()) or "transfer-encoding" in self.headers
 
     def declared_length(self) -> int | None:
         """The ``Content-Length`` (already checked by the HTTP parser), if any."""
@@ -123,6 +129,8 @@ class Request:
         Raises ``BodyRefused`` (413 as soon as the bytes pass ``limits.max_body``, 408
         when the body takes longer than ``limits.timeout``) or ``ClientGone``.
         """
+        if self.body_refusal is not None:
+            raise BodyRefused(self.body_refusal)
         if self.receive is None:
             return self.body
         receive, limits = self.receive, self.limits
@@ -137,15 +145,16 @@ class Request:
                     chunk = message.get("body", b"")
                     size += len(chunk)
                     if size > limits.max_body:
-                        raise BodyRefused(_too_large(limits.max_body))
+                        self.body_refusal = _too_large(limits.max_body)
+                        raise BodyRefused(self.body_refusal)
                     chunks.append(chunk)
                     if not message.get("more_body", False):
                         break
         except TimeoutError:
             message_text = f"Request body not received within {limits.timeout:g} s."
-            timeout = json_response(408, {"detail": message_text})
-            timeout.close = True  # a client this slow is not worth waiting for any longer
-            raise BodyRefused(timeout) from None
+            self.body_refusal = json_response(408, {"detail": message_text})
+            self.body_refusal.close = True  # a client this slow is not worth waiting for
+            raise BodyRefused(self.body_refusal) from None
         self.receive = None
         self.body = b"".join(chunks)
         return self.body
