@@ -81,6 +81,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "data_folder_out": queue,
             "processed_folder": str(folders["processed"]),
             "store_processed": False,
+            # kombu waits this long whenever it cannot take a message (the queue is empty,
+            # or every worker thread is busy): the default second would cap the daemon at
+            # a few changes per second.
+            "polling_interval": 0.05,
         },
         "beat_schedule_filename": str(daemon.data_dir / "beat-schedule"),
         "beat_max_loop_interval": 1,

@@ -143,10 +143,11 @@ def test_an_idle_scheduled_poll_leaves_no_run_behind(env: RunEnv) -> None:
     with open_worker(env) as worker:
         busy = daemon.run_connector(worker, "procurement", send=Mailbox().send)
         idle = daemon.run_connector(worker, "procurement", send=Mailbox().send)
-        runs = [r.id for r in worker.store.runs()]
-    assert idle.run_id is None
-    assert idle.detail == "nothing to do"
-    assert runs == [busy.run_id]
+        shown = [r.id for r in worker.store.runs(idle=False)]
+        kept = [(r.id, r.status) for r in worker.store.runs()]
+    assert (idle.status, idle.detail) == ("idle", "nothing to do")
+    assert shown == [busy.run_id]
+    assert kept == [(idle.run_id, "idle"), (busy.run_id, "applying")]
 
 
 def test_a_refused_token_fails_the_run_and_halts_dispatching(env: RunEnv) -> None:

@@ -199,8 +199,8 @@ def _run_connector(
             store.finish_triggers(ids, "failed", detail=f"{type(exc).__name__}: {exc}")
         raise
     status: RunStatus = result.status  # type: ignore[assignment]
-    if not ids and trigger == "schedule" and _idle(result) and store.drop_if_empty(result.run_id):
-        return RunOutcome(name, None, status, "nothing to do")
+    if not ids and trigger == "schedule" and _idle(result) and store.mark_idle(result.run_id):
+        return RunOutcome(name, result.run_id, "idle", "nothing to do")
     if ids:
         state: TriggerState = "done" if status in ("done", "applying", "held") else "failed"
         store.finish_triggers(ids, state, run_id=result.run_id, detail=status)

@@ -38,7 +38,7 @@ from syncd.store.planning import (
     serials_of_change,
 )
 from syncd.store.rows import ChangeRow, ChangeStatus, RunRow, RunStatus
-from syncd.store.tables import CHANGE, PLAN_CANDIDATE, REJECT, SOURCE_BATCH, SYNC_RUN
+from syncd.store.tables import CHANGE, REJECT, SOURCE_BATCH, SYNC_RUN
 
 #: The keys of an API response summary a change row keeps; anything else is dropped,
 #: so headers (and a token in them) can never reach the audit log.
@@ -607,9 +607,10 @@ def count_pending(db: Database, run_id: int | None) -> int:
         return int(conn.execute(query).scalar_one())
 
 
-def drop_if_empty(db: Database, run_id: int) -> bool:
-    """Delete a finished run that left nothing behind: no change, no reject, no batch,
-    no tombstone moved (a scheduled poll of an empty inbox). True if it was deleted."""
+def mark_idle(db: Database, run_id: int) -> bool:
+    """A finished run that left nothing behind (no change, reject or batch: a scheduled
+    poll of an empty inbox) becomes ``idle``: kept, but out of the default views. Run
+    ids are never reused. True if it was marked."""
     leftovers = [
         sa.select(CHANGE.c.id).where(CHANGE.c.run_id == run_id).exists(),
         sa.select(REJECT.c.id).where(REJECT.c.run_id == run_id).exists(),
@@ -618,11 +619,10 @@ def drop_if_empty(db: Database, run_id: int) -> bool:
     with db.write() as conn:
         if any(conn.execute(sa.select(test)).scalar() for test in leftovers):
             return False
-        conn.execute(PLAN_CANDIDATE.delete().where(PLAN_CANDIDATE.c.run_id == run_id))
         done = conn.execute(
-            SYNC_RUN.delete().where(
-                SYNC_RUN.c.id == run_id, SYNC_RUN.c.status.in_(("done", "skipped"))
-            )
+            SYNC_RUN.update()
+            .where(SYNC_RUN.c.id == run_id, SYNC_RUN.c.status == "done")
+            .values(status="idle")
         ).rowcount
     return done == 1
 
@@ -647,14 +647,13 @@ def change_counts(db: Database, run_id: int) -> dict[str, int]:
         return {str(status): int(n) for status, n in rows}
 
 
-def runs(db: Database, limit: int) -> list[RunRow]:
-    """The latest runs, newest first."""
+def runs(db: Database, limit: int, *, idle: bool = True) -> list[RunRow]:
+    """The latest runs, newest first (without ``idle`` polls unless ``idle``)."""
+    query = sa.select(SYNC_RUN)
+    if not idle:
+        query = query.where(SYNC_RUN.c.status != "idle")
     with db.read() as conn:
-        rows = (
-            conn.execute(sa.select(SYNC_RUN).order_by(SYNC_RUN.c.id.desc()).limit(limit))
-            .mappings()
-            .all()
-        )
+        rows = conn.execute(query.order_by(SYNC_RUN.c.id.desc()).limit(limit)).mappings().all()
     return [_run(row) for row in rows]
 
 
