@@ -255,7 +255,7 @@ class OutboxSettings(_Section):
         3600.0,
         ge=0,
         le=366 * 86400,
-        description="an update or delete planned against an inventory listing older than "
+        description="an update or adoption planned against an inventory listing older than "
         "this reads its device first (0: always trust the mirror)",
     )
 

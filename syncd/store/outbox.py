@@ -226,32 +226,34 @@ def claim_change(db: Database, change_id: int, now: datetime, owner: str | None 
     return claim(db, change_id, now, owner) == "claimed"
 
 
-def dispatch(db: Database, limit: int, lease_until: datetime, now: datetime) -> list[ChangeRow]:
-    """Mark up to ``limit`` pending changes ``dispatched`` (oldest first) and return them:
-    their messages are to be sent now, and a change still ``dispatched`` after
-    ``lease_until`` is sent again by the sweeper (``expired_dispatches``)."""
+def _lease_batch(
+    db: Database, selected: Sequence[Any], limit: int, values: Mapping[str, Any]
+) -> list[ChangeRow]:
+    """Give up to ``limit`` changes matching ``selected`` (oldest first) ``values`` in one
+    transaction, and return them as they are then."""
     with db.write(lock="exclusive") as conn:
         ids = list(
             conn.execute(
-                sa.select(CHANGE.c.id)
-                .where(CHANGE.c.status == "pending")
-                .order_by(CHANGE.c.id)
-                .limit(limit)
+                sa.select(CHANGE.c.id).where(*selected).order_by(CHANGE.c.id).limit(limit)
             ).scalars()
         )
         if not ids:
             return []
-        conn.execute(
-            CHANGE.update()
-            .where(CHANGE.c.id.in_(ids), CHANGE.c.status == "pending")
-            .values(status="dispatched", lease_until=lease_until, updated_at=now)
-        )
+        conn.execute(CHANGE.update().where(CHANGE.c.id.in_(ids), *selected).values(**values))
         rows = (
             conn.execute(sa.select(CHANGE).where(CHANGE.c.id.in_(ids)).order_by(CHANGE.c.id))
             .mappings()
             .all()
         )
     return [_change(row) for row in rows]
+
+
+def dispatch(db: Database, limit: int, lease_until: datetime, now: datetime) -> list[ChangeRow]:
+    """Mark up to ``limit`` pending changes ``dispatched`` (oldest first) and return them:
+    their messages are to be sent now, and a change still ``dispatched`` after
+    ``lease_until`` is sent again by the sweeper (``expired_dispatches``)."""
+    values = {"status": "dispatched", "lease_until": lease_until, "updated_at": now}
+    return _lease_batch(db, [CHANGE.c.status == "pending"], limit, values)
 
 
 def expired_dispatches(
@@ -259,28 +261,8 @@ def expired_dispatches(
 ) -> list[ChangeRow]:
     """The dispatched changes whose lease ran out (their message was lost, or its worker
     died before claiming it), given a new lease, oldest first."""
-    with db.write(lock="exclusive") as conn:
-        ids = list(
-            conn.execute(
-                sa.select(CHANGE.c.id)
-                .where(CHANGE.c.status == "dispatched", CHANGE.c.lease_until < now)
-                .order_by(CHANGE.c.id)
-                .limit(limit)
-            ).scalars()
-        )
-        if not ids:
-            return []
-        conn.execute(
-            CHANGE.update()
-            .where(CHANGE.c.id.in_(ids), CHANGE.c.status == "dispatched")
-            .values(lease_until=lease_until, updated_at=now)
-        )
-        rows = (
-            conn.execute(sa.select(CHANGE).where(CHANGE.c.id.in_(ids)).order_by(CHANGE.c.id))
-            .mappings()
-            .all()
-        )
-    return [_change(row) for row in rows]
+    selected = [CHANGE.c.status == "dispatched", CHANGE.c.lease_until < now]
+    return _lease_batch(db, selected, limit, {"lease_until": lease_until, "updated_at": now})
 
 
 def retry_later(
