@@ -91,6 +91,8 @@ class SandboxApp:
             ),
             applied_write=response.applied_write,
         )
+        if fault.hold_ms > 0:
+            await asyncio.sleep(fault.hold_ms / 1000)
         if fault.drop is not None:
             await drop(send, response)
         await send_response(send, response)

@@ -102,6 +102,7 @@ class FaultUpdate(TypedDict, total=False):
     drop_applied: bool
     rate_limit: str | None
     script: list[str]
+    hide_from_list: list[str]
 
 
 class _Unset:
