@@ -268,3 +268,20 @@ def test_hidden_devices_are_left_out_of_the_listing_and_its_count(
 def test_hide_from_list_takes_only_serials(sandbox: SandboxProcess) -> None:
     with pytest.raises(SandboxError, match="hide_from_list"):
         sandbox.set_faults(hide_from_list="H1")  # type: ignore[arg-type]
+
+
+def test_the_log_names_the_serial_of_each_write(
+    sandbox: SandboxProcess, sandbox_api: httpx.Client
+) -> None:
+    sandbox_api.post(LIST, json=device("L/1"))
+    sandbox_api.patch(f"{LIST}L%2F1/", json={"name": "x"})
+    sandbox_api.get(f"{LIST}L%2F1/")
+    sandbox_api.post(LIST, content=b"not json", headers={"content-type": "application/json"})
+    sandbox_api.delete(f"{LIST}L%2F1/")
+    assert [(r.method, r.serial) for r in sandbox.requests()] == [
+        ("POST", "L/1"),
+        ("PATCH", "L/1"),
+        ("GET", None),
+        ("POST", None),
+        ("DELETE", "L/1"),
+    ]

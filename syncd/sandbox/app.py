@@ -9,12 +9,13 @@ enabled and is never logged; anything else is a 404.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
 
-from syncd.sandbox.api import API_PREFIX, API_ROOT, InventoryApi, utc_now
+from syncd.sandbox.api import API_PREFIX, API_ROOT, InventoryApi, resolve, utc_now
 from syncd.sandbox.asgi import (
     ClientGone,
     Receive,
@@ -29,7 +30,7 @@ from syncd.sandbox.asgi import (
 )
 from syncd.sandbox.control import CONTROL_PREFIX, ControlApi
 from syncd.sandbox.faults import Fault, injected_detail
-from syncd.sandbox.reqlog import LogEntry
+from syncd.sandbox.reqlog import WRITE_METHODS, LogEntry
 from syncd.sandbox.state import SandboxOptions, SandboxState
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class SandboxApp:
                 start=wall,
                 duration_ms=round((time.monotonic() - started) * 1000, 3),
                 fault=fault.label,
+                serial=_write_serial(req),
             ),
             applied_write=response.applied_write,
         )
@@ -116,6 +118,21 @@ class SandboxApp:
         except Exception:
             logger.exception("sandbox: unhandled error for %s %s", req.method, req.raw_path)
             return json_response(500, {"detail": "A server error occurred."})
+
+
+def _write_serial(req: Request) -> str | None:
+    """The serial a write is for: from the path, or the body of a create."""
+    if req.method not in WRITE_METHODS:
+        return None
+    _, serial = resolve(req.raw_path)
+    if serial is not None or req.method != "POST":
+        return serial
+    try:
+        body = json.loads(req.body)
+    except ValueError:
+        return None
+    value = body.get("serial_number") if isinstance(body, dict) else None
+    return value if isinstance(value, str) else None
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -76,6 +76,7 @@ class RequestRecord(BaseModel):
     start: float
     duration_ms: float
     fault: str | None = None
+    serial: str | None = None
 
 
 class SandboxStats(BaseModel):
