@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from syncd.sandbox.testing import SandboxProcess, SandboxToken
+from tests import profiles  # noqa: F401 - registers and loads the hypothesis profiles
 
 # -- sandbox (the inventory API on loopback) ---------------------------------------------------
 
