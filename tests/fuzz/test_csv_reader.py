@@ -130,7 +130,7 @@ def _read(path: Path, encoding: str) -> tuple[list[DeviceRecord | Reject], ReadS
     return list(read_items(path, encoding=encoding, options=options, stats=stats)), stats
 
 
-@settings(max_examples=examples(ci=300, nightly=20_000))
+@settings(max_examples=examples(ci=200, nightly=20_000))
 @given(case=csv_files())
 def test_every_row_is_a_record_or_a_located_reject(
     case: tuple[bytes, str, list[list[str]], list[int]], tmp_path_factory: pytest.TempPathFactory
@@ -157,7 +157,7 @@ def test_every_row_is_a_record_or_a_located_reject(
             assert item.serial_number == item.serial_number.strip()
 
 
-@settings(max_examples=examples(ci=300, nightly=20_000))
+@settings(max_examples=examples(ci=150, nightly=20_000))
 @given(
     data=st.one_of(
         st.binary(max_size=400),
