@@ -71,7 +71,7 @@ MAPPINGS = st.builds(
     location=st.sampled_from([["site", "location", "rack"], ["site"], []]),
     firmware=st.sampled_from(["{platform}", "{cf_sw_version}"]),
     empty_values=st.sampled_from(["ignore", "clear"]),
-).map(lambda options: NetBoxMapping.model_validate(options))
+).map(NetBoxMapping.model_validate)
 
 RECORDED = recorded_devices()
 
