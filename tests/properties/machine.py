@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import currently_in_test_context
 from hypothesis import event as _event
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -72,8 +73,10 @@ STATS: Counter[str] = Counter()
 
 
 def event(what: str) -> None:
+    """Count ``what``, and tell hypothesis (its statistics) when inside a test."""
     STATS[what] += 1
-    _event(what)
+    if currently_in_test_context():
+        _event(what)
 
 
 class InvariantError(AssertionError):
@@ -89,6 +92,7 @@ class Families:
     deaths_during_writes: bool = True
     deaths_with_adopt_off: bool = True
     graceful_signals: bool = True
+    recreate_by_hand: bool = True
 
     @classmethod
     def without(cls, open_defects: Iterable[int]) -> Families:
@@ -100,6 +104,7 @@ class Families:
             deaths_during_writes=3 not in defects,
             deaths_with_adopt_off=3 not in defects and 4 not in defects,
             graceful_signals=5 not in defects,
+            recreate_by_hand=6 not in defects,
         )
 
 
@@ -119,6 +124,8 @@ class Model:
     present: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Who made each present device: "hand" or "syncd".
     origin: dict[str, str] = field(default_factory=dict)
+    #: Serials syncd ever created a device for.
+    made_by_syncd: set[str] = field(default_factory=set)
     #: Hand-made devices a source listed since they were made (adoption may take them).
     adoptable: set[str] = field(default_factory=set)
     #: Hand edits syncd must never revert: (serial, API field) -> value.
@@ -195,10 +202,20 @@ class SyncMachine(RuleBasedStateMachine):
 
     # -- sources -------------------------------------------------------------------------------
 
-    @rule(data=st.data(), kind=st.sampled_from(["rows"] * 4 + ["refused", "header only"]))
-    def drop_file(self, data: st.DataObject, kind: str) -> None:
+    @rule(
+        data=st.data(),
+        kind=st.sampled_from(["rows"] * 4 + ["refused", "header only"]),
+        then_run=st.booleans(),
+    )
+    def drop_file(self, data: st.DataObject, kind: str, then_run: bool) -> None:
         """A procurement file: a snapshot of some source serials (some rows perhaps with a
-        bad cell), a header without rows, or a file the reader refuses whole."""
+        bad cell), a header without rows, or a file the reader refuses whole; perhaps
+        followed at once by a run."""
+        self._drop_file(data, kind)
+        if then_run:
+            self.run()
+
+    def _drop_file(self, data: st.DataObject, kind: str) -> None:
         if kind == "refused":
             self.w.drop("hostname,site\nsw-1,DC1\n")  # no serial column
             self.m.waiting.append((None, False))
@@ -232,12 +249,24 @@ class SyncMachine(RuleBasedStateMachine):
     @rule(
         data=st.data(),
         action=st.sampled_from(["create", "create", "edit", "edit", "delete"]),
+        then_run=st.booleans(),
     )
-    def by_hand(self, data: st.DataObject, action: str) -> None:
-        """A person creates, edits or deletes a device directly in the inventory."""
+    def by_hand(self, data: st.DataObject, action: str, then_run: bool) -> None:
+        """A person creates, edits or deletes a device directly in the inventory; perhaps
+        a run follows at once."""
+        self._by_hand(data, action)
+        if then_run:
+            self.run()
+
+    def _by_hand(self, data: st.DataObject, action: str) -> None:
         present = sorted(self.m.present)
         if action == "create":
-            absent = [s for s in SERIALS if s not in self.m.present]
+            absent = [
+                s
+                for s in SERIALS
+                if s not in self.m.present
+                and (self.families.recreate_by_hand or s not in self.m.made_by_syncd)
+            ]
             if not absent:
                 return
             serial = data.draw(st.sampled_from(absent))
@@ -270,10 +299,19 @@ class SyncMachine(RuleBasedStateMachine):
         script=st.lists(st.sampled_from(FAULTS), max_size=5),
         hide=st.sampled_from(["none", "none", "some", "present"]),
         data=st.data(),
+        then_run=st.booleans(),
     )
-    def inject_faults(self, script: list[str], hide: str, data: st.DataObject) -> None:
+    def inject_faults(
+        self, script: list[str], hide: str, data: st.DataObject, then_run: bool
+    ) -> None:
         """The next requests meet ``script`` (then the API is healthy again); the listing
-        leaves ``hidden`` out (consistently) until the faults are changed."""
+        leaves ``hidden`` out (consistently) until the faults are changed. Perhaps a run
+        follows at once."""
+        self._inject_faults(script, hide, data)
+        if then_run:
+            self.run()
+
+    def _inject_faults(self, script: list[str], hide: str, data: st.DataObject) -> None:
         hidden: frozenset[str] = frozenset()
         if self.families.hidden_listing and hide == "some":
             hidden = data.draw(st.frozensets(st.sampled_from(SERIALS), min_size=1))
@@ -374,6 +412,7 @@ class SyncMachine(RuleBasedStateMachine):
         for serial in set(now) - set(before):
             if kind != "hand":
                 self.m.origin[serial] = "syncd"
+                self.m.made_by_syncd.add(serial)
         for (serial, name), value in self.m.protected.items():
             if serial in now and now[serial].get(name) != value:
                 if kind == "hand":

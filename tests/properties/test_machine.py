@@ -14,9 +14,9 @@ from tests.properties.machine import Families, SyncMachine
 from tests.properties.world import Launcher
 
 #: Steps per example: enough for a file, a run, an edit, a fault and a death to meet.
-STEPS = 15
-#: A nightly machine runs for as long as its examples take.
-TIMEOUT = pytest.mark.timeout(0 if NIGHTLY else 600)
+STEPS = 20
+#: Steps per example under the nightly profile.
+NIGHTLY_STEPS = 30
 
 
 def _run(
@@ -35,12 +35,14 @@ def _run(
     Machine.world_dirs = tmp_path_factory
     Machine.families = families
     run_state_machine_as_test(
-        Machine, settings=settings(max_examples=max_examples, stateful_step_count=STEPS)
+        Machine,
+        settings=settings(
+            max_examples=max_examples, stateful_step_count=NIGHTLY_STEPS if NIGHTLY else STEPS
+        ),
     )
 
 
 @pytest.mark.slow
-@TIMEOUT
 def test_invariants_hold_for_every_step_the_open_defects_allow(
     sandbox_process: SandboxProcess,
     launcher: Launcher,
@@ -56,7 +58,6 @@ def test_invariants_hold_for_every_step_the_open_defects_allow(
 
 
 @pytest.mark.slow
-@TIMEOUT
 @pytest.mark.xfail(
     bool(OPEN_DEFECTS),
     strict=True,

@@ -152,3 +152,26 @@ def test_a_run_stopped_while_listing_is_closed(world: World) -> None:
     newest = world.read_store().newest
     assert newest is not None
     assert newest.status not in ("planning", "applying")
+
+
+@pytest.mark.xfail(strict=True, reason="issue 7, found by the machine (6): ownership outlives")
+def test_a_device_recreated_by_hand_after_syncd_saw_it_gone_is_not_deleted(
+    world: World,
+) -> None:
+    """Found by the machine: syncd created A1; a person deleted it, and a run saw it
+    gone; the person made A1 again. That device is the person's: syncd must not delete
+    it as its own orphan."""
+    with_policy(world, min_source_ratio=0.0)
+    world.drop(csv_text([row("A1"), row("A2")]))
+    world.run()
+    assert world.by_hand("DELETE", "A1") == 204
+    world.drop(csv_text([row("A2")]))
+    world.run()  # A1: gone from the inventory and from the source
+    body = {"serial_number": "A1", "name": "someone-elses", "type": 1, "organization": 123}
+    assert world.by_hand("POST", None, body) == 201
+    world.sandbox.clear_requests()
+
+    world.run()
+
+    assert deletes(world) == []
+    assert world.devices()["A1"]["name"] == "someone-elses"
