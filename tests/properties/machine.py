@@ -274,6 +274,9 @@ class SyncMachine(RuleBasedStateMachine):
             assert self.w.by_hand("POST", None, body) == 201
             self.m.origin[serial] = "hand"
             self.m.adoptable.discard(serial)
+            listed = (self.m.snapshot or {}).get(serial)
+            if listed is not None and listed.mappable:
+                self.m.adoptable.add(serial)  # the current snapshot lists it already
         elif not present:
             return
         elif action == "edit":
