@@ -15,7 +15,14 @@ import pytest
 from syncd.inventory import InventoryClient
 from syncd.sandbox.testing import SandboxProcess
 from syncd.service import Runner
-from tests.properties.world import BAD_IP, Row, SubprocessLauncher, World, csv_text
+from tests.properties.world import (
+    BAD_IP,
+    Launcher,
+    Row,
+    SubprocessLauncher,
+    World,
+    csv_text,
+)
 
 GRACE_OFF = {"orphan_grace_runs": 0, "orphan_grace_hours": 0, "max_delete_share": 1.0}
 
@@ -78,11 +85,13 @@ def test_a_listing_that_omits_a_device_does_not_revert_its_hand_edit(world: Worl
     assert world.devices()["A1"]["name"] == "renamed-by-hand"
 
 
-def die_at_first_write(world: World, how: signal.Signals, *, after_apply: bool) -> None:
-    """``syncd run --once`` as a real process, sent ``how`` while its first write (the
-    second request, after the one listing page) waits for an answer."""
+def die_at_first_write(
+    world: World, launcher: Launcher, how: signal.Signals, *, after_apply: bool
+) -> None:
+    """``syncd run --once`` as a process of its own, sent ``how`` while its first write
+    (the second request, after the one listing page) waits for an answer."""
     death = world.run_process(
-        SubprocessLauncher(),
+        launcher,
         stall_at=2,
         stall="stall_after_apply" if after_apply else "stall",
         sig=how,
@@ -95,10 +104,10 @@ def die_at_first_write(world: World, how: signal.Signals, *, after_apply: bool) 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="issue 7 point 3: a dead claim waits 10 minutes")
 def test_a_change_left_claimed_by_a_killed_process_is_planned_again_by_the_next_run(
-    world: World,
+    world: World, launcher: Launcher
 ) -> None:
     world.drop(csv_text([row("A1")]))
-    die_at_first_write(world, signal.SIGKILL, after_apply=False)  # the POST never lands
+    die_at_first_write(world, launcher, signal.SIGKILL, after_apply=False)  # the POST never lands
 
     result = world.run()
 
@@ -110,11 +119,11 @@ def test_a_change_left_claimed_by_a_killed_process_is_planned_again_by_the_next_
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="issue 7 point 4: a landed create is left unowned")
 def test_a_create_that_landed_as_the_process_died_stays_syncds_with_adopt_off(
-    world: World,
+    world: World, launcher: Launcher
 ) -> None:
     with_policy(world, adopt=False, min_source_ratio=0.0)
     world.drop(csv_text([row("A1"), row("A2")]))
-    die_at_first_write(world, signal.SIGKILL, after_apply=True)  # A1's POST landed
+    die_at_first_write(world, launcher, signal.SIGKILL, after_apply=True)  # A1's POST landed
     later = datetime.now(UTC) + timedelta(minutes=11)  # past the stale-claim window
     settings = world.settings()
     with InventoryClient.from_settings(settings.inventory, token=world.sandbox.token) as client:
@@ -130,10 +139,10 @@ def test_a_create_that_landed_as_the_process_died_stays_syncds_with_adopt_off(
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 @pytest.mark.xfail(strict=True, reason="issue 7 point 5: no SIGTERM/SIGINT handling")
 def test_a_stopped_run_leaves_no_change_claimed_and_is_closed(
-    world: World, how: signal.Signals
+    world: World, launcher: Launcher, how: signal.Signals
 ) -> None:
     world.drop(csv_text([row("A1")]))
-    die_at_first_write(world, how, after_apply=False)
+    die_at_first_write(world, launcher, how, after_apply=False)
 
     view = world.read_store()
     assert [c.status for c in view.unfinished if c.status == "applying"] == []
@@ -145,7 +154,8 @@ def test_a_stopped_run_leaves_no_change_claimed_and_is_closed(
 @pytest.mark.xfail(strict=True, reason="issue 7 point 5: no SIGTERM/SIGINT handling")
 def test_a_run_stopped_while_listing_is_closed(world: World) -> None:
     """The machine's first counterexample, shrunk: SIGTERM while the first listing page
-    is read leaves the run ``planning`` forever."""
+    is read leaves the run ``planning`` forever. Here through ``python -m syncd``
+    itself, not the pre-imported fork the machine uses."""
     world.drop(csv_text([row("A1")]))
     world.run_process(SubprocessLauncher(), stall_at=1, stall="stall", sig=signal.SIGTERM)
 
