@@ -10,6 +10,7 @@ import pytest
 import structlog
 
 from syncd.sandbox.testing import SandboxProcess, SandboxToken
+from tests import profiles  # noqa: F401 - registers and loads the hypothesis profiles
 
 # -- sandbox (the inventory API on loopback) ---------------------------------------------------
 

@@ -225,6 +225,9 @@ class InventoryApi:
                 org_scope=grant.organizations,
             )
         )
+        hidden = self.state.faults.hide_from_list
+        if hidden:
+            selection = [row for row in selection if row.serial_number not in hidden]
         limit, offset = page_limit(params), page_offset(params)
         count = len(selection)
         catalogue = self.state.catalogue

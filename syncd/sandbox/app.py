@@ -16,12 +16,13 @@ other request's body is read only by the handler that needs it (never for a 401)
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
 
-from syncd.sandbox.api import API_PREFIX, API_ROOT, InventoryApi, utc_now
+from syncd.sandbox.api import API_PREFIX, API_ROOT, InventoryApi, resolve, utc_now
 from syncd.sandbox.asgi import (
     MAX_URL_LENGTH,
     BodyRefused,
@@ -39,7 +40,7 @@ from syncd.sandbox.asgi import (
 )
 from syncd.sandbox.control import CONTROL_PREFIX, ControlApi
 from syncd.sandbox.faults import NO_FAULT, Fault, injected_detail
-from syncd.sandbox.reqlog import LogEntry
+from syncd.sandbox.reqlog import WRITE_METHODS, LogEntry
 from syncd.sandbox.state import SandboxOptions, SandboxState
 
 logger = logging.getLogger(__name__)
@@ -115,9 +116,12 @@ class SandboxApp:
                 start=wall,
                 duration_ms=round((time.monotonic() - started) * 1000, 3),
                 fault=fault.label,
+                serial=_write_serial(req),
             ),
             applied_write=response.applied_write,
         )
+        if fault.hold_ms > 0:
+            await asyncio.sleep(fault.hold_ms / 1000)
         if fault.drop is not None:
             await drop(send, response)
         await send_response(send, response)
@@ -143,6 +147,21 @@ class SandboxApp:
         except Exception:
             logger.exception("sandbox: unhandled error for %s %s", req.method, req.raw_path)
             return json_response(500, {"detail": "A server error occurred."})
+
+
+def _write_serial(req: Request) -> str | None:
+    """The serial a write is for: from the path, or the body of a create."""
+    if req.method not in WRITE_METHODS:
+        return None
+    _, serial = resolve(req.raw_path)
+    if serial is not None or req.method != "POST":
+        return serial
+    try:
+        body = json.loads(req.body)
+    except ValueError:
+        return None
+    value = body.get("serial_number") if isinstance(body, dict) else None
+    return value if isinstance(value, str) else None
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -79,6 +79,7 @@ class RequestRecord(BaseModel):
     start: float
     duration_ms: float
     fault: str | None = None
+    serial: str | None = None
 
 
 class SandboxStats(BaseModel):
@@ -105,6 +106,7 @@ class FaultUpdate(TypedDict, total=False):
     drop_applied: bool
     rate_limit: str | None
     script: list[str]
+    hide_from_list: list[str]
 
 
 class _Unset:
