@@ -318,7 +318,7 @@ class Store:
         ``response`` and ``note``, in the same transaction."""
         stamp = _now(now)
         with self._db.write(lock="shared") as conn:
-            mirror.observe(conn, device, stamp)
+            mirror.observe(conn, device, stamp, self.dialect)
             buffer = mirror.CatalogueBuffer()
             buffer.learn(device)
             buffer.save(conn, self.dialect, stamp)

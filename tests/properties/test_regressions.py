@@ -56,7 +56,6 @@ def deletes(world: World) -> list[str | None]:
     return [r.serial for r in world.writes() if r.method == "DELETE"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 7 point 1: a rejected row orphans its device")
 def test_a_row_rejected_for_one_bad_cell_keeps_its_device(world: World) -> None:
     rows = [row(f"A{i}") for i in range(1, 6)]
     world.drop(csv_text(rows))
@@ -72,7 +71,6 @@ def test_a_row_rejected_for_one_bad_cell_keeps_its_device(world: World) -> None:
     assert set(world.devices()) == {r.serial for r in rows}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 7 point 2: the 409 path reverts hand edits")
 def test_a_listing_that_omits_a_device_does_not_revert_its_hand_edit(world: World) -> None:
     world.drop(csv_text([row("A1")]))
     world.run()
@@ -102,7 +100,6 @@ def die_at_first_write(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 7 point 3: a dead claim waits 10 minutes")
 def test_a_change_left_claimed_by_a_killed_process_is_planned_again_by_the_next_run(
     world: World, launcher: Launcher
 ) -> None:
@@ -117,7 +114,6 @@ def test_a_change_left_claimed_by_a_killed_process_is_planned_again_by_the_next_
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 7 point 4: a landed create is left unowned")
 def test_a_create_that_landed_as_the_process_died_stays_syncds_with_adopt_off(
     world: World, launcher: Launcher
 ) -> None:
@@ -137,7 +133,6 @@ def test_a_create_that_landed_as_the_process_died_stays_syncds_with_adopt_off(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-@pytest.mark.xfail(strict=True, reason="issue 7 point 5: no SIGTERM/SIGINT handling")
 def test_a_stopped_run_leaves_no_change_claimed_and_is_closed(
     world: World, launcher: Launcher, how: signal.Signals
 ) -> None:
@@ -151,7 +146,6 @@ def test_a_stopped_run_leaves_no_change_claimed_and_is_closed(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 7 point 5: no SIGTERM/SIGINT handling")
 def test_a_run_stopped_while_listing_is_closed(world: World) -> None:
     """The machine's first counterexample, shrunk: SIGTERM while the first listing page
     is read leaves the run ``planning`` forever. Here through ``python -m syncd``
@@ -164,7 +158,6 @@ def test_a_run_stopped_while_listing_is_closed(world: World) -> None:
     assert newest.status not in ("planning", "applying")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 7, found by the machine (6): ownership outlives")
 def test_a_device_recreated_by_hand_after_syncd_saw_it_gone_is_not_deleted(
     world: World,
 ) -> None:
