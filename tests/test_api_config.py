@@ -107,3 +107,20 @@ def test_defaults_and_bounds(tmp_path: Path) -> None:
     bad = write(tmp_path, '[api]\nmax_body_bytes = 10\nport = 70000\nhost = "a b"\n')
     found = problems(bad)
     assert [p.split(": ")[1] for p in found] == ["api.host", "api.port", "api.max_body_bytes"]
+
+
+def test_the_api_secrets_are_redacted_once_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from syncd import log
+    from syncd.api.auth import ApiSecrets
+
+    token, secret = "trigger-" + tmp_path.name + "-0123456789", "hook-" + tmp_path.name + "-0123"
+    monkeypatch.setenv("SYNCD_API__TRIGGER_TOKEN", token)
+    monkeypatch.setenv("SYNCD_API__WEBHOOK_SECRET", secret)
+
+    ApiSecrets.from_settings(load_settings(write(tmp_path, "")))
+
+    line = log.redact(f"a library said {token} and {secret.upper()}")
+    assert token not in line
+    assert secret.upper() not in line
