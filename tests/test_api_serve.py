@@ -177,7 +177,9 @@ def test_polling_needs_the_token_and_an_existing_request(server: Server) -> None
     missing = server.poll(f"/v1/triggers/{request['id'] + 1000}")
     assert missing.status_code == 404
     assert missing.json()["detail"] == f"no trigger request {request['id'] + 1000}"
-    assert server.poll("/v1/triggers/0").status_code == 422
+    zero = server.poll("/v1/triggers/0")
+    assert zero.status_code == 422
+    assert zero.json()["detail"] == "request_id: Input should be greater than or equal to 1"
 
 
 def test_an_unknown_or_disabled_connector_is_refused_by_name(server: Server) -> None:

@@ -14,7 +14,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import structlog
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from syncd.api.auth import ApiSecrets
@@ -71,13 +72,21 @@ def create_app(
     app.add_middleware(BodyLimit, limit=settings.api.max_body_bytes)
     app.include_router(triggers.router)
     app.include_router(webhooks.router)
-    app.add_exception_handler(InvalidBodyError, _invalid_body)
+    app.add_exception_handler(InvalidBodyError, _invalid)
+    app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(RetriableError, _temporary)
-    app.add_exception_handler(HTTPException, _http_error)
     return app
 
 
-async def _invalid_body(request: Request, exc: Exception) -> JSONResponse:
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    """422 in the API's one error shape, for a body or a path parameter alike."""
+    if isinstance(exc, RequestValidationError):
+        exc = InvalidBodyError(
+            [
+                {"field": str(error["loc"][-1]), "message": str(error["msg"])}
+                for error in exc.errors()
+            ]
+        )
     assert isinstance(exc, InvalidBodyError)
     first = exc.problems[0]
     return JSONResponse(
@@ -94,8 +103,3 @@ async def _temporary(request: Request, exc: Exception) -> JSONResponse:
         status_code=503,
         headers={"Retry-After": "5"},
     )
-
-
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
