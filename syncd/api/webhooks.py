@@ -26,7 +26,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from connectors.netbox.webhook import read_event
+from connectors.netbox.webhook import WebhookEvent, read_event
 from syncd.api.app import ApiContext, context
 from syncd.api.auth import SIGNATURE_HEADER, signature_matches
 from syncd.api.http import refuse
@@ -70,12 +70,7 @@ async def _receive(
         log.warning("api.refused", path=request.url.path, reason="missing or wrong signature")
         refuse(401, f"missing or wrong {SIGNATURE_HEADER}: sign the webhook with syncd's secret")
     connector = _connector(ctx, named)
-    try:
-        event = read_event(json.loads(body))
-    except (ValueError, UnicodeDecodeError):
-        refuse(400, "the body is not JSON (a NetBox webhook payload)")
-    except DataError as exc:
-        refuse(400, str(exc))
+    event = _event(body)
     seen: dict[str, Any] = {
         "connector": connector,
         "model": event.model,
@@ -103,6 +98,16 @@ async def _receive(
         "note": event.note,
     }
     return JSONResponse(answer, status_code=202, background=background)
+
+
+def _event(body: bytes) -> WebhookEvent:
+    """What the (signed) body asks for; 400 if it is not a NetBox webhook payload."""
+    try:
+        return read_event(json.loads(body))
+    except (ValueError, UnicodeDecodeError):
+        refuse(400, "the body is not JSON (a NetBox webhook payload)")
+    except DataError as exc:
+        refuse(400, str(exc))
 
 
 def _connector(ctx: ApiContext, named: str | None) -> str:
