@@ -34,9 +34,15 @@ SWEEP = "syncd.sweep"
 
 
 def broker_folders(settings: Settings) -> dict[str, Path]:
-    """The embedded broker's folders under ``daemon.data_dir``."""
-    root = settings.daemon.data_dir
-    return {"queue": root / "broker" / "queue", "processed": root / "broker" / "processed"}
+    """The embedded broker's folders under ``daemon.data_dir`` (``control`` holds kombu's
+    exchange table, which it would otherwise write to ``./control`` wherever the
+    process happens to run)."""
+    root = settings.daemon.data_dir / "broker"
+    return {
+        "queue": root / "queue",
+        "processed": root / "processed",
+        "control": root / "control",
+    }
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -80,6 +86,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "data_folder_in": queue,
             "data_folder_out": queue,
             "processed_folder": str(folders["processed"]),
+            "control_folder": str(folders["control"]),
             "store_processed": False,
             # kombu waits this long whenever it cannot take a message (the queue is empty,
             # or every worker thread is busy): the default second would cap the daemon at

@@ -131,11 +131,45 @@ def test_trigger_requests_for_one_connector_are_coalesced_into_one_run(env: RunE
         outcome = daemon.run_connector(worker, "procurement", trigger="request", send=box.send)
         row = worker.store.trigger(first)
         run = worker.store.run(outcome.run_id or 0)
-        assert daemon.run_connector(worker, "procurement", trigger="request").run_id is not None
     assert row is not None
     assert (row.state, row.run_id) == ("done", outcome.run_id)
     assert run is not None
     assert run.trigger == "http+webhook"
+
+
+def test_a_run_message_whose_requests_an_earlier_run_took_runs_nothing(env: RunEnv) -> None:
+    env.drop(rows(2))
+    box = Mailbox()
+    with open_worker(env) as worker:
+        daemon.request_run(worker.store, "procurement", serials=["SN00001"], source="webhook")
+        first = daemon.run_connector(worker, "procurement", trigger="request", send=box.send)
+        runs = len(worker.store.runs())
+        # a second message for the same request (the sweeper sent one too, the broker
+        # delivered twice): not a run of the whole source
+        again = daemon.run_connector(worker, "procurement", trigger="request", send=box.send)
+        assert len(worker.store.runs()) == runs
+    assert first.run_id is not None
+    assert (again.run_id, again.dispatched) == (None, 0)
+
+
+def test_a_queued_dry_run_is_taken_as_a_dry_run_by_the_sweepers_message(env: RunEnv) -> None:
+    env.drop(rows(2))
+    box = Mailbox()
+    with open_worker(env) as worker:
+        request = daemon.request_run(worker.store, "procurement", dry_run=True, source="cli")
+        sent: list[str] = []
+        daemon.sweep(worker, box.send, send_run=sent.append)
+        assert sent == ["procurement"]
+        # the sweeper's message names no kind: the queued request's own is used
+        outcome = daemon.run_connector(worker, "procurement", trigger="request", send=box.send)
+        row = worker.store.trigger(request)
+        changes = worker.store.changes(run_id=outcome.run_id)
+        assert worker.store.queued_triggers() == []
+    assert row is not None
+    assert (row.state, row.run_id) == ("done", outcome.run_id)
+    assert changes == []  # planned, not recorded: a dry run
+    assert box.sent == []
+    assert env.writes() == []
 
 
 def test_an_idle_scheduled_poll_leaves_no_run_behind(env: RunEnv) -> None:

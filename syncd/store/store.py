@@ -628,6 +628,20 @@ class Store:
             self._db, connector, serials=serials, dry_run=dry_run, source=source, now=_now(now)
         )
 
+    def enqueue_trigger(
+        self,
+        connector: str,
+        *,
+        serials: Sequence[str] | None = None,
+        dry_run: bool = False,
+        source: str = "cli",
+        now: datetime | None = None,
+    ) -> coordination.Queued:
+        """``request_trigger``, saying whether the request joined one already queued."""
+        return coordination.enqueue(
+            self._db, connector, serials=serials, dry_run=dry_run, source=source, now=_now(now)
+        )
+
     def take_triggers(
         self, connector: str, *, dry_run: bool | None = None, now: datetime | None = None
     ) -> coordination.TakenTriggers | None:
