@@ -158,7 +158,7 @@ def _write_serial(req: Request) -> str | None:
         return serial
     try:
         body = json.loads(req.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # refused by the API with a 400 already
         return None
     value = body.get("serial_number") if isinstance(body, dict) else None
     return value if isinstance(value, str) else None

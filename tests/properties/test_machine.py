@@ -43,6 +43,7 @@ def _run(
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not OPEN_DEFECTS, reason="no open defect: the full machine below covers it")
 def test_invariants_hold_for_every_step_the_open_defects_allow(
     sandbox_process: SandboxProcess,
     launcher: Launcher,
