@@ -1,4 +1,9 @@
-"""The ``syncd`` command line: a thin face over the service functions."""
+"""The ``syncd`` command line: a thin face over the service functions.
+
+Every command pays for what it uses: the command modules import the store, the
+client, the engine and rich inside the commands, so ``syncd --help`` loads little
+more than typer.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,19 @@ from typing import Annotated
 import typer
 
 from syncd.cli.common import EXIT_CONFIG, console, err_console, fail
-from syncd.config import load_settings
-from syncd.errors import ConfigError, SyncdError
+from syncd.errors import SyncdError
 
 app = typer.Typer(
     help="syncd keeps the Inventory Device Serial API in step with NetBox and CSV drops.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help text: rich's help formatter loads markdown parsing (a third of a second).
+    rich_markup_mode=None,
 )
-config_app = typer.Typer(help="Check and explain the configuration.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Check and explain the configuration.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(config_app, name="config")
 
 
@@ -27,6 +35,9 @@ def config_check(
     file: Annotated[Path, typer.Argument(help="the TOML config file to check")],
 ) -> None:
     """Validate FILE (and the SYNCD_* environment); report every problem with where it is."""
+    from syncd.config import load_settings
+    from syncd.errors import ConfigError
+
     try:
         settings = load_settings(file, required=True)
     except ConfigError as exc:
@@ -69,7 +80,7 @@ def _register() -> None:
     app.command("changes")(runs.changes_command)
     app.command("rejects")(runs.rejects_command)
     app.command("demo")(demo_command)
-    db_app = typer.Typer(help="The state store.", no_args_is_help=True)
+    db_app = typer.Typer(help="The state store.", no_args_is_help=True, rich_markup_mode=None)
     db_app.command("upgrade")(runs.db_upgrade_command)
     app.add_typer(db_app, name="db")
 

@@ -19,15 +19,7 @@ from typing import Annotated
 
 import typer
 
-from syncd import log
 from syncd.cli.common import console, fail
-from syncd.cli.runs import show_result
-from syncd.config import load_settings
-from syncd.errors import SyncdError
-from syncd.inventory import InventoryClient
-from syncd.sandbox.testing import SandboxProcess
-from syncd.service import Runner
-from syncd.store import Store
 
 _MARKER = ".syncd-demo"
 
@@ -55,6 +47,15 @@ def demo_command(
     workdir: Annotated[Path, typer.Option(help="where the demo keeps its files")] = Path("demo"),
 ) -> None:
     """Rehearse a sync end to end: sandbox + sample CSV drop + SQLite, then a no-op run."""
+    from syncd import log
+    from syncd.cli.render import show_result
+    from syncd.config import load_settings
+    from syncd.errors import SyncdError
+    from syncd.inventory import InventoryClient
+    from syncd.sandbox.testing import SandboxProcess
+    from syncd.service import Runner
+    from syncd.store import Store
+
     workdir = workdir.resolve()
     if workdir.exists():
         if not (workdir / _MARKER).exists():
