@@ -52,7 +52,6 @@ from syncd.engine.gates import check_gates
 from syncd.engine.mapping import UnmappedError, organization_resolver, type_resolver
 from syncd.engine.merge import FieldRule, Merger, RuleSet, field_rules, pick
 from syncd.engine.model import (
-    API_FIELD,
     Candidate,
     Catalogue,
     FieldChange,
@@ -65,7 +64,7 @@ from syncd.engine.model import (
 )
 from syncd.engine.policy import Policy
 from syncd.engine.values import InvalidValueError, current_value, desired_ip, desired_mac
-from syncd.records import CASE_COLLISION, DeviceRecord
+from syncd.records import API_FIELD, CASE_COLLISION, DeviceRecord
 
 _REQUIRED_ON_CREATE: tuple[str, ...] = ("name", "device_type", "organization")
 _INTERNED: frozenset[str] = frozenset({"device_type", "organization"})

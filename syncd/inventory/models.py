@@ -17,23 +17,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-#: Fields only the detail endpoint returns (the list omits them; writes may omit them).
-DETAIL_ONLY_FIELDS: frozenset[str] = frozenset(
-    {"description", "mac_address", "firmware_version", "pending_details"}
-)
+from syncd.records import API_FIELDS, DETAIL_ONLY
 
-#: Fields a client may write (all but ``serial_number``, which is set on create only).
-WRITABLE_FIELDS: tuple[str, ...] = (
-    "name",
-    "type",
-    "organization",
-    "status",
-    "ip_address",
-    "mac_address",
-    "location",
-    "description",
-    "firmware_version",
-)
+#: Fields only the detail endpoint returns (the list omits them; writes may omit them).
+DETAIL_ONLY_FIELDS: frozenset[str] = DETAIL_ONLY | {"pending_details"}
+
+#: Fields a client may write (all but ``serial_number``, which is set on create only):
+#: the device's attributes as declared once in ``syncd.records``.
+WRITABLE_FIELDS: tuple[str, ...] = API_FIELDS
 
 #: Fields the server owns; a client never sends them.
 SERVER_FIELDS: frozenset[str] = frozenset(

@@ -23,7 +23,6 @@ A refused batch (``commit(accepted=False)``) leaves only its audit trail: the
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
@@ -33,9 +32,9 @@ from typing import Any, Final, Self
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from syncd.records import RECORD_FIELDS, DeviceRecord, Reject
+from syncd.records import RECORD_FIELDS, DeviceRecord, Reject, content_hash
 from syncd.store.db import Database, digest_agg_sql, upsert
-from syncd.store.rows import BatchMode, BatchStats, canonical_json
+from syncd.store.rows import BatchMode, BatchStats
 from syncd.store.tables import SOURCE_BATCH, SOURCE_STATE
 from syncd.store.types import UTCDateTime
 
@@ -87,22 +86,14 @@ _REMOVED_DELTA = (
 def record_row(record: DeviceRecord) -> tuple[str, str, str, str, bool, str]:
     """``(serial, origin, content_hash, payload JSON, wanted, action)`` for staging.
 
-    A delete record is stored as ``wanted=False`` whatever it said, so that an
+    The payload is encoded once (``DeviceRecord.payload``) and the hash taken from those
+    bytes. A delete record is stored as ``wanted=False`` whatever it said, so that an
     absence and a removal look alike to the engine.
     """
-    if record.action == "delete" and record.wanted:
-        record = dataclasses.replace(record, wanted=False)
-    payload: dict[str, Any] = record.values()
-    if record.extra:
-        payload["extra"] = [list(pair) for pair in record.extra]
-    return (
-        record.serial_number,
-        record.origin,
-        record.content_hash(),
-        canonical_json(payload),
-        record.wanted,
-        record.action,
-    )
+    wanted = record.wanted and record.action != "delete"
+    payload = record.payload()
+    digest = content_hash(record.serial_number, wanted, record.action, payload)
+    return (record.serial_number, record.origin, digest, payload.decode(), wanted, record.action)
 
 
 def record_from_row(
@@ -223,7 +214,7 @@ class StagedBatch:
             records: list[tuple[Any, ...]] = []
             rejects: list[tuple[Any, ...]] = []
             for item in chunk:
-                if isinstance(item, DeviceRecord):
+                if type(item) is DeviceRecord or isinstance(item, DeviceRecord):
                     if item.source != self.connector:
                         raise ValueError(
                             f"record from source {item.source!r} in a batch of {self.connector!r}"
