@@ -79,3 +79,26 @@ def test_the_fast_path_takes_the_plain_rows_and_leaves_the_rest() -> None:
         plain[:7],  # a short row
     ):
         assert fast(odd, 7) is None
+
+
+def test_a_duplicate_costs_a_hash_never_a_decode_or_a_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    content = (CORPUS / "bom_utf8.csv").read_bytes()
+    (inbox / "monday.csv").write_bytes(content)
+    config = CsvDropConfig.model_validate({"inbox": inbox, "stable_seconds": 0})
+    connector = CsvDropConnector("procurement", config)
+    for batch in connector.fetch():
+        list(batch.items())
+        batch.commit()
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a duplicate must not be decoded or parsed")
+
+    monkeypatch.setattr("connectors.csv_drop.connector.scan_file", refuse)
+    monkeypatch.setattr("connectors.csv_drop.connector.read_items", refuse)
+    (inbox / "tuesday.csv").write_bytes(content)
+    assert list(connector.fetch()) == []
+    assert (inbox / "processed" / "tuesday.csv.duplicate.txt").exists()
