@@ -54,15 +54,25 @@ def digest_key_sql(alias: str) -> str:
 
 
 def digest_agg_sql(dialect: str, alias: str) -> str:
-    """SQL aggregate: the combined hash over a serial's source rows, order-independent.
+    """SQL aggregate: the combined value over a serial's source rows, order-independent
+    (see ``rows.combined_hash``: the key of a lone row, else md5 of the sorted keys).
 
-    Both backends compute ``md5`` of the keys sorted bytewise and joined with ``|``
-    (see ``rows.combined_hash``), so a serial's hash is the same on either.
+    On SQLite the md5 of several rows needs the Python aggregate ``syncd_digest``; this
+    expression leaves those groups ``NULL`` so that one row (nearly every serial) never
+    calls into Python: ``multi_row_digest_sql`` fills them in afterwards.
     """
     key = digest_key_sql(alias)
     if dialect == "postgresql":
-        return f"md5(string_agg({key}, '|' ORDER BY {key} COLLATE \"C\"))"
-    return f"syncd_digest({key})"
+        return (
+            f"CASE WHEN count(*) = 1 THEN min({key}) "
+            f"ELSE md5(string_agg({key}, '|' ORDER BY {key} COLLATE \"C\")) END"
+        )
+    return f"CASE WHEN count(*) = 1 THEN min({key}) END"
+
+
+def multi_row_digest_sql(alias: str) -> str:
+    """SQLite: the combined value of a serial with several rows (``syncd_digest``)."""
+    return f"syncd_digest({digest_key_sql(alias)})"
 
 
 class _DigestAggregate:
@@ -94,6 +104,9 @@ def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
         # file, doubling the cost of recording a plan. Checkpoint later, in bigger steps.
         cursor.execute("PRAGMA wal_autocheckpoint = 10000")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # 64 MiB of page cache (SQLite's default is 2 MiB): a batch merge sorts and joins
+        # temporary tables of a million rows, which otherwise spill to temporary files.
+        cursor.execute("PRAGMA cache_size = -65536")
     finally:
         cursor.close()
     dbapi_connection.create_aggregate("syncd_digest", 1, _DigestAggregate)

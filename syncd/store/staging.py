@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from syncd.records import RECORD_FIELDS, DeviceRecord, Reject, content_hash
-from syncd.store.db import Database, digest_agg_sql, upsert
+from syncd.store.db import Database, digest_agg_sql, multi_row_digest_sql, upsert
 from syncd.store.rows import BatchMode, BatchStats
 from syncd.store.tables import SOURCE_BATCH, SOURCE_STATE
 from syncd.store.types import UTCDateTime
@@ -63,6 +63,12 @@ _DESIRED = (
     "ON a.serial_number = t.serial_number WHERE true "
     "ON CONFLICT (serial_number) DO UPDATE SET sources_hash = excluded.sources_hash, "
     "record_count = excluded.record_count, updated_at = excluded.updated_at"
+)
+# SQLite: the serials with several rows, whose combined value needs the Python md5.
+_DESIRED_MULTI = (
+    "UPDATE desired SET sources_hash = (SELECT {digest} FROM source_record r "
+    "WHERE r.serial_number = desired.serial_number) "
+    "WHERE record_count > 1 AND serial_number IN (SELECT serial_number FROM syncd_touched)"
 )
 # A snapshot removes what it does not list, but never the rows of a serial that one of
 # its rejects names: that device is still in the source, only its row was unusable.
@@ -496,6 +502,8 @@ def recompute_desired(conn: Connection, dialect: str, now: datetime) -> None:
     digest = digest_agg_sql(dialect, "r")
     sql = _DESIRED.format(digest=digest)  # digest: one of two constant expressions
     conn.execute(_text(sql, "now"), {"now": now})
+    if dialect != "postgresql":
+        conn.execute(sa.text(_DESIRED_MULTI.format(digest=multi_row_digest_sql("r"))))
     conn.execute(
         sa.text(
             "DELETE FROM desired WHERE record_count = 0 AND synced_hash = '' AND serial_number IN "
