@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Literal, NamedTuple, TypeVar, dataclass_transform
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar, dataclass_transform
 
 import orjson
 
@@ -168,3 +168,47 @@ class Reject:
 
     def __str__(self) -> str:
         return f"{self.source} {self.location}: {self.reason}"
+
+
+class TypeView(Protocol):
+    """A device type as the inventory expands it (``manufacturer`` is detail-only)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def manufacturer(self) -> str | None: ...
+
+
+class OrganizationView(Protocol):
+    """An organization as the inventory expands it (``code`` is detail-only)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def code(self) -> str | None: ...
+
+
+class InventoryDevice(Protocol):
+    """A device as read from the inventory, as the store sees it: its serial, the
+    writable values the answer carried (API names, ids for type and organization), and
+    the expanded type and organization it learns the catalogue from.
+
+    The API client's ``Device`` model fits; the store depends on this shape only, never
+    on the client.
+    """
+
+    @property
+    def serial_number(self) -> str: ...
+    @property
+    def type(self) -> TypeView: ...
+    @property
+    def organization(self) -> OrganizationView: ...
+    def writable_values(self) -> dict[str, Any]:
+        """The writable fields present in the answer, in write form."""
+        ...

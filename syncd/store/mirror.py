@@ -1,11 +1,16 @@
 """The mirror of the inventory, and the type/organization catalogue learned from it.
 
 ``refresh`` is fed the client's lazy iterator over the list endpoint and works in
-chunks: each chunk's existing rows are read in one query, merged in Python (the
-list shape lacks the detail-only fields, so those are kept from earlier reads or
-writes), and only new or changed rows are written. When the listing was complete,
-every serial it did not return is marked absent, set-based, through a temporary
-table of the serials seen.
+chunks: each chunk's stored hashes are read in one query and compared with the hash
+of what was listed (the first half of ``values_hash``, over the fields a list page
+returns), so an unchanged device costs one hash and one compare; only the rows that
+changed have their stored values read (the list shape lacks the detail-only fields,
+so those are kept from earlier reads or writes) and written. When the listing was
+complete, every serial it did not return is marked absent, set-based, through a
+temporary table of the serials seen.
+
+The devices are anything of the ``InventoryDevice`` shape (``syncd.records``): the
+store never imports the API client.
 
 ``record_write`` keeps the mirror true after syncd's own writes, so the next run
 does not mistake them for hand edits.
@@ -13,7 +18,6 @@ does not mistake them for hand edits.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -22,14 +26,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from syncd.engine import DETAIL_ONLY, Catalogue, OrgInfo, TypeInfo
-from syncd.inventory.models import WRITABLE_FIELDS, Device
+from syncd.records import API_FIELDS, InventoryDevice
 from syncd.store.db import Database, in_values, upsert
-from syncd.store.rows import MirrorStats, values_hash
+from syncd.store.rows import MirrorStats, listed_hash, values_hash
 from syncd.store.staging import CHUNK, iter_chunks
 from syncd.store.tables import CATALOGUE_ORGANIZATION, CATALOGUE_TYPE, MIRROR, TOMBSTONE
 
 _SEEN = "syncd_seen"
-_DETAIL_KEYS = tuple(f'"{name}"' for name in sorted(DETAIL_ONLY))
+_WRITABLE = frozenset(API_FIELDS)
 #: The serials a refresh has seen (a temporary table; never in the schema).
 _SEEN_TABLE = sa.Table(_SEEN, sa.MetaData(), sa.Column("serial_number", sa.Text, primary_key=True))
 
@@ -41,7 +45,7 @@ class CatalogueBuffer:
         self.types: dict[int, dict[str, str | None]] = {}
         self.organizations: dict[int, dict[str, str | None]] = {}
 
-    def learn(self, device: Device) -> None:
+    def learn(self, device: InventoryDevice) -> None:
         kind = device.type
         known = self.types.setdefault(kind.id, {"name": None, "model": None, "manufacturer": None})
         for key, value in (("name", kind.name), ("model", kind.model)):
@@ -74,19 +78,14 @@ class CatalogueBuffer:
             conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=update), rows)
 
 
-def merged_values(device: Device, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+def merged_values(device: InventoryDevice, previous: Mapping[str, Any] | None) -> dict[str, Any]:
     """The device's writable values, keeping earlier detail-only values it lacks."""
-    values = device.writable_values()
-    if previous:
-        for name in DETAIL_ONLY:
-            if name not in values and name in previous:
-                values[name] = previous[name]
-    return values
+    return _merged(device.writable_values(), previous)
 
 
 def refresh(
     db: Database,
-    devices: Iterable[Device],
+    devices: Iterable[InventoryDevice],
     *,
     complete: bool | Callable[[], bool],
     now: datetime,
@@ -100,7 +99,7 @@ def refresh(
             conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {_SEEN} (serial_number TEXT PRIMARY KEY)")
         try:
             for chunk in iter_chunks(devices, CHUNK):
-                by_serial: dict[str, Device] = {}
+                by_serial: dict[str, InventoryDevice] = {}
                 for device in chunk:
                     by_serial[device.serial_number] = device  # a page shift may repeat one
                     catalogue.learn(device)
@@ -125,49 +124,36 @@ def refresh(
 
 
 def _refresh_chunk(
-    conn: Connection, dialect: str, devices: dict[str, Device], now: datetime
+    conn: Connection, dialect: str, devices: dict[str, InventoryDevice], now: datetime
 ) -> tuple[int, int]:
-    # Values come back as raw JSON text and are decoded only when they hold a
-    # detail-only field to carry over: most rows never need decoding.
+    serials = list(devices)
     existing = {
-        row.serial_number: row
+        row.serial_number: (row.values_hash, row.present)
         for row in conn.execute(
-            sa.select(
-                MIRROR.c.serial_number,
-                sa.cast(MIRROR.c["values"], sa.Text).label("raw_values"),
-                MIRROR.c.values_hash,
-                MIRROR.c.present,
-            ).where(in_values(MIRROR.c.serial_number, list(devices), dialect))
+            sa.select(MIRROR.c.serial_number, MIRROR.c.values_hash, MIRROR.c.present).where(
+                in_values(MIRROR.c.serial_number, serials, dialect)
+            )
         )
     }
-    seen = [{"serial_number": serial} for serial in devices]
-    conn.execute(upsert(dialect, _SEEN_TABLE).on_conflict_do_nothing(), seen)
+    conn.execute(
+        upsert(dialect, _SEEN_TABLE).on_conflict_do_nothing(),
+        [{"serial_number": serial} for serial in serials],
+    )
     inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
+    changed: dict[str, dict[str, Any]] = {}
     for serial, device in devices.items():
+        listed = device.writable_values()
         old = existing.get(serial)
-        previous = None
-        if old is not None and old.present and any(k in old.raw_values for k in _DETAIL_KEYS):
-            previous = json.loads(old.raw_values)
-        values = merged_values(device, previous)
-        digest = values_hash(values)
         if old is None:
-            inserts.append(
-                {
-                    "serial_number": serial,
-                    "values": values,
-                    "values_hash": digest,
-                    "written": {},
-                    "ownership": "unmanaged",
-                    "present": True,
-                    "synced_values_hash": "",
-                    "first_seen_at": now,
-                    "last_seen_at": now,
-                    "updated_at": now,
-                }
-            )
-        elif digest != old.values_hash or not old.present:
-            updates.append({"key": serial, "new_values": values, "new_hash": digest})
+            inserts.append(_new_row(serial, listed, now))
+            continue
+        stored, present = old
+        # A list page carries no detail-only field: those stay as stored, so the device
+        # is unchanged exactly when the listed half of its hash is.
+        if present and DETAIL_ONLY.isdisjoint(listed) and stored[:16] == listed_hash(listed):
+            continue
+        changed[serial] = listed
+    updates = _changed_rows(conn, dialect, changed, existing)
     if inserts:
         conn.execute(MIRROR.insert(), inserts)
     if updates:
@@ -189,6 +175,59 @@ def _refresh_chunk(
     return len(inserts), len(updates)
 
 
+def _new_row(serial: str, values: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "serial_number": serial,
+        "values": values,
+        "values_hash": values_hash(values),
+        "written": {},
+        "ownership": "unmanaged",
+        "present": True,
+        "synced_values_hash": "",
+        "first_seen_at": now,
+        "last_seen_at": now,
+        "updated_at": now,
+    }
+
+
+def _changed_rows(
+    conn: Connection,
+    dialect: str,
+    listed: dict[str, dict[str, Any]],
+    existing: dict[str, tuple[str, bool]],
+) -> list[dict[str, Any]]:
+    """The updates for devices whose listed values differ (or that were absent): their
+    stored values are read only now, for the detail-only fields to carry over."""
+    if not listed:
+        return []
+    previous = {
+        row.serial_number: row.read_values
+        for row in conn.execute(
+            sa.select(MIRROR.c.serial_number, MIRROR.c["values"].label("read_values")).where(
+                in_values(MIRROR.c.serial_number, list(listed), dialect),
+                MIRROR.c.present.is_(True),
+            )
+        )
+    }
+    updates = []
+    for serial, values in listed.items():
+        merged = _merged(values, previous.get(serial))
+        digest = values_hash(merged)
+        stored, present = existing[serial]
+        if digest != stored or not present:
+            updates.append({"key": serial, "new_values": merged, "new_hash": digest})
+    return updates
+
+
+def _merged(values: dict[str, Any], previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``values`` with the detail-only fields it lacks kept from ``previous``."""
+    if previous:
+        for name in DETAIL_ONLY:
+            if name not in values and name in previous:
+                values[name] = previous[name]
+    return values
+
+
 def _mark_absent(conn: Connection, now: datetime) -> int:
     # An absent device has no values: its hash changes to "", which makes it a
     # candidate, so a wanted device deleted by hand is planned again.
@@ -203,7 +242,7 @@ def _mark_absent(conn: Connection, now: datetime) -> int:
     return int(result.rowcount)
 
 
-def observe(conn: Connection, device: Device, now: datetime) -> None:
+def observe(conn: Connection, device: InventoryDevice, now: datetime) -> None:
     """Record one device as just read from the API (a detail read, e.g. after a ``409``):
     present, with its values; ownership and what syncd wrote are kept, and the row's
     sync hash is not touched, so the next plan compares it by the three-way rules."""
@@ -257,7 +296,7 @@ def mark_gone(conn: Connection, serial: str, now: datetime) -> None:
     )
 
 
-def learn_catalogue(db: Database, devices: Iterable[Device], now: datetime) -> None:
+def learn_catalogue(db: Database, devices: Iterable[InventoryDevice], now: datetime) -> None:
     """Learn types and organizations from devices read outside a refresh."""
     buffer = CatalogueBuffer()
     for device in devices:
@@ -287,13 +326,13 @@ def write_after(
     serial: str,
     operation: str,
     sent: Mapping[str, Any],
-    response: Device | None,
+    response: InventoryDevice | None,
     ownership: str | None,
     now: datetime,
 ) -> None:
     """Update the mirror after syncd's own successful write (see ``Store.record_write``)."""
     # A create body carries the serial too; only writable fields belong in the mirror.
-    sent = {name: value for name, value in sent.items() if name in WRITABLE_FIELDS}
+    sent = {name: value for name, value in sent.items() if name in _WRITABLE}
     row = conn.execute(
         sa.select(
             MIRROR.c["values"].label("read_values"),

@@ -14,8 +14,7 @@ from syncd import process
 from syncd.config import StoreSettings
 from syncd.engine import Candidate, Catalogue, Plan
 from syncd.errors import ConfigError, Problem, RetriableError
-from syncd.inventory.models import Device
-from syncd.records import DeviceRecord, Reject
+from syncd.records import DeviceRecord, InventoryDevice, Reject
 from syncd.store import migrate as migrations
 from syncd.store import mirror, outbox, planning
 from syncd.store.db import Database, safe_url, upsert
@@ -292,7 +291,7 @@ class Store:
 
     def refresh_mirror(
         self,
-        devices: Iterable[Device],
+        devices: Iterable[InventoryDevice],
         *,
         complete: bool | Callable[[], bool],
         now: datetime | None = None,
@@ -314,7 +313,7 @@ class Store:
 
     def observe_device(
         self,
-        device: Device,
+        device: InventoryDevice,
         *,
         change_id: int | None = None,
         response: Mapping[str, Any] | None = None,
@@ -338,7 +337,9 @@ class Store:
                 )
             planning.force_replan(conn, sa.select(sa.literal(device.serial_number)))
 
-    def learn_catalogue(self, devices: Iterable[Device], *, now: datetime | None = None) -> None:
+    def learn_catalogue(
+        self, devices: Iterable[InventoryDevice], *, now: datetime | None = None
+    ) -> None:
         """Learn type and organization names from devices read one by one."""
         mirror.learn_catalogue(self._db, devices, _now(now))
 
@@ -369,7 +370,7 @@ class Store:
         serial: str,
         operation: str,
         sent_fields: Mapping[str, Any],
-        response_device: Device | None,
+        response_device: InventoryDevice | None,
         *,
         ownership: str | None = None,
         change_id: int | None = None,
