@@ -71,7 +71,18 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 CONNECTOR = "procurement"
 CSV_NAME = "devices.csv"
-PHASES = ("gen", "setup", "ingest", "refresh", "plan", "whole", "diffsync")
+PHASES = (
+    "gen",
+    "setup",
+    "ingest",
+    "refresh",
+    "plan",
+    "whole",
+    "e2e",
+    "cold",
+    "diffsync",
+    "diffsync_cold",
+)
 
 T = TypeVar("T")
 Result = dict[str, Any]
@@ -138,6 +149,14 @@ def bench_policy() -> Policy:
     )
 
 
+def replan_policy() -> Policy:
+    """``bench_policy`` with another fingerprint and the same meaning for one source (a
+    source priority naming it): every serial is planned again, as after a policy edit."""
+    from dataclasses import replace
+
+    return replace(bench_policy(), source_priority=(CONNECTOR,))
+
+
 def _store_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
@@ -170,15 +189,20 @@ def _ingest_file(store: Store, workdir: Path, csv_file: Path, rows: int) -> Resu
     return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds}
 
 
-def inventory_devices(scenario: Scenario, *, detail: bool = True) -> Iterator[Device]:
+def inventory_devices(
+    scenario: Scenario, *, detail: bool = True, edited: int = 0
+) -> Iterator[Device]:
     """The baseline as the inventory holds it (no HTTP): in detail shape (what set-up
     writes, as syncd's own writes would leave the mirror), or as list pages give it
-    (``detail=False``: no description, MAC or firmware)."""
+    (``detail=False``: no description, MAC or firmware). Every ``edited``-th device's
+    location was changed by hand in the inventory (``0``: none)."""
     from syncd.inventory.models import Device, DeviceType, Organization
 
     types = {model: DeviceType(id=i + 1, name=model, model=model) for i, model in enumerate(TYPES)}
     orgs = {name: Organization(id=i + 1, name=name) for i, name in enumerate(ORGANIZATIONS)}
-    for row in scenario.baseline_rows():
+    for index, row in enumerate(scenario.baseline_rows()):
+        if edited and index % edited == 0:
+            row["location"] = f"{row['location']}-moved-by-hand"
         values: dict[str, Any] = {
             "serial_number": row["serial_number"],
             "name": row["name"],
@@ -195,8 +219,8 @@ def inventory_devices(scenario: Scenario, *, detail: bool = True) -> Iterator[De
         yield Device.model_construct(**values)
 
 
-def _refresh(store: Store, scenario: Scenario, *, detail: bool = False) -> Result:
-    devices = Timed(inventory_devices(scenario, detail=detail))
+def _refresh(store: Store, scenario: Scenario, *, detail: bool = False, edited: int = 0) -> Result:
+    devices = Timed(inventory_devices(scenario, detail=detail, edited=edited))
     start = time.perf_counter()
     stats = store.refresh_mirror(devices, complete=True, now=datetime.now(UTC))
     seconds = time.perf_counter() - start
@@ -450,6 +474,116 @@ def phase_whole(workdir: Path, database: Path, scenario: Scenario) -> Result:
     }
 
 
+#: Every how many devices one was edited by hand in the inventory, for end to end (b).
+HAND_EDITED_EVERY = 100
+
+
+def phase_e2e(workdir: Path, database: Path, scenario: Scenario, case: str) -> Result:
+    """One end-to-end path, in one process, to a committed plan (issue 9's (a), (b), (c)).
+
+    (a) ``drop``: the next CSV ingested, the unchanged inventory listed into the mirror,
+    the plan recorded, on the state after set-up. (b) ``refresh``: no new source data,
+    the inventory listed with 1 % of the devices' locations edited by hand, the plan
+    recorded. (c) ``replan``: on the state after the next CSV was ingested, a policy with
+    a new fingerprint, so every serial is planned and recorded. The time spent building
+    the ``Device`` objects of the listing in memory (the API client's side) is reported
+    apart and left out of ``store_s``.
+    """
+    from syncd.store import Store
+
+    store = Store.open(_store_url(database))
+    result: Result = {"case": case}
+    try:
+        start = time.perf_counter()
+        if case == "drop":
+            inbox_root = workdir / "e2e"  # its own inbox and ledger
+            inbox_root.mkdir(exist_ok=True)
+            result["ingest"] = _ingest_file(
+                store, inbox_root, workdir / "next.csv", scenario.next_count
+            )
+            result["refresh"] = _refresh(store, scenario)
+            planned = run_plan(store, bench_policy(), "benchmark-e2e")
+        elif case == "refresh":
+            result["refresh"] = _refresh(store, scenario, edited=HAND_EDITED_EVERY)
+            planned = run_plan(store, bench_policy(), "benchmark-e2e")
+        else:
+            planned = run_plan(store, replan_policy(), "benchmark-e2e")
+        seconds = time.perf_counter() - start
+        change_rows = sum(store.change_counts(planned["run_id"]).values())
+    finally:
+        store.close()
+    building = result.get("refresh", {}).get("building_devices_s", 0.0)
+    return {
+        **result,
+        "seconds": seconds,
+        "store_s": seconds - building,
+        "plan": planned,
+        "change_rows": change_rows,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def phase_cold(workdir: Path, scenario: Scenario, as_json: bool) -> Result:
+    """A cold drop as a new user meets it: the baseline CSV in an inbox, an empty
+    inventory (the sandbox, on loopback), an empty store, and ``syncd plan`` (or
+    ``syncd plan --json``) as a whole process; its wall time and peak RSS."""
+    from syncd.sandbox.testing import SandboxProcess
+
+    home = workdir / ("cold-json" if as_json else "cold")
+    shutil.rmtree(home, ignore_errors=True)
+    (home / "inbox").mkdir(parents=True)
+    shutil.copyfile(workdir / "baseline.csv", home / "inbox" / CSV_NAME)
+    with SandboxProcess() as sandbox:
+        config = home / "syncd.toml"
+        config.write_text(_cold_config(sandbox.base_url, home), encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+        env["SYNCD_INVENTORY__TOKEN"] = sandbox.token.get_secret_value()
+        command = [str(Path(sys.executable).with_name("syncd")), "plan", "--config", str(config)]
+        if as_json:
+            command.append("--json")
+        out, err = home / "stdout.txt", home / "stderr.txt"
+        start = time.perf_counter()
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            child = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env)
+            _pid, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"syncd plan failed ({status}): {err.read_text()[-2000:]}")
+    return {
+        "json": as_json,
+        "seconds": seconds,
+        "process_peak_rss_mb": usage.ru_maxrss / 1024,
+        "output_mb": out.stat().st_size / (1 << 20),
+        "creates": scenario.n,
+    }
+
+
+def _cold_config(base_url: str, home: Path) -> str:
+    types = "\n".join(f'"{model}" = {i + 1}' for i, model in enumerate(TYPES))
+    orgs = "\n".join(f'"{name}" = {i + 1}' for i, name in enumerate(ORGANIZATIONS))
+    return (
+        f'[inventory]\nbase_url = "{base_url}"\n'
+        f'[store]\nurl = "sqlite:///{home / "syncd.db"}"\n'
+        '[logging]\nlevel = "WARNING"\n'
+        f'[[connectors]]\nname = "{CONNECTOR}"\nplugin = "csv_drop"\n'
+        f'[connectors.options]\ninbox = "{home / "inbox"}"\nstable_seconds = 0\n'
+        f"[policy.type_map]\n{types}\n[policy.organization_map]\n{orgs}\n"
+    )
+
+
+def phase_diffsync_cold(workdir: Path) -> Result:
+    """diffsync on the cold drop: the CSV read, loaded as the desired side, an empty
+    inventory side, and the diff (every device a create), all timed together."""
+    start = time.perf_counter()
+    rows = list(read_csv(workdir / "baseline.csv"))
+    inventory, desired = _diffsync_adapters()
+    desired.load_rows(rows)
+    diff = inventory.diff_from(desired)
+    seconds = time.perf_counter() - start
+    summary = {str(k): int(v) for k, v in diff.summary().items()}
+    return {"seconds": seconds, "summary": summary, "peak_rss_mb": peak_rss_mb()}
+
+
 def phase_plan(database: Path, scenario: Scenario) -> Result:
     """The measured step, on ``database`` (a copy of the state after ``ingest``)."""
     from syncd.store import Store
@@ -474,11 +608,9 @@ def phase_plan(database: Path, scenario: Scenario) -> Result:
     }
 
 
-def phase_diffsync(workdir: Path, memory_gb: float) -> Result:
-    """The same diff by diffsync: baseline (the inventory) vs next (what is wanted)."""
-    if memory_gb > 0:
-        limit = int(memory_gb * (1 << 30))
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+def _diffsync_adapters() -> tuple[Any, Any]:
+    """Two empty diffsync adapters (inventory, desired) of one model: the serial as its
+    identifier, the eight other columns as attributes (text)."""
     from diffsync import Adapter, DiffSyncModel
 
     class Device(DiffSyncModel):
@@ -503,13 +635,21 @@ def phase_diffsync(workdir: Path, memory_gb: float) -> Result:
             for row in rows:
                 self.add(Device(**row))
 
+    return Devices(name="inventory"), Devices(name="desired")
+
+
+def phase_diffsync(workdir: Path, memory_gb: float) -> Result:
+    """The same diff by diffsync: baseline (the inventory) vs next (what is wanted)."""
+    if memory_gb > 0:
+        limit = int(memory_gb * (1 << 30))
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     start = time.perf_counter()
     baseline_rows = list(read_csv(workdir / "baseline.csv"))
     next_rows = list(read_csv(workdir / "next.csv"))
     read_s = time.perf_counter() - start
     rss_before = current_rss_mb()
     start = time.perf_counter()
-    inventory, desired = Devices(name="inventory"), Devices(name="desired")
+    inventory, desired = _diffsync_adapters()
     inventory.load_rows(baseline_rows)
     desired.load_rows(next_rows)
     load_s = time.perf_counter() - start
@@ -546,6 +686,12 @@ def run_phase(args: argparse.Namespace) -> None:
         result = phase_plan(Path(args.database), scenario)
     elif args.phase == "whole":
         result = phase_whole(workdir, Path(args.database), scenario)
+    elif args.phase == "e2e":
+        result = phase_e2e(workdir, Path(args.database), scenario, args.case)
+    elif args.phase == "cold":
+        result = phase_cold(workdir, scenario, args.case == "json")
+    elif args.phase == "diffsync_cold":
+        result = phase_diffsync_cold(workdir)
     else:
         try:
             result = phase_diffsync(workdir, args.diffsync_memory_gb)
@@ -631,8 +777,8 @@ def bench_size(n: int, args: argparse.Namespace, root: Path) -> Result:
     say(f"setting up the synced state ({args.mark_synced})")
     setup = _require(_spawn("setup", n, workdir, args), "setup")
     state = workdir / "state.db"
-    if args.one_process:
-        _copy_database(state, workdir / "setup.db")
+    for case in ("setup", "e2e-drop", "e2e-refresh"):
+        _copy_database(state, workdir / f"{case}.db")
     say("ingesting the next CSV")
     ingested = _require(_spawn("ingest", n, workdir, args), "ingest")
     refreshed: Result | None = None
@@ -645,17 +791,22 @@ def bench_size(n: int, args: argparse.Namespace, root: Path) -> Result:
         copy = workdir / "plan.db"
         _copy_database(state, copy)
         plans.append(_require(_spawn("plan", n, workdir, args, "--database", str(copy)), "plan"))
+    e2e, cold = _end_to_end(n, workdir, args, say)
     whole: Result | None = None
     if args.one_process:
         say("ingest + refresh + plan in one process")
         setup_db = str(workdir / "setup.db")  # used up: this phase plays the next run on it
         whole = _require(_spawn("whole", n, workdir, args, "--database", setup_db), "whole")
     diffsync: Result | str
+    diffsync_cold: Result | str = "not run"
     if args.diffsync == "always" or (args.diffsync == "auto" and n <= args.diffsync_auto_max):
         say("diffsync")
         diffsync = _spawn("diffsync", n, workdir, args, timeout=args.diffsync_timeout)
         if isinstance(diffsync, dict) and "skipped" in diffsync:
             diffsync = str(diffsync["skipped"])
+        if args.cold:
+            say("diffsync on the cold drop")
+            diffsync_cold = _spawn("diffsync_cold", n, workdir, args, timeout=args.diffsync_timeout)
     elif args.diffsync == "never":
         diffsync = "not run (--diffsync never)"
     else:
@@ -674,8 +825,32 @@ def bench_size(n: int, args: argparse.Namespace, root: Path) -> Result:
         "refresh": refreshed,
         "plans": plans,
         "whole": whole,
+        "e2e": e2e,
+        "cold": cold,
         "diffsync": diffsync,
+        "diffsync_cold": diffsync_cold,
     }
+
+
+def _end_to_end(
+    n: int, workdir: Path, args: argparse.Namespace, say: Callable[[str], None]
+) -> tuple[dict[str, Result], dict[str, Result]]:
+    """End to end (a), (b), (c) on copies of the state, and the cold drop."""
+    e2e: dict[str, Result] = {}
+    for case in ("drop", "refresh", "replan"):
+        say(f"end to end: {case}")
+        database = workdir / ("plan.db" if case == "replan" else f"e2e-{case}.db")
+        if case == "replan":
+            _copy_database(workdir / "state.db", database)
+        e2e[case] = _require(
+            _spawn("e2e", n, workdir, args, "--database", str(database), "--case", case), "e2e"
+        )
+    cold: dict[str, Result] = {}
+    if args.cold:
+        for case in ("table", "json"):
+            say(f"cold drop: a whole `syncd plan{' --json' if case == 'json' else ''}` process")
+            cold[case] = _require(_spawn("cold", n, workdir, args, "--case", case), "cold")
+    return e2e, cold
 
 
 def _progress(n: int) -> Callable[[str], None]:
@@ -715,6 +890,7 @@ def machine() -> dict[str, str]:
         "sqlite": sqlite3.sqlite_version,
         "diffsync": diffsync_version,
         "platform": platform.platform(),
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
 
@@ -726,6 +902,16 @@ def _fmt_s(seconds: float) -> str:
 PLANNING_TARGET_S = {100_000: 1.0, 1_000_000: 10.0}
 MEMORY_TARGET_MIB = {1_000_000: 400e6 / (1 << 20)}
 DIFFSYNC_TARGET_X = {100_000: 20.0}
+#: Issue 9's targets.
+INGEST_TARGET_ROWS_S = {1_000_000: 300_000.0}
+INGEST_FLOOR_ROWS_S = 200_000.0
+REFRESH_TARGET_S_PER_100K = 0.5
+E2E_DROP_TARGET_S = {100_000: 1.0, 1_000_000: 6.0}
+E2E_DROP_DIFFSYNC_X = {100_000: 8.0}
+REPLAN_TARGET_S = {1_000_000: 15.0}
+COLD_DIFFSYNC_X = {100_000: 4.0}
+JSON_OVER_TABLE_MAX = 1.5
+HELP_TARGET_S = 0.3
 
 
 def _verdict(value: float, target: float | None, *, more_is_better: bool = False) -> str:
@@ -739,13 +925,85 @@ def _verdict(value: float, target: float | None, *, more_is_better: bool = False
 def report(results: list[Result]) -> str:
     """The table printed at the end (also what ``docs/benchmarks.md`` quotes)."""
     info = machine()
+    started = help_seconds()
     lines = [
         f"machine: {info['cpus']} CPUs, {info['cpu']}; Python {info['python']}, "
-        f"SQLite {info['sqlite']}, diffsync {info['diffsync']}"
+        f"SQLite {info['sqlite']}, diffsync {info['diffsync']}; load average {info['load']}",
+        f"START-UP: `syncd --help` {_fmt_s(started)} (best of 5){_verdict(started, HELP_TARGET_S)}",
     ]
     for res in results:
         lines.extend(_report_size(res))
     return "\n".join(lines)
+
+
+def _report_issue9(res: Result, add: Callable[[str, str], None]) -> None:
+    """Issue 9's figures: ingest at scale, refresh, end to end (a), (b), (c), cold drop."""
+    n = res["n"]
+    memory = MEMORY_TARGET_MIB.get(n)
+    ingested = res["ingest"]
+    rate = ingested["rows_per_s"]
+    add(
+        "INGEST rate, next file (issue 9)",
+        f"{rate:,.0f} rows/s{_verdict(rate, INGEST_TARGET_ROWS_S.get(n), more_is_better=True)}"
+        + (f" (floor {INGEST_FLOOR_ROWS_S:,.0f})" if n in INGEST_TARGET_ROWS_S else ""),
+    )
+    refreshed = res["refresh"]
+    if refreshed is not None:
+        target = REFRESH_TARGET_S_PER_100K * n / 100_000
+        add(
+            "MIRROR REFRESH, store side (unchanged listing)",
+            f"{_fmt_s(refreshed['store_s'])}{_verdict(refreshed['store_s'], target)}",
+        )
+    ds = res["diffsync"]
+    ds_load_diff = None if isinstance(ds, str) else ds["load_and_diff_s"]
+    labels = {
+        "drop": "(a) new CSV drop, unchanged mirror -> committed plan",
+        "refresh": "(b) mirror refresh (1 % hand-edited) -> committed plan",
+        "replan": "(c) full re-plan (policy changed) -> committed plan",
+    }
+    for case, found in res.get("e2e", {}).items():
+        seconds = found["store_s"]
+        target = {"drop": E2E_DROP_TARGET_S, "replan": REPLAN_TARGET_S}.get(case, {}).get(n)
+        text = f"{_fmt_s(seconds)}{_verdict(seconds, target)}"
+        if ds_load_diff is not None:
+            factor = ds_load_diff / seconds
+            wanted = E2E_DROP_DIFFSYNC_X.get(n) if case == "drop" else None
+            text += f"; diffsync load + diff {_fmt_s(ds_load_diff)} = {factor:,.1f}x"
+            text += _verdict(factor, wanted, more_is_better=True)
+        add(f"END TO END {labels[case]}", text)
+        counts = ", ".join(f"{k} {v:,}" for k, v in found["plan"]["counts"].items())
+        add("  plan counts / change rows", f"{counts} / {found['change_rows']:,}")
+        peak = found["peak_rss_mb"]
+        add("  peak RSS of the process", f"{peak:,.0f} MiB{_verdict(peak, memory)}")
+    cold = res.get("cold", {})
+    table, as_json = cold.get("table"), cold.get("json")
+    if table:
+        text = f"{_fmt_s(table['seconds'])}, peak {table['process_peak_rss_mb']:,.0f} MiB"
+        dsc = res.get("diffsync_cold")
+        if isinstance(dsc, dict):
+            factor = dsc["seconds"] / table["seconds"]
+            text += f"; diffsync read + load + diff {_fmt_s(dsc['seconds'])} = {factor:,.1f}x"
+            text += _verdict(factor, COLD_DIFFSYNC_X.get(n), more_is_better=True)
+        add(f"COLD DROP of {n:,} new rows: a whole `syncd plan`", text)
+    if table and as_json:
+        ratio = as_json["seconds"] / table["seconds"]
+        add(
+            "  the same with --json",
+            f"{_fmt_s(as_json['seconds'])} = {ratio:.2f}x the table"
+            f"{_verdict(ratio, JSON_OVER_TABLE_MAX)}, peak {as_json['process_peak_rss_mb']:,.0f} "
+            f"MiB, {as_json['output_mb']:,.1f} MB of JSON",
+        )
+
+
+def help_seconds(tries: int = 5) -> float:
+    """The best wall time of ``syncd --help`` as a new process, of ``tries``."""
+    command = [str(Path(sys.executable).with_name("syncd")), "--help"]
+    best = float("inf")
+    for _ in range(tries):
+        start = time.perf_counter()
+        subprocess.run(command, capture_output=True, check=True)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def _report_size(res: Result) -> list[str]:
@@ -816,8 +1074,12 @@ def _report_size(res: Result) -> list[str]:
         "set-up: first full plan (every serial)",
         f"{_fmt_s(full['seconds'])} for {full['candidates']:,} candidates",
     )
-    add("set-up: mark synced", f"{_fmt_s(mark['seconds'])} ({mark['method']})")
-    add("set-up: peak RSS", f"{setup['peak_rss_mb']:,.0f} MiB")
+    add(
+        "set-up: mark synced / peak RSS",
+        f"{_fmt_s(mark['seconds'])} ({mark['method']}) / {setup['peak_rss_mb']:,.0f} MiB",
+    )
+
+    _report_issue9(res, add)
 
     ds = res["diffsync"]
     if isinstance(ds, str):
@@ -881,6 +1143,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-refresh", dest="refresh", action="store_false")
     p.add_argument(
+        "--no-cold",
+        dest="cold",
+        action="store_false",
+        help="skip the cold drop (whole `syncd plan` processes against the sandbox)",
+    )
+    p.add_argument(
         "--one-process",
         action="store_true",
         help="also run ingest + refresh + plan in one process (its peak RSS)",
@@ -894,6 +1162,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     p.add_argument("--database", help=argparse.SUPPRESS)
+    p.add_argument("--case", help=argparse.SUPPRESS)
     return p
 
 

@@ -26,6 +26,8 @@ DETAIL_ONLY_FIELDS: frozenset[str] = DETAIL_ONLY | {"pending_details"}
 #: the device's attributes as declared once in ``syncd.records``.
 WRITABLE_FIELDS: tuple[str, ...] = API_FIELDS
 
+_ID_FIELDS = frozenset({"type", "organization"})
+
 #: Fields the server owns; a client never sends them.
 SERVER_FIELDS: frozenset[str] = frozenset(
     {"last_status_change", "pending_changes", "pending_details", "created_at", "updated_at"}
@@ -87,11 +89,12 @@ class Device(_Read):
 
     def writable_values(self) -> dict[str, Any]:
         """The writable fields present in this answer, in write form (ids for type/org)."""
+        present = self.model_fields_set  # a property: read once, not per field
         out: dict[str, Any] = {}
         for name in WRITABLE_FIELDS:
-            if name in ("type", "organization"):
+            if name in _ID_FIELDS:
                 out[name] = getattr(self, name).id
-            elif self.has_field(name):
+            elif name in present:
                 out[name] = getattr(self, name)
         return out
 

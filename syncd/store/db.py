@@ -224,6 +224,41 @@ def in_values(column: sa.ColumnElement[Any], values: list[str], dialect: str) ->
     return column.in_(sa.select(each.c.value))
 
 
+def fetch_by_serials(conn: Connection, select: str, serials: list[str]) -> list[tuple[Any, ...]]:
+    """Rows of ``select`` (a ``SELECT ... FROM table`` with a ``serial_number`` column,
+    no ``WHERE``) for ``serials``, as plain tuples straight from the driver.
+
+    The bulk paths (a mirror refresh reads a row per listed device) skip SQLAlchemy's
+    result rows, which cost more than the query itself. ``select`` is always a constant
+    of the store's own code; the serials are bound parameters."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if conn.dialect.name == "postgresql":
+            cursor.execute(f"{select} WHERE serial_number = ANY(%s)", (serials,))
+        else:
+            cursor.execute(
+                f"{select} WHERE serial_number IN (SELECT value FROM json_each(?))",  # noqa: S608
+                (json.dumps(serials),),
+            )
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def insert_serials(conn: Connection, table: str, serials: list[str]) -> None:
+    """Add ``serials`` to the one-column table ``table`` (duplicates ignored), through
+    the driver's own ``executemany``."""
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(
+            f"INSERT INTO {table} (serial_number) VALUES ({mark}) ON CONFLICT DO NOTHING",  # noqa: S608
+            [(serial,) for serial in serials],
+        )
+    finally:
+        cursor.close()
+
+
 def upsert(dialect: str, table: sa.Table) -> Any:
     """``INSERT ... ON CONFLICT`` for the backend (both offer ``on_conflict_do_update``
     and ``excluded`` with the same signature)."""

@@ -27,8 +27,8 @@ from sqlalchemy.engine import Connection
 
 from syncd.engine import DETAIL_ONLY, Catalogue, OrgInfo, TypeInfo
 from syncd.records import API_FIELDS, InventoryDevice
-from syncd.store.db import Database, in_values, upsert
-from syncd.store.rows import MirrorStats, listed_hash, values_hash
+from syncd.store.db import Database, fetch_by_serials, in_values, insert_serials, upsert
+from syncd.store.rows import MirrorStats, part_hash, values_hash
 from syncd.store.staging import CHUNK, iter_chunks
 from syncd.store.tables import CATALOGUE_ORGANIZATION, CATALOGUE_TYPE, MIRROR, TOMBSTONE
 
@@ -44,16 +44,22 @@ class CatalogueBuffer:
     def __init__(self) -> None:
         self.types: dict[int, dict[str, str | None]] = {}
         self.organizations: dict[int, dict[str, str | None]] = {}
+        # What was learned already, as it was seen: a listing repeats a few dozen types
+        # and organizations a million times, and each repeat costs one set lookup.
+        self._seen: set[tuple[object, ...]] = set()
 
     def learn(self, device: InventoryDevice) -> None:
-        kind = device.type
+        kind, org = device.type, device.organization
+        key = (kind.id, kind.name, kind.model, kind.manufacturer, org.id, org.name, org.code)
+        if key in self._seen:
+            return
+        self._seen.add(key)
         known = self.types.setdefault(kind.id, {"name": None, "model": None, "manufacturer": None})
-        for key, value in (("name", kind.name), ("model", kind.model)):
+        for name, value in (("name", kind.name), ("model", kind.model)):
             if value is not None:
-                known[key] = value
+                known[name] = value
         if kind.manufacturer is not None:
             known["manufacturer"] = kind.manufacturer
-        org = device.organization
         known = self.organizations.setdefault(org.id, {"name": None, "code": None})
         if org.name is not None:
             known["name"] = org.name
@@ -128,17 +134,12 @@ def _refresh_chunk(
 ) -> tuple[int, int]:
     serials = list(devices)
     existing = {
-        row.serial_number: (row.values_hash, row.present)
-        for row in conn.execute(
-            sa.select(MIRROR.c.serial_number, MIRROR.c.values_hash, MIRROR.c.present).where(
-                in_values(MIRROR.c.serial_number, serials, dialect)
-            )
+        serial: (digest, bool(present))
+        for serial, digest, present in fetch_by_serials(
+            conn, "SELECT serial_number, values_hash, present FROM mirror", serials
         )
     }
-    conn.execute(
-        upsert(dialect, _SEEN_TABLE).on_conflict_do_nothing(),
-        [{"serial_number": serial} for serial in serials],
-    )
+    insert_serials(conn, _SEEN, serials)
     inserts: list[dict[str, Any]] = []
     changed: dict[str, dict[str, Any]] = {}
     for serial, device in devices.items():
@@ -150,7 +151,7 @@ def _refresh_chunk(
         stored, present = old
         # A list page carries no detail-only field: those stay as stored, so the device
         # is unchanged exactly when the listed half of its hash is.
-        if present and DETAIL_ONLY.isdisjoint(listed) and stored[:16] == listed_hash(listed):
+        if present and DETAIL_ONLY.isdisjoint(listed) and stored[:16] == part_hash(listed):
             continue
         changed[serial] = listed
     updates = _changed_rows(conn, dialect, changed, existing)

@@ -23,9 +23,9 @@ FINAL_STATUSES: frozenset[str] = frozenset({"applied", "failed", "skipped"})
 REPORT_KINDS: frozenset[str] = frozenset({"conflict", "reject", "skip"})
 
 
-def part_hash(values: Mapping[str, Any]) -> str:
+def part_hash(values: dict[str, Any]) -> str:
     """16 hex digits over ``values`` (compact JSON, sorted keys)."""
-    encoded = orjson.dumps(dict(values), option=orjson.OPT_SORT_KEYS)
+    encoded = orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(encoded, digest_size=8).hexdigest()
 
 
@@ -33,17 +33,12 @@ def values_hash(values: Mapping[str, Any]) -> str:
     """The hash of a mirror entry's values (``""`` is reserved for "no values").
 
     Two halves: the fields the list endpoint returns, then the detail-only ones. A
-    refresh from list pages compares the first half alone (``listed_hash``), so an
+    refresh from list pages compares the first half alone, so an
     unchanged device costs one hash and one compare, its stored values never decoded.
     """
     listed = {k: v for k, v in values.items() if k not in DETAIL_ONLY}
     detail = {k: v for k, v in values.items() if k in DETAIL_ONLY}
     return part_hash(listed) + part_hash(detail)
-
-
-def listed_hash(values: Mapping[str, Any]) -> str:
-    """The first half of ``values_hash``: over the fields a list page returns."""
-    return part_hash({k: v for k, v in values.items() if k not in DETAIL_ONLY})
 
 
 def combined_hash(keys: list[str]) -> str:
