@@ -225,19 +225,22 @@ def in_values(column: sa.ColumnElement[Any], values: list[str], dialect: str) ->
 
 
 def fetch_by_serials(conn: Connection, select: str, serials: list[str]) -> list[tuple[Any, ...]]:
-    """Rows of ``select`` (a ``SELECT ... FROM table`` with a ``serial_number`` column,
-    no ``WHERE``) for ``serials``, as plain tuples straight from the driver.
+    """Rows of ``select`` for ``serials``, as plain tuples straight from the driver.
 
-    The bulk paths (a mirror refresh reads a row per listed device) skip SQLAlchemy's
-    result rows, which cost more than the query itself. ``select`` is always a constant
-    of the store's own code; the serials are bound parameters."""
+    ``select`` is ``SELECT ... FROM table`` with a ``serial_number`` column, optionally
+    ending in ``WHERE <condition> AND`` (or ``WHERE``) for the serial test to follow.
+    The bulk paths (a mirror refresh reads a row per listed device, a full re-plan a
+    million candidates) skip SQLAlchemy's result rows, which cost more than the query
+    itself. ``select`` is always a constant of the store's own code; the serials are
+    bound parameters."""
+    glue = " " if select.rstrip().endswith(("WHERE", "AND")) else " WHERE "
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         if conn.dialect.name == "postgresql":
-            cursor.execute(f"{select} WHERE serial_number = ANY(%s)", (serials,))
+            cursor.execute(f"{select}{glue}serial_number = ANY(%s)", (serials,))
         else:
             cursor.execute(
-                f"{select} WHERE serial_number IN (SELECT value FROM json_each(?))",  # noqa: S608
+                f"{select}{glue}serial_number IN (SELECT value FROM json_each(?))",  # noqa: S608
                 (json.dumps(serials),),
             )
         return list(cursor.fetchall())

@@ -30,13 +30,14 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from syncd.engine import Candidate, MirrorEntry, Plan, Tombstone
+from syncd.engine import Candidate, MirrorEntry, Operation, Plan, Tombstone
 from syncd.errors import SyncdError
 from syncd.records import DeviceRecord
-from syncd.store.db import Database, in_values, upsert
+from syncd.store.db import Database, fetch_by_serials, in_values, upsert
 from syncd.store.rows import REPORT_KINDS
 from syncd.store.staging import iter_chunks, record_from_row
 from syncd.store.tables import (
@@ -44,7 +45,6 @@ from syncd.store.tables import (
     DESIRED,
     MIRROR,
     PLAN_CANDIDATE,
-    SOURCE_RECORD,
     SOURCE_STATE,
     STORE_META,
     SYNC_RUN,
@@ -140,27 +140,21 @@ def select_candidates(db: Database, run_id: int) -> list[str]:
 
 
 def load_candidates(db: Database, serials: Iterable[str]) -> Iterator[Candidate]:
-    """The engine's input for each serial, in the order given (chunked reads)."""
+    """The engine's input for each serial, in the order given (chunked reads).
+
+    Rows come straight from the driver and their JSON is decoded with orjson: a full
+    re-plan reads a million serials, and SQLAlchemy's per-row result processing cost
+    more than the queries."""
     for chunk in iter_chunks(serials, LOAD_CHUNK):
         with db.read() as conn:
-            records = _records(conn, db.dialect, chunk)
+            records = _records(conn, chunk)
             mirrors = {
-                row.serial_number: MirrorEntry(
-                    serial_number=row.serial_number,
-                    values=row.read_values,
-                    written=row.written,
-                    ownership=row.ownership,
-                )
-                for row in conn.execute(
-                    sa.select(
-                        MIRROR.c.serial_number,
-                        MIRROR.c["values"].label("read_values"),
-                        MIRROR.c.written,
-                        MIRROR.c.ownership,
-                    ).where(
-                        in_values(MIRROR.c.serial_number, chunk, db.dialect),
-                        MIRROR.c.present.is_(True),
-                    )
+                serial: MirrorEntry(serial, _json(read), _json(written), ownership)
+                for serial, read, written, ownership in fetch_by_serials(
+                    conn,
+                    'SELECT serial_number, "values", written, ownership FROM mirror '
+                    "WHERE present AND",
+                    chunk,
                 )
             }
             tombstones = {
@@ -182,61 +176,86 @@ def load_candidates(db: Database, serials: Iterable[str]) -> Iterator[Candidate]
             )
 
 
-def _records(conn: Connection, dialect: str, serials: list[str]) -> dict[str, list[DeviceRecord]]:
+def _json(value: Any) -> Any:
+    """A JSON column as the driver hands it: text (SQLite) or already decoded (psycopg)."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _records(conn: Connection, serials: list[str]) -> dict[str, list[DeviceRecord]]:
     out: dict[str, list[DeviceRecord]] = {}
-    query = (
-        sa.select(
-            SOURCE_RECORD.c.connector,
-            SOURCE_RECORD.c.serial_number,
-            SOURCE_RECORD.c.origin,
-            SOURCE_RECORD.c.payload,
-            SOURCE_RECORD.c.wanted,
-            SOURCE_RECORD.c.action,
-        )
-        .where(in_values(SOURCE_RECORD.c.serial_number, serials, dialect))
-        .order_by(SOURCE_RECORD.c.serial_number, SOURCE_RECORD.c.connector, SOURCE_RECORD.c.seq)
+    rows = fetch_by_serials(
+        conn,
+        "SELECT connector, serial_number, origin, payload, wanted, action, seq "
+        "FROM source_record WHERE",
+        serials,
     )
-    for connector, serial, origin, payload, wanted, action in conn.execute(query):
+    rows.sort(key=_record_order)
+    for connector, serial, origin, payload, wanted, action, _seq in rows:
         out.setdefault(serial, []).append(
-            record_from_row(connector, serial, origin, payload, wanted=wanted, action=action)
+            record_from_row(connector, serial, origin, _json(payload), wanted=wanted, action=action)
         )
     return out
 
 
-def _change_rows(
-    run_id: int, plan: Plan, held: bool, now: datetime
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    rows: list[dict[str, Any]] = []
+def _record_order(row: tuple[Any, ...]) -> tuple[str, str, int]:
+    return row[1], row[0], row[6]
+
+
+_CHANGE_COLUMNS = (
+    "run_id, serial_number, operation, changes, reason, sources, origins, status, "
+    "attempts, response, error, created_at, updated_at, applied_at"
+)
+
+
+def _change_row(run_id: int, op: Operation, status: str, stamp: Any) -> tuple[Any, ...]:
+    """One ``change`` row as the driver takes it: JSON columns encoded (orjson) here."""
+    changes = {
+        name: {"before": change.before, "after": change.after, "before_known": change.before_known}
+        for name, change in op.changes.items()
+    }
+    return (
+        run_id,
+        op.serial_number,
+        op.kind,
+        orjson.dumps(changes).decode(),
+        op.reason,
+        orjson.dumps(op.sources).decode(),
+        orjson.dumps(op.origins).decode(),
+        status,
+        0,
+        None,
+        None,
+        stamp,
+        stamp,
+        None,
+    )
+
+
+def _insert_changes(
+    conn: Connection, run_id: int, plan: Plan, held: bool, now: datetime
+) -> tuple[dict[str, int], int]:
+    """Write one ``change`` row per operation, built and sent in chunks (never all held
+    at once); returns the count per kind and how many rows are pending."""
     kinds: dict[str, int] = {}
-    for op in plan.operations:
-        kinds[op.kind] = kinds.get(op.kind, 0) + 1
-        status = "skipped" if op.kind in REPORT_KINDS else ("held" if held else "pending")
-        rows.append(
-            {
-                "run_id": run_id,
-                "serial_number": op.serial_number,
-                "operation": op.kind,
-                "changes": {
-                    name: {
-                        "before": change.before,
-                        "after": change.after,
-                        "before_known": change.before_known,
-                    }
-                    for name, change in op.changes.items()
-                },
-                "reason": op.reason,
-                "sources": list(op.sources),
-                "origins": list(op.origins),
-                "status": status,
-                "attempts": 0,
-                "response": None,
-                "error": None,
-                "created_at": now,
-                "updated_at": now,
-                "applied_at": None,
-            }
-        )
-    return rows, kinds
+    pending = 0
+    waiting = "held" if held else "pending"
+    processor = CHANGE.c.created_at.type.bind_processor(conn.dialect)
+    stamp = processor(now) if processor is not None else now
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    sql = f"INSERT INTO change ({_CHANGE_COLUMNS}) VALUES ({', '.join([mark] * 14)})"  # noqa: S608
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for chunk in iter_chunks(plan.operations):
+            rows = []
+            for op in chunk:
+                kinds[op.kind] = kinds.get(op.kind, 0) + 1
+                status = "skipped" if op.kind in REPORT_KINDS else waiting
+                pending += status == "pending"
+                rows.append(_change_row(run_id, op, status, stamp))
+            cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
+    return kinds, pending
 
 
 def record_plan(
@@ -244,7 +263,6 @@ def record_plan(
 ) -> dict[str, Any]:
     """Write the plan in one transaction (see ``Store.record_plan``); returns the summary."""
     now = now or datetime.now(UTC)
-    rows, kinds = _change_rows(run_id, plan, held, now)
     with db.write(lock="exclusive") as conn:
         status, fingerprint = run_status(conn, run_id)
         if status != "planning":
@@ -262,8 +280,7 @@ def record_plan(
             {"why": f"superseded by run {run_id}", "now": now, "run_id": run_id},
         ).rowcount
         superseded += _overtake_held_runs(conn, run_id, now)
-        if rows:
-            conn.execute(CHANGE.insert(), rows)
+        kinds, pending = _insert_changes(conn, run_id, plan, held, now)
         _save_tombstones(conn, db.dialect, plan.tombstones)
         # Older held plans are overtaken (their serials were candidates of this run and
         # their changes are superseded): what they selected can never be released now.
@@ -279,7 +296,6 @@ def record_plan(
             release_plan(conn, db.dialect, run_id, fingerprint)
         # A held plan keeps its candidate rows (the hashes it planned from) until it is
         # approved, discarded or overtaken; nothing is marked planned before that.
-        pending = sum(1 for row in rows if row["status"] == "pending")
         summary: dict[str, Any] = {
             "operations": kinds,
             "counts": dict(plan.counts),
