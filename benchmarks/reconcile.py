@@ -157,8 +157,19 @@ def replan_policy() -> Policy:
     return replace(bench_policy(), source_priority=(CONNECTOR,))
 
 
+#: ``--store``: a PostgreSQL server URL (no database) to run on instead of SQLite files;
+#: each database "file" of the benchmark is then a database of that name.
+STORE_SERVER = os.environ.get("SYNCD_BENCH_STORE", "")
+
+
 def _store_url(path: Path) -> str:
+    if STORE_SERVER:
+        return f"{STORE_SERVER.rstrip('/')}/{_pg_name(path)}"
     return f"sqlite:///{path}"
+
+
+def _pg_name(path: Path) -> str:
+    return "bench_" + path.parent.name + "_" + path.stem.replace("-", "_")
 
 
 def _connector(workdir: Path) -> CsvDropConnector:
@@ -364,9 +375,14 @@ def _mark_synced_sql(store: Store, run_id: int) -> int:
 
 
 def _checkpoint(store: Store) -> None:
-    """Fold the WAL into the database file, so the file alone can be copied."""
+    """Fold the WAL into the database file, so the file alone can be copied (SQLite);
+    refresh the planner's statistics, as autovacuum would (PostgreSQL)."""
     with store.engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        if store.dialect == "sqlite":
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            conn.exec_driver_sql("COMMIT")
+            conn.exec_driver_sql("ANALYZE")
 
 
 # -- phases (each runs in its own process) ----------------------------------------------------
@@ -391,6 +407,7 @@ def phase_setup(workdir: Path, scenario: Scenario, mark: str) -> Result:
     from syncd.store import Store
 
     policy = bench_policy()
+    _create_database(workdir / "state.db")
     store = Store.open(_store_url(workdir / "state.db"))
     try:
         ingested = _ingest_file(store, workdir, workdir / "baseline.csv", scenario.n)
@@ -758,7 +775,33 @@ def _require(result: Result | str, phase: str) -> Result:
     return result
 
 
+def _pg_admin(*statements: str) -> None:
+    import psycopg
+
+    dsn = STORE_SERVER.replace("postgresql+psycopg://", "postgresql://").rstrip("/")
+    with psycopg.connect(f"{dsn}/postgres", autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement.encode())
+
+
+def _create_database(path: Path) -> None:
+    """A fresh, empty database for ``path`` (PostgreSQL; a SQLite file makes itself)."""
+    if STORE_SERVER:
+        name = _pg_name(path)
+        _pg_admin(f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
 def _copy_database(source: Path, target: Path) -> None:
+    if STORE_SERVER:
+        name = _pg_name(target)
+        _pg_admin(
+            f"DROP DATABASE IF EXISTS {name}",
+            f"CREATE DATABASE {name} TEMPLATE {_pg_name(source)}",
+        )
+        return
     for suffix in ("", "-wal", "-shm"):
         src = source.with_name(source.name + suffix)
         dst = target.with_name(target.name + suffix)
@@ -1153,6 +1196,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run ingest + refresh + plan in one process (its peak RSS)",
     )
+    p.add_argument(
+        "--postgres",
+        action="store_true",
+        help="run on a throw-away PostgreSQL cluster on loopback instead of SQLite "
+        "(needs the PostgreSQL binaries; no cold drop, no diffsync)",
+    )
     p.add_argument("--workdir", type=Path, help="default: a temporary directory")
     p.add_argument("--keep", action="store_true", help="keep the generated files and database")
     p.add_argument("--json", type=Path, help="also write every figure to this file")
@@ -1172,6 +1221,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.phase:
         run_phase(args)
         return
+    if args.postgres:
+        _start_postgres(args)
     root = args.workdir or Path(tempfile.mkdtemp(prefix="syncd-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     sizes = list(args.sizes)
@@ -1183,6 +1234,20 @@ def main(argv: list[str] | None = None) -> None:
     print(report(results))
     if args.workdir is None and not args.keep:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _start_postgres(args: argparse.Namespace) -> None:
+    """A throw-away PostgreSQL cluster on loopback (the tests' own: ``tests/pg.py``),
+    used by every phase through ``$SYNCD_BENCH_STORE``; the cold drop and diffsync are
+    left to the SQLite run."""
+    global STORE_SERVER  # noqa: PLW0603 - set once, before any phase starts
+    from tests.pg import start_server
+
+    server = start_server()
+    STORE_SERVER = server.url("postgres").rsplit("/", 1)[0]
+    os.environ["SYNCD_BENCH_STORE"] = STORE_SERVER
+    args.cold = False
+    args.diffsync = "never"
 
 
 if __name__ == "__main__":

@@ -113,7 +113,7 @@ def show_result(result: RunResult, *, limit: int) -> None:
             "gone): " + "; ".join(result.listing_problems[:5]),
             highlight=False,
         )
-    console.print(plan_table(result.plan, limit=limit))
+    console.print(plan_table(result.plan, limit=limit, more=result.operations_not_kept))
     counts = ", ".join(f"{k} {v}" for k, v in sorted(result.plan.counts.items()) if v)
     console.print(f"plan: {counts or 'nothing to do'}", highlight=False)
     if result.plan.held:
@@ -147,7 +147,9 @@ def show_result(result: RunResult, *, limit: int) -> None:
         )
 
 
-def plan_table(plan: Plan, *, limit: int) -> Table:
+def plan_table(plan: Plan, *, limit: int, more: int = 0) -> Table:
+    """The plan's operations as a table (the first ``limit``; ``more`` were recorded but
+    not kept in memory)."""
     table = Table("operation", "serial", "fields", "reason", title="plan")
     shown = plan.operations if limit <= 0 else plan.operations[:limit]
     for op in shown:
@@ -155,8 +157,9 @@ def plan_table(plan: Plan, *, limit: int) -> Table:
         table.add_row(
             f"[{style}]{op.kind}[/]", op.serial_number, _fields(op.kind, op.changes), op.reason
         )
-    if len(shown) < len(plan.operations):
-        table.add_row("...", f"{len(plan.operations) - len(shown)} more", "", "")
+    hidden = len(plan.operations) - len(shown) + more
+    if hidden:
+        table.add_row("...", f"{hidden} more", "", "")
     return table
 
 
@@ -245,7 +248,12 @@ def print_plan_json(result: RunResult, out: TextIO | None = None) -> None:
     """The run's summary and every operation of its plan, as plain JSON on ``out``."""
     stream = out if out is not None else sys.stdout
     ops = (operation_json(op) for op in result.plan.operations)
-    write_json_object(result.summary(), "plan", ops, stream)
+    head = result.summary()
+    if result.operations_not_kept:
+        # A recorded plan too large to keep: the rest is in the store, in full.
+        head["plan_not_listed"] = result.operations_not_kept
+        head["plan_in_full"] = f"syncd changes --run {result.run_id} --json"
+    write_json_object(head, "plan", ops, stream)
     stream.flush()
 
 

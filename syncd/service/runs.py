@@ -7,6 +7,7 @@ later, the Celery tasks all call these functions; none of them holds logic of it
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,7 @@ import structlog
 from connectors.base import Connector, build_connector
 from syncd import engine, process
 from syncd.config import Settings
-from syncd.engine import Candidate, Plan, PlanContext, Policy
+from syncd.engine import Candidate, Operation, Plan, PlanContext, Policy
 from syncd.errors import SyncdError
 from syncd.inventory import Device, InventoryClient
 from syncd.log import redact
@@ -33,6 +34,27 @@ Clock = Callable[[], datetime]
 
 #: The most changes one approval checks and releases at once.
 HELD_PLAN_LIMIT = 1_000_000
+#: The operations of a recorded plan a run keeps in memory for its caller to show.
+PLAN_KEPT = 20_000
+
+Sink = Callable[[list[Operation]], None]
+
+
+class _Kept:
+    """The engine's sink for a recorded plan: every operation to the store, the first
+    ``PLAN_KEPT`` also kept for the caller."""
+
+    def __init__(self, store_ops: Sink) -> None:
+        self._store_ops = store_ops
+        self.operations: list[Operation] = []
+        self.total = 0
+
+    def __call__(self, ops: list[Operation]) -> None:
+        self._store_ops(ops)
+        self.total += len(ops)
+        room = PLAN_KEPT - len(self.operations)
+        if room > 0:
+            self.operations.extend(ops[:room])
 
 
 def utcnow() -> datetime:
@@ -53,6 +75,9 @@ class RunResult:
     rejects: list[RejectEntry] = field(default_factory=list)
     listing_problems: list[str] = field(default_factory=list)
     recovery: RecoveryReport = field(default_factory=RecoveryReport)
+    #: Operations recorded in the store but not kept in ``plan.operations`` (a plan of
+    #: more than ``PLAN_KEPT``): ``syncd changes --run`` lists them all.
+    operations_not_kept: int = 0
 
     @property
     def held(self) -> bool:
@@ -227,8 +252,9 @@ class Runner:
             log.warning("mirror.listing_incomplete", problems=len(listing.problems))
         return stats
 
-    def make_plan(self, run_id: int) -> Plan:
-        """Plan the serials whose sources or inventory values changed since last planned."""
+    def make_plan(self, run_id: int, *, sink: Sink | None = None) -> Plan:
+        """Plan the serials whose sources or inventory values changed since last planned
+        (with ``sink``, the operations go there as they are planned: ``engine.plan``)."""
         serials = self.store.candidate_serials(run_id)
         context = PlanContext(
             now=self.clock(),
@@ -242,6 +268,7 @@ class Runner:
             self.policy,
             self.store.load_catalogue(),
             context,
+            sink=sink,
         )
 
     # -- whole runs --------------------------------------------------------------------------
@@ -270,20 +297,26 @@ class Runner:
         result = RunResult(run_id=run_id, status="planning", plan=Plan(operations=[]))
         result.dry_run = dry_run
         result.recovery = recovered
-        try:
-            stopped = self._plan_run(result, read_sources=read_sources)
-        except BaseException as exc:
-            self._fail(run_id, exc)
-            raise
-        if stopped == _BEFORE_RECORD and dry_run:
-            stopped = None  # a dry run has nothing left to do but report
-        if stopped is not None:
-            return self._interrupted(result, stopped)
-        result.status = "done"
-        if dry_run:
-            self.store.finish_run(run_id, "done", summary=result.summary(), now=self.clock())
-            return result
-        self.store.record_plan(run_id, result.plan, now=self.clock())
+        # A run that records its plan streams the operations into the store as they are
+        # planned (never all in memory); the result keeps the first PLAN_KEPT of them.
+        with nullcontext() if dry_run else self.store.plan_writer(run_id) as writer:
+            kept = None if writer is None else _Kept(writer.add)
+            try:
+                stopped = self._plan_run(result, read_sources=read_sources, sink=kept)
+            except BaseException as exc:
+                self._fail(run_id, exc)
+                raise
+            if stopped == _BEFORE_RECORD and dry_run:
+                stopped = None  # a dry run has nothing left to do but report
+            if stopped is not None:
+                return self._interrupted(result, stopped)
+            result.status = "done"
+            if writer is None or kept is None:
+                self.store.finish_run(run_id, "done", summary=result.summary(), now=self.clock())
+                return result
+            result.plan.operations = kept.operations
+            result.operations_not_kept = kept.total - len(kept.operations)
+            writer.record(result.plan, now=self.clock())
         if result.plan.held:
             result.status = "held"
             log.warning("run.held", run=run_id, reasons=result.plan.hold_reasons)
@@ -291,7 +324,9 @@ class Runner:
             return result
         return self._apply(result, progress)
 
-    def _plan_run(self, result: RunResult, *, read_sources: bool) -> str | None:
+    def _plan_run(
+        self, result: RunResult, *, read_sources: bool, sink: Sink | None = None
+    ) -> str | None:
         """Ingest, refresh the mirror and plan, into ``result``; returns where a stop
         request ended it (``None``: it did not)."""
         result.ingest = self.ingest(result.run_id) if read_sources else IngestReport()
@@ -304,7 +339,7 @@ class Runner:
         result.listing_problems = self.listing_problems
         if self._stopping():
             return "before planning"
-        result.plan = self.make_plan(result.run_id)
+        result.plan = self.make_plan(result.run_id, sink=sink)
         result.rejects = self.store.rejects(run_id=result.run_id, limit=1000)[::-1]
         return _BEFORE_RECORD if self._stopping() else None
 

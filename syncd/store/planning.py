@@ -26,7 +26,7 @@ counts once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -232,7 +232,7 @@ def _change_row(run_id: int, op: Operation, status: str, stamp: Any) -> tuple[An
 
 
 def _insert_changes(
-    conn: Connection, run_id: int, plan: Plan, held: bool, now: datetime
+    conn: Connection, run_id: int, operations: Iterable[Operation], held: bool, now: datetime
 ) -> tuple[dict[str, int], int]:
     """Write one ``change`` row per operation, built and sent in chunks (never all held
     at once); returns the count per kind and how many rows are pending."""
@@ -245,7 +245,7 @@ def _insert_changes(
     sql = f"INSERT INTO change ({_CHANGE_COLUMNS}) VALUES ({', '.join([mark] * 14)})"  # noqa: S608
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        for chunk in iter_chunks(plan.operations):
+        for chunk in iter_chunks(operations):
             rows = []
             for op in chunk:
                 kinds[op.kind] = kinds.get(op.kind, 0) + 1
@@ -264,56 +264,225 @@ def record_plan(
     """Write the plan in one transaction (see ``Store.record_plan``); returns the summary."""
     now = now or datetime.now(UTC)
     with db.write(lock="exclusive") as conn:
-        status, fingerprint = run_status(conn, run_id)
-        if status != "planning":
-            raise RunStateError(f"run {run_id} is {status}: its plan is already recorded")
         serials = sorted({op.serial_number for op in plan.operations} | set(plan.tombstones))
-        for chunk in iter_chunks(serials):
-            stmt = upsert(db.dialect, PLAN_CANDIDATE).on_conflict_do_nothing()
-            conn.execute(stmt, [{"run_id": run_id, "serial_number": s} for s in chunk])
-        superseded = conn.execute(
-            sa.text(
-                "UPDATE change SET status = 'skipped', error = :why, updated_at = :now "
-                "WHERE status IN ('pending', 'held') AND run_id <> :run_id AND serial_number IN "
-                "(SELECT serial_number FROM plan_candidate WHERE run_id = :run_id)"
-            ).bindparams(sa.bindparam("now", type_=CHANGE.c.updated_at.type)),
-            {"why": f"superseded by run {run_id}", "now": now, "run_id": run_id},
-        ).rowcount
-        superseded += _overtake_held_runs(conn, run_id, now)
-        kinds, pending = _insert_changes(conn, run_id, plan, held, now)
-        _save_tombstones(conn, db.dialect, plan.tombstones)
-        # Older held plans are overtaken (their serials were candidates of this run and
-        # their changes are superseded): what they selected can never be released now.
-        conn.execute(
-            sa.text(
-                "DELETE FROM plan_candidate WHERE run_id <> :run_id AND run_id IN "
-                "(SELECT id FROM sync_run WHERE status <> 'planning')"
-            ),
-            {"run_id": run_id},
+        return _record(
+            conn,
+            db.dialect,
+            run_id,
+            plan,
+            held=held,
+            now=now,
+            select=lambda: _add_candidates(conn, db.dialect, run_id, serials),
+            insert=lambda: _insert_changes(conn, run_id, plan.operations, held, now),
         )
-        set_meta(conn, db.dialect, LAST_RECORDED, run_id)
-        if not held:
-            release_plan(conn, db.dialect, run_id, fingerprint)
-        # A held plan keeps its candidate rows (the hashes it planned from) until it is
-        # approved, discarded or overtaken; nothing is marked planned before that.
-        summary: dict[str, Any] = {
-            "operations": kinds,
-            "counts": dict(plan.counts),
-            "held": held,
-            "hold_reasons": list(plan.hold_reasons),
-            "superseded": int(superseded),
-        }
-        new_status = "held" if held else ("applying" if pending else "done")
-        conn.execute(
-            SYNC_RUN.update()
-            .where(SYNC_RUN.c.id == run_id)
-            .values(
-                status=new_status,
-                summary=summary,
-                finished_at=now if new_status == "done" else None,
-            )
+
+
+def _add_candidates(conn: Connection, dialect: str, run_id: int, serials: list[str]) -> None:
+    """Make ``serials`` candidates of the run (a plan may name serials it was not given)."""
+    for chunk in iter_chunks(serials):
+        stmt = upsert(dialect, PLAN_CANDIDATE).on_conflict_do_nothing()
+        conn.execute(stmt, [{"run_id": run_id, "serial_number": s} for s in chunk])
+
+
+def _record(
+    conn: Connection,
+    dialect: str,
+    run_id: int,
+    plan: Plan,
+    *,
+    held: bool,
+    now: datetime,
+    select: Callable[[], None],
+    insert: Callable[[], tuple[dict[str, int], int]],
+) -> dict[str, Any]:
+    """``record_plan`` inside its transaction: ``select`` adds the plan's serials to the
+    run's candidates, ``insert`` writes its change rows (from memory, or from the
+    operations a ``PlanWriter`` staged)."""
+    status, fingerprint = run_status(conn, run_id)
+    if status != "planning":
+        raise RunStateError(f"run {run_id} is {status}: its plan is already recorded")
+    select()
+    superseded = conn.execute(
+        sa.text(
+            "UPDATE change SET status = 'skipped', error = :why, updated_at = :now "
+            "WHERE status IN ('pending', 'held') AND run_id <> :run_id AND serial_number IN "
+            "(SELECT serial_number FROM plan_candidate WHERE run_id = :run_id)"
+        ).bindparams(sa.bindparam("now", type_=CHANGE.c.updated_at.type)),
+        {"why": f"superseded by run {run_id}", "now": now, "run_id": run_id},
+    ).rowcount
+    superseded += _overtake_held_runs(conn, run_id, now)
+    kinds, pending = insert()
+    _save_tombstones(conn, dialect, plan.tombstones)
+    # Older held plans are overtaken (their serials were candidates of this run and
+    # their changes are superseded): what they selected can never be released now.
+    conn.execute(
+        sa.text(
+            "DELETE FROM plan_candidate WHERE run_id <> :run_id AND run_id IN "
+            "(SELECT id FROM sync_run WHERE status <> 'planning')"
+        ),
+        {"run_id": run_id},
+    )
+    set_meta(conn, dialect, LAST_RECORDED, run_id)
+    if not held:
+        release_plan(conn, dialect, run_id, fingerprint)
+    # A held plan keeps its candidate rows (the hashes it planned from) until it is
+    # approved, discarded or overtaken; nothing is marked planned before that.
+    summary: dict[str, Any] = {
+        "operations": kinds,
+        "counts": dict(plan.counts),
+        "held": held,
+        "hold_reasons": list(plan.hold_reasons),
+        "superseded": int(superseded),
+    }
+    new_status = "held" if held else ("applying" if pending else "done")
+    conn.execute(
+        SYNC_RUN.update()
+        .where(SYNC_RUN.c.id == run_id)
+        .values(
+            status=new_status,
+            summary=summary,
+            finished_at=now if new_status == "done" else None,
         )
+    )
     return summary
+
+
+_STAGED_OPS = "syncd_plan_op"
+# Report kinds (``REPORT_KINDS``) are skipped at once; the others wait (pending or held).
+_COPY_STAGED_OPS = (
+    "INSERT INTO change (run_id, serial_number, operation, changes, reason, sources, origins, "
+    "status, attempts, response, error, created_at, updated_at, applied_at) "
+    "SELECT :run_id, serial_number, operation, changes, reason, sources, origins, "
+    "CASE WHEN operation IN ('conflict', 'reject', 'skip') THEN 'skipped' ELSE :waiting END, "
+    "0, NULL, NULL, :now, :now, NULL FROM syncd_plan_op ORDER BY ord"
+)
+
+
+class PlanWriter:
+    """A plan's operations streamed into the store while the engine plans, then recorded
+    in one transaction: the engine's ``sink``, so no process ever holds every operation.
+
+    ``add`` (the sink) writes each chunk into a temporary table on a connection of its
+    own, without the store's write lock; ``record`` then does what ``record_plan`` does,
+    the change rows copied from that table set-based. Use as a context manager; leaving
+    it without ``record`` stores nothing.
+    """
+
+    def __init__(self, db: Database, run_id: int) -> None:
+        self._db = db
+        self.run_id = run_id
+        self.added = 0
+        self._conn: Connection | None = db.engine.connect()
+        json_type = "JSON" if db.dialect == "postgresql" else "TEXT"
+        try:
+            with self._conn.begin():
+                self._conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_STAGED_OPS}")
+                self._conn.exec_driver_sql(
+                    f"CREATE TEMPORARY TABLE {_STAGED_OPS} (ord INTEGER NOT NULL, "
+                    "serial_number TEXT NOT NULL, operation TEXT NOT NULL, "
+                    f"changes {json_type} NOT NULL, reason TEXT NOT NULL, "
+                    f"sources {json_type} NOT NULL, origins {json_type} NOT NULL)"
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> PlanWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Drop the temporary table and give the connection back (idempotent)."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if conn.in_transaction():
+                conn.rollback()
+            with conn.begin():
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_STAGED_OPS}")
+        except sa.exc.DBAPIError:
+            conn.invalidate()
+        finally:
+            conn.close()
+
+    @property
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("this plan writer is closed")
+        return self._conn
+
+    def add(self, ops: list[Operation]) -> None:
+        """Stage a chunk of operations (the engine's ``sink``)."""
+        conn = self._connection
+        mark = "%s" if conn.dialect.name == "postgresql" else "?"
+        rows = []
+        for op in ops:
+            self.added += 1
+            row = _change_row(self.run_id, op, "", None)
+            rows.append((self.added, row[1], row[2], row[3], row[4], row[5], row[6]))
+        with conn.begin():
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(
+                    f"INSERT INTO {_STAGED_OPS} VALUES ({', '.join([mark] * 7)})",  # noqa: S608
+                    rows,
+                )
+            finally:
+                cursor.close()
+
+    def record(
+        self, plan: Plan, *, held: bool | None = None, now: datetime | None = None
+    ) -> dict[str, Any]:
+        """Record the plan (its counts, tombstones and gates; its operations as staged)
+        in one transaction, as ``record_plan`` does; returns the run's summary."""
+        now = now or datetime.now(UTC)
+        held = plan.held if held is None else held
+        conn = self._connection
+        dialect = self._db.dialect
+        tombstoned = sorted(plan.tombstones)
+        try:
+            with self._db.transaction(conn, lock="exclusive"):
+                return _record(
+                    conn,
+                    dialect,
+                    self.run_id,
+                    plan,
+                    held=held,
+                    now=now,
+                    select=lambda: self._select(conn, dialect, tombstoned),
+                    insert=lambda: self._insert(conn, held, now),
+                )
+        finally:
+            self.close()
+
+    def _select(self, conn: Connection, dialect: str, tombstoned: list[str]) -> None:
+        conn.execute(
+            sa.text(
+                "INSERT INTO plan_candidate (run_id, serial_number) SELECT DISTINCT :run_id, "
+                "serial_number FROM syncd_plan_op WHERE true ON CONFLICT DO NOTHING"
+            ),
+            {"run_id": self.run_id},
+        )
+        _add_candidates(conn, dialect, self.run_id, tombstoned)
+
+    def _insert(self, conn: Connection, held: bool, now: datetime) -> tuple[dict[str, int], int]:
+        conn.execute(
+            sa.text(_COPY_STAGED_OPS).bindparams(
+                sa.bindparam("now", type_=CHANGE.c.created_at.type)
+            ),
+            {"run_id": self.run_id, "waiting": "held" if held else "pending", "now": now},
+        )
+        kinds = {
+            str(kind): int(count)
+            for kind, count in conn.exec_driver_sql(
+                "SELECT operation, count(*) FROM syncd_plan_op GROUP BY operation"
+            )
+        }
+        pending = 0 if held else sum(n for k, n in kinds.items() if k not in REPORT_KINDS)
+        return kinds, pending
 
 
 def _overtake_held_runs(conn: Connection, run_id: int, now: datetime) -> int:

@@ -458,6 +458,12 @@ class Store:
             self._db, run_id, plan, held=plan.held if held is None else held, now=_now(now)
         )
 
+    def plan_writer(self, run_id: int) -> planning.PlanWriter:
+        """A sink for ``engine.plan(..., sink=writer.add)``: the operations stream into the
+        store as they are planned, and ``writer.record(plan)`` then records the plan as
+        ``record_plan`` would, in one transaction, without any process holding them all."""
+        return planning.PlanWriter(self._db, run_id)
+
     def approve_run(self, run_id: int, by: str, *, now: datetime | None = None) -> int:
         """Release a held run (its held changes become pending); returns how many.
 
