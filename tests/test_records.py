@@ -20,6 +20,7 @@ from syncd.records import (
     RECORD_FIELDS,
     DeviceRecord,
     content_hash,
+    record_values,
 )
 
 
@@ -77,17 +78,26 @@ def test_the_payload_is_encoded_once_and_hashed_from_its_bytes() -> None:
         extra=(("po", "17"), ("cost", "3")),
     )
     payload = record.payload()
-    assert json.loads(payload) == {
-        "name": "Zürich-1",
-        "status": False,
-        "device_type": 7,
-        "extra": [["cost", "3"], ["po", "17"]],
-    }
-    assert (
-        payload
-        == json.dumps(
-            json.loads(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        ).encode()
+    assert json.loads(payload) == [
+        "Zürich-1",
+        7,
+        None,
+        False,
+        None,
+        None,
+        None,
+        None,
+        None,
+        [["cost", "3"], ["po", "17"]],
+    ]
+    assert record_values(json.loads(payload)) == (
+        {"name": "Zürich-1", "device_type": 7, "status": False},
+        (("cost", "3"), ("po", "17")),
+    )
+    # a payload an earlier version stored (an object) reads the same
+    assert record_values({"name": "Zürich-1", "extra": [["po", "17"]]}) == (
+        {"name": "Zürich-1"},
+        (("po", "17"),),
     )
     assert record.content_hash() == content_hash("SN1", True, "upsert", payload)
     # what it says, not where it came from; the extra pairs in any order

@@ -32,7 +32,7 @@ from typing import Any, Final, Self
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from syncd.records import RECORD_FIELDS, DeviceRecord, Reject, content_hash
+from syncd.records import DeviceRecord, Reject, content_hash, record_values
 from syncd.store.db import Database, digest_agg_sql, multi_row_digest_sql, upsert
 from syncd.store.rows import BatchMode, BatchStats
 from syncd.store.tables import SOURCE_BATCH, SOURCE_STATE
@@ -106,8 +106,7 @@ def record_from_row(
     connector: str, serial: str, origin: str, payload: Any, *, wanted: bool, action: str
 ) -> DeviceRecord:
     """Rebuild the ``DeviceRecord`` a ``source_record`` row stores."""
-    fields = {name: payload[name] for name in RECORD_FIELDS if name in payload}
-    extra = tuple((str(k), str(v)) for k, v in payload.get("extra", ()))
+    fields, extra = record_values(payload)
     return DeviceRecord(
         source=connector,
         serial_number=serial,
@@ -115,7 +114,7 @@ def record_from_row(
         wanted=bool(wanted),
         action="delete" if action == "delete" else "upsert",
         extra=extra,
-        **fields,
+        **fields,  # type: ignore[arg-type]
     )
 
 
