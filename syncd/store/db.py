@@ -234,6 +234,10 @@ def fetch_by_serials(conn: Connection, select: str, serials: list[str]) -> list[
     itself. ``select`` is always a constant of the store's own code; the serials are
     bound parameters."""
     glue = " " if select.rstrip().endswith(("WHERE", "AND")) else " WHERE "
+    if not conn.in_transaction():
+        # The caller's reads on this connection share one snapshot, as they do through
+        # SQLAlchemy (the transaction is rolled back when the connection is closed).
+        conn.begin()
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         if conn.dialect.name == "postgresql":
@@ -249,15 +253,43 @@ def fetch_by_serials(conn: Connection, select: str, serials: list[str]) -> list[
 
 
 def insert_serials(conn: Connection, table: str, serials: list[str]) -> None:
-    """Add ``serials`` to the one-column table ``table`` (duplicates ignored), through
-    the driver's own ``executemany``."""
-    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    """Add ``serials`` to the one-column table ``table`` (duplicates ignored) in one
+    statement: an array on PostgreSQL, the driver's ``executemany`` on SQLite."""
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.executemany(
-            f"INSERT INTO {table} (serial_number) VALUES ({mark}) ON CONFLICT DO NOTHING",  # noqa: S608
-            [(serial,) for serial in serials],
-        )
+        if conn.dialect.name == "postgresql":
+            cursor.execute(
+                f"INSERT INTO {table} (serial_number) SELECT unnest(%s::text[]) "
+                "ON CONFLICT DO NOTHING",
+                (serials,),
+            )
+        else:
+            cursor.executemany(
+                f"INSERT INTO {table} (serial_number) VALUES (?) ON CONFLICT DO NOTHING",  # noqa: S608
+                [(serial,) for serial in serials],
+            )
+    finally:
+        cursor.close()
+
+
+def bulk_insert(
+    conn: Connection, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert ``rows`` into ``table``: ``COPY`` on PostgreSQL (one stream instead of a
+    round trip per row), the driver's ``executemany`` on SQLite. ``table`` and
+    ``columns`` are constants of the store's own code."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if conn.dialect.name == "postgresql":
+            with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" * len(columns))
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608
     finally:
         cursor.close()
 

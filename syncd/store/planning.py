@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection
 from syncd.engine import Candidate, MirrorEntry, Operation, Plan, Tombstone
 from syncd.errors import SyncdError
 from syncd.records import DeviceRecord
-from syncd.store.db import Database, fetch_by_serials, in_values, upsert
+from syncd.store.db import Database, bulk_insert, fetch_by_serials, in_values, upsert
 from syncd.store.rows import REPORT_KINDS
 from syncd.store.staging import iter_chunks, record_from_row
 from syncd.store.tables import (
@@ -202,8 +202,29 @@ def _record_order(row: tuple[Any, ...]) -> tuple[str, str, int]:
 
 
 _CHANGE_COLUMNS = (
-    "run_id, serial_number, operation, changes, reason, sources, origins, status, "
-    "attempts, response, error, created_at, updated_at, applied_at"
+    "run_id",
+    "serial_number",
+    "operation",
+    "changes",
+    "reason",
+    "sources",
+    "origins",
+    "status",
+    "attempts",
+    "response",
+    "error",
+    "created_at",
+    "updated_at",
+    "applied_at",
+)
+_STAGED_COLUMNS = (
+    "ord",
+    "serial_number",
+    "operation",
+    "changes",
+    "reason",
+    "sources",
+    "origins",
 )
 
 
@@ -241,20 +262,14 @@ def _insert_changes(
     waiting = "held" if held else "pending"
     processor = CHANGE.c.created_at.type.bind_processor(conn.dialect)
     stamp = processor(now) if processor is not None else now
-    mark = "%s" if conn.dialect.name == "postgresql" else "?"
-    sql = f"INSERT INTO change ({_CHANGE_COLUMNS}) VALUES ({', '.join([mark] * 14)})"  # noqa: S608
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        for chunk in iter_chunks(operations):
-            rows = []
-            for op in chunk:
-                kinds[op.kind] = kinds.get(op.kind, 0) + 1
-                status = "skipped" if op.kind in REPORT_KINDS else waiting
-                pending += status == "pending"
-                rows.append(_change_row(run_id, op, status, stamp))
-            cursor.executemany(sql, rows)
-    finally:
-        cursor.close()
+    for chunk in iter_chunks(operations):
+        rows = []
+        for op in chunk:
+            kinds[op.kind] = kinds.get(op.kind, 0) + 1
+            status = "skipped" if op.kind in REPORT_KINDS else waiting
+            pending += status == "pending"
+            rows.append(_change_row(run_id, op, status, stamp))
+        bulk_insert(conn, "change", _CHANGE_COLUMNS, rows)
     return kinds, pending
 
 
@@ -417,21 +432,13 @@ class PlanWriter:
     def add(self, ops: list[Operation]) -> None:
         """Stage a chunk of operations (the engine's ``sink``)."""
         conn = self._connection
-        mark = "%s" if conn.dialect.name == "postgresql" else "?"
         rows = []
         for op in ops:
             self.added += 1
             row = _change_row(self.run_id, op, "", None)
             rows.append((self.added, row[1], row[2], row[3], row[4], row[5], row[6]))
         with conn.begin():
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cursor.executemany(
-                    f"INSERT INTO {_STAGED_OPS} VALUES ({', '.join([mark] * 7)})",  # noqa: S608
-                    rows,
-                )
-            finally:
-                cursor.close()
+            bulk_insert(conn, _STAGED_OPS, _STAGED_COLUMNS, rows)
 
     def record(
         self, plan: Plan, *, held: bool | None = None, now: datetime | None = None
