@@ -130,6 +130,11 @@ def select_candidates(db: Database, run_id: int) -> list[str]:
             conn.execute(sa.text(_SELECT_CHANGED), {"run_id": run_id})
             if db.dialect == "postgresql":
                 conn.exec_driver_sql("SET LOCAL enable_seqscan = on")
+        if db.dialect == "postgresql":
+            # plan_candidate is empty between runs, so that is what autovacuum's statistics
+            # say; planned on them, recording a plan of many candidates joins them by
+            # nested loops (quadratic: a minute for 20,000). Tell the planner the truth.
+            conn.exec_driver_sql("ANALYZE plan_candidate")
         return list(
             conn.execute(
                 sa.select(PLAN_CANDIDATE.c.serial_number)
@@ -466,6 +471,8 @@ class PlanWriter:
             self.close()
 
     def _select(self, conn: Connection, dialect: str, tombstoned: list[str]) -> None:
+        if dialect == "postgresql":
+            conn.exec_driver_sql("ANALYZE syncd_plan_op")  # a temporary table has no statistics
         conn.execute(
             sa.text(
                 "INSERT INTO plan_candidate (run_id, serial_number) SELECT DISTINCT :run_id, "
