@@ -98,3 +98,14 @@ def test_changes_json_is_a_plain_array() -> None:
         out = io.StringIO()
         render.print_changes_json(rows, out)
         assert json.loads(out.getvalue()) == [render.change_json(r) for r in rows]
+
+
+def test_plan_json_of_a_plan_too_large_to_keep_says_where_the_rest_is() -> None:
+    plan = Plan(operations=[_operation("SN1")], counts={"create": 4})
+    result = RunResult(run_id=9, status="done", plan=plan, operations_not_kept=3)
+    out = io.StringIO()
+    render.print_plan_json(result, out)
+    answer = json.loads(out.getvalue())
+    assert answer["plan_not_listed"] == 3
+    assert answer["plan_in_full"] == "syncd changes --run 9 --limit 4 --json"
+    assert len(answer["plan"]) == 1

@@ -252,7 +252,8 @@ def print_plan_json(result: RunResult, out: TextIO | None = None) -> None:
     if result.operations_not_kept:
         # A recorded plan too large to keep: the rest is in the store, in full.
         head["plan_not_listed"] = result.operations_not_kept
-        head["plan_in_full"] = f"syncd changes --run {result.run_id} --json"
+        total = len(result.plan.operations) + result.operations_not_kept
+        head["plan_in_full"] = f"syncd changes --run {result.run_id} --limit {total} --json"
     write_json_object(head, "plan", ops, stream)
     stream.flush()
 

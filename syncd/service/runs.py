@@ -76,7 +76,7 @@ class RunResult:
     listing_problems: list[str] = field(default_factory=list)
     recovery: RecoveryReport = field(default_factory=RecoveryReport)
     #: Operations recorded in the store but not kept in ``plan.operations`` (a plan of
-    #: more than ``PLAN_KEPT``): ``syncd changes --run`` lists them all.
+    #: more than ``PLAN_KEPT``): ``syncd changes --run RUN --limit N`` lists them all.
     operations_not_kept: int = 0
 
     @property
