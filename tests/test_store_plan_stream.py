@@ -20,6 +20,7 @@ from tests import pg
 from tests.test_store_planning import device, rec
 
 db_url = pg.db_url
+postgres_url = pg.postgres_url
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 POLICY = Policy.default(
@@ -116,12 +117,11 @@ def test_an_empty_streamed_plan_records_a_run_with_nothing_to_do(db_url: str) ->
         assert found.status == "done"
 
 
-def test_postgres_plans_a_run_on_the_candidates_it_really_has(db_url: str) -> None:
+@pytest.mark.postgres
+def test_postgres_plans_a_run_on_the_candidates_it_really_has(postgres_url: str) -> None:
     # Autovacuum sees plan_candidate empty between runs; planned on that, recording a
     # plan of many candidates joined them by nested loops (a minute for 20,000).
-    if not db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL's planner statistics")
-    with Store.open(db_url) as store:
+    with Store.open(postgres_url) as store:
         store.store_batch("csv", "snapshot", "a.csv", [rec(f"S{i:04}") for i in range(500)])
         with store.engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE plan_candidate")  # as autovacuum would, empty
