@@ -71,7 +71,18 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 CONNECTOR = "procurement"
 CSV_NAME = "devices.csv"
-PHASES = ("gen", "setup", "ingest", "refresh", "plan", "whole", "diffsync")
+PHASES = (
+    "gen",
+    "setup",
+    "ingest",
+    "refresh",
+    "plan",
+    "whole",
+    "e2e",
+    "cold",
+    "diffsync",
+    "diffsync_cold",
+)
 
 T = TypeVar("T")
 Result = dict[str, Any]
@@ -138,8 +149,27 @@ def bench_policy() -> Policy:
     )
 
 
+def replan_policy() -> Policy:
+    """``bench_policy`` with another fingerprint and the same meaning for one source (a
+    source priority naming it): every serial is planned again, as after a policy edit."""
+    from dataclasses import replace
+
+    return replace(bench_policy(), source_priority=(CONNECTOR,))
+
+
+#: ``--store``: a PostgreSQL server URL (no database) to run on instead of SQLite files;
+#: each database "file" of the benchmark is then a database of that name.
+STORE_SERVER = os.environ.get("SYNCD_BENCH_STORE", "")
+
+
 def _store_url(path: Path) -> str:
+    if STORE_SERVER:
+        return f"{STORE_SERVER.rstrip('/')}/{_pg_name(path)}"
     return f"sqlite:///{path}"
+
+
+def _pg_name(path: Path) -> str:
+    return "bench_" + path.parent.name + "_" + path.stem.replace("-", "_")
 
 
 def _connector(workdir: Path) -> CsvDropConnector:
@@ -170,30 +200,38 @@ def _ingest_file(store: Store, workdir: Path, csv_file: Path, rows: int) -> Resu
     return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds}
 
 
-def inventory_devices(scenario: Scenario) -> Iterator[Device]:
-    """The baseline as the inventory would list it, in detail shape (no HTTP)."""
+def inventory_devices(
+    scenario: Scenario, *, detail: bool = True, edited: int = 0
+) -> Iterator[Device]:
+    """The baseline as the inventory holds it (no HTTP): in detail shape (what set-up
+    writes, as syncd's own writes would leave the mirror), or as list pages give it
+    (``detail=False``: no description, MAC or firmware). Every ``edited``-th device's
+    location was changed by hand in the inventory (``0``: none)."""
     from syncd.inventory.models import Device, DeviceType, Organization
 
     types = {model: DeviceType(id=i + 1, name=model, model=model) for i, model in enumerate(TYPES)}
     orgs = {name: Organization(id=i + 1, name=name) for i, name in enumerate(ORGANIZATIONS)}
-    for row in scenario.baseline_rows():
+    for index, row in enumerate(scenario.baseline_rows()):
+        if edited and index % edited == 0:
+            row["location"] = f"{row['location']}-moved-by-hand"
         values: dict[str, Any] = {
             "serial_number": row["serial_number"],
             "name": row["name"],
             "type": types[row["device_type"]],
             "organization": orgs[row["organization"]],
             "ip_address": row["ip_address"],
-            "mac_address": row["mac_address"],
             "location": row["location"],
-            "firmware_version": row["firmware_version"],
         }
-        if row["description"]:
-            values["description"] = row["description"]
+        if detail:
+            values["mac_address"] = row["mac_address"]
+            values["firmware_version"] = row["firmware_version"]
+            if row["description"]:
+                values["description"] = row["description"]
         yield Device.model_construct(**values)
 
 
-def _refresh(store: Store, scenario: Scenario) -> Result:
-    devices = Timed(inventory_devices(scenario))
+def _refresh(store: Store, scenario: Scenario, *, detail: bool = False, edited: int = 0) -> Result:
+    devices = Timed(inventory_devices(scenario, detail=detail, edited=edited))
     start = time.perf_counter()
     stats = store.refresh_mirror(devices, complete=True, now=datetime.now(UTC))
     seconds = time.perf_counter() - start
@@ -233,12 +271,17 @@ def run_plan(store: Store, policy: Policy, trigger: str) -> Result:
     catalogue = store.load_catalogue()
     lap("context_and_catalogue")
     candidates = Timed(store.load_candidates(serials))
-    plan = engine.plan(candidates, policy, catalogue, context)
-    lap("load_and_plan")
-    laps["load_candidates"] = candidates.seconds
-    laps["engine_plan"] = laps.pop("load_and_plan") - candidates.seconds
-    summary = store.record_plan(run_id, plan)
+    # As ``Runner.run`` records a plan: the operations stream into the store as planned.
+    with store.plan_writer(run_id) as writer:
+        staging = Timed(iter(()))
+        sink = _timed_sink(writer.add, staging)
+        plan = engine.plan(candidates, policy, catalogue, context, sink=sink)
+        lap("load_and_plan")
+        laps["load_candidates"] = candidates.seconds
+        laps["engine_plan"] = laps.pop("load_and_plan") - candidates.seconds - staging.seconds
+        summary = writer.record(plan)
     lap("record_plan")
+    laps["record_plan"] += staging.seconds  # staging the operations is part of recording
     total = time.perf_counter() - start
     counts = {k: v for k, v in plan.counts.items() if v}
     return {
@@ -246,11 +289,23 @@ def run_plan(store: Store, policy: Policy, trigger: str) -> Result:
         "seconds": total,
         "steps": laps,
         "candidates": len(serials),
+        "operations": sum(plan.counts.get(k, 0) for k in ("create", "adopt", "update", "delete")),
         "counts": counts,
         "held": plan.held,
         "hold_reasons": list(plan.hold_reasons),
         "superseded": summary.get("superseded", 0),
     }
+
+
+def _timed_sink(sink: Callable[[Any], None], clock: Timed[Any]) -> Callable[[Any], None]:
+    """``sink``, its time added to ``clock.seconds``."""
+
+    def timed(ops: Any) -> None:
+        start = time.perf_counter()
+        sink(ops)
+        clock.seconds += time.perf_counter() - start
+
+    return timed
 
 
 def expected_counts(scenario: Scenario) -> dict[str, int]:
@@ -337,9 +392,14 @@ def _mark_synced_sql(store: Store, run_id: int) -> int:
 
 
 def _checkpoint(store: Store) -> None:
-    """Fold the WAL into the database file, so the file alone can be copied."""
+    """Fold the WAL into the database file, so the file alone can be copied (SQLite);
+    refresh the planner's statistics, as autovacuum would (PostgreSQL)."""
     with store.engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        if store.dialect == "sqlite":
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            conn.exec_driver_sql("COMMIT")
+            conn.exec_driver_sql("ANALYZE")
 
 
 # -- phases (each runs in its own process) ----------------------------------------------------
@@ -364,10 +424,11 @@ def phase_setup(workdir: Path, scenario: Scenario, mark: str) -> Result:
     from syncd.store import Store
 
     policy = bench_policy()
+    _create_database(workdir / "state.db")
     store = Store.open(_store_url(workdir / "state.db"))
     try:
         ingested = _ingest_file(store, workdir, workdir / "baseline.csv", scenario.n)
-        refreshed = _refresh(store, scenario)
+        refreshed = _refresh(store, scenario, detail=True)
         first = run_plan(store, policy, "benchmark-setup")
         if first["counts"].get("adopt") != scenario.n:
             raise SystemExit(f"setup plan should adopt all {scenario.n}: {first['counts']}")
@@ -447,6 +508,116 @@ def phase_whole(workdir: Path, database: Path, scenario: Scenario) -> Result:
     }
 
 
+#: Every how many devices one was edited by hand in the inventory, for end to end (b).
+HAND_EDITED_EVERY = 100
+
+
+def phase_e2e(workdir: Path, database: Path, scenario: Scenario, case: str) -> Result:
+    """One end-to-end path, in one process, to a committed plan (issue 9's (a), (b), (c)).
+
+    (a) ``drop``: the next CSV ingested, the unchanged inventory listed into the mirror,
+    the plan recorded, on the state after set-up. (b) ``refresh``: no new source data,
+    the inventory listed with 1 % of the devices' locations edited by hand, the plan
+    recorded. (c) ``replan``: on the state after the next CSV was ingested, a policy with
+    a new fingerprint, so every serial is planned and recorded. The time spent building
+    the ``Device`` objects of the listing in memory (the API client's side) is reported
+    apart and left out of ``store_s``.
+    """
+    from syncd.store import Store
+
+    store = Store.open(_store_url(database))
+    result: Result = {"case": case}
+    try:
+        start = time.perf_counter()
+        if case == "drop":
+            inbox_root = workdir / "e2e"  # its own inbox and ledger
+            inbox_root.mkdir(exist_ok=True)
+            result["ingest"] = _ingest_file(
+                store, inbox_root, workdir / "next.csv", scenario.next_count
+            )
+            result["refresh"] = _refresh(store, scenario)
+            planned = run_plan(store, bench_policy(), "benchmark-e2e")
+        elif case == "refresh":
+            result["refresh"] = _refresh(store, scenario, edited=HAND_EDITED_EVERY)
+            planned = run_plan(store, bench_policy(), "benchmark-e2e")
+        else:
+            planned = run_plan(store, replan_policy(), "benchmark-e2e")
+        seconds = time.perf_counter() - start
+        change_rows = sum(store.change_counts(planned["run_id"]).values())
+    finally:
+        store.close()
+    building = result.get("refresh", {}).get("building_devices_s", 0.0)
+    return {
+        **result,
+        "seconds": seconds,
+        "store_s": seconds - building,
+        "plan": planned,
+        "change_rows": change_rows,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def phase_cold(workdir: Path, scenario: Scenario, as_json: bool) -> Result:
+    """A cold drop as a new user meets it: the baseline CSV in an inbox, an empty
+    inventory (the sandbox, on loopback), an empty store, and ``syncd plan`` (or
+    ``syncd plan --json``) as a whole process; its wall time and peak RSS."""
+    from syncd.sandbox.testing import SandboxProcess
+
+    home = workdir / ("cold-json" if as_json else "cold")
+    shutil.rmtree(home, ignore_errors=True)
+    (home / "inbox").mkdir(parents=True)
+    shutil.copyfile(workdir / "baseline.csv", home / "inbox" / CSV_NAME)
+    with SandboxProcess() as sandbox:
+        config = home / "syncd.toml"
+        config.write_text(_cold_config(sandbox.base_url, home), encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+        env["SYNCD_INVENTORY__TOKEN"] = sandbox.token.get_secret_value()
+        command = [str(Path(sys.executable).with_name("syncd")), "plan", "--config", str(config)]
+        if as_json:
+            command.append("--json")
+        out, err = home / "stdout.txt", home / "stderr.txt"
+        start = time.perf_counter()
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            child = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env)
+            _pid, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"syncd plan failed ({status}): {err.read_text()[-2000:]}")
+    return {
+        "json": as_json,
+        "seconds": seconds,
+        "process_peak_rss_mb": usage.ru_maxrss / 1024,
+        "output_mb": out.stat().st_size / (1 << 20),
+        "creates": scenario.n,
+    }
+
+
+def _cold_config(base_url: str, home: Path) -> str:
+    types = "\n".join(f'"{model}" = {i + 1}' for i, model in enumerate(TYPES))
+    orgs = "\n".join(f'"{name}" = {i + 1}' for i, name in enumerate(ORGANIZATIONS))
+    return (
+        f'[inventory]\nbase_url = "{base_url}"\n'
+        f'[store]\nurl = "sqlite:///{home / "syncd.db"}"\n'
+        '[logging]\nlevel = "WARNING"\n'
+        f'[[connectors]]\nname = "{CONNECTOR}"\nplugin = "csv_drop"\n'
+        f'[connectors.options]\ninbox = "{home / "inbox"}"\nstable_seconds = 0\n'
+        f"[policy.type_map]\n{types}\n[policy.organization_map]\n{orgs}\n"
+    )
+
+
+def phase_diffsync_cold(workdir: Path) -> Result:
+    """diffsync on the cold drop: the CSV read, loaded as the desired side, an empty
+    inventory side, and the diff (every device a create), all timed together."""
+    start = time.perf_counter()
+    rows = list(read_csv(workdir / "baseline.csv"))
+    inventory, desired = _diffsync_adapters()
+    desired.load_rows(rows)
+    diff = inventory.diff_from(desired)
+    seconds = time.perf_counter() - start
+    summary = {str(k): int(v) for k, v in diff.summary().items()}
+    return {"seconds": seconds, "summary": summary, "peak_rss_mb": peak_rss_mb()}
+
+
 def phase_plan(database: Path, scenario: Scenario) -> Result:
     """The measured step, on ``database`` (a copy of the state after ``ingest``)."""
     from syncd.store import Store
@@ -471,11 +642,9 @@ def phase_plan(database: Path, scenario: Scenario) -> Result:
     }
 
 
-def phase_diffsync(workdir: Path, memory_gb: float) -> Result:
-    """The same diff by diffsync: baseline (the inventory) vs next (what is wanted)."""
-    if memory_gb > 0:
-        limit = int(memory_gb * (1 << 30))
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+def _diffsync_adapters() -> tuple[Any, Any]:
+    """Two empty diffsync adapters (inventory, desired) of one model: the serial as its
+    identifier, the eight other columns as attributes (text)."""
     from diffsync import Adapter, DiffSyncModel
 
     class Device(DiffSyncModel):
@@ -500,13 +669,21 @@ def phase_diffsync(workdir: Path, memory_gb: float) -> Result:
             for row in rows:
                 self.add(Device(**row))
 
+    return Devices(name="inventory"), Devices(name="desired")
+
+
+def phase_diffsync(workdir: Path, memory_gb: float) -> Result:
+    """The same diff by diffsync: baseline (the inventory) vs next (what is wanted)."""
+    if memory_gb > 0:
+        limit = int(memory_gb * (1 << 30))
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     start = time.perf_counter()
     baseline_rows = list(read_csv(workdir / "baseline.csv"))
     next_rows = list(read_csv(workdir / "next.csv"))
     read_s = time.perf_counter() - start
     rss_before = current_rss_mb()
     start = time.perf_counter()
-    inventory, desired = Devices(name="inventory"), Devices(name="desired")
+    inventory, desired = _diffsync_adapters()
     inventory.load_rows(baseline_rows)
     desired.load_rows(next_rows)
     load_s = time.perf_counter() - start
@@ -543,6 +720,12 @@ def run_phase(args: argparse.Namespace) -> None:
         result = phase_plan(Path(args.database), scenario)
     elif args.phase == "whole":
         result = phase_whole(workdir, Path(args.database), scenario)
+    elif args.phase == "e2e":
+        result = phase_e2e(workdir, Path(args.database), scenario, args.case)
+    elif args.phase == "cold":
+        result = phase_cold(workdir, scenario, args.case == "json")
+    elif args.phase == "diffsync_cold":
+        result = phase_diffsync_cold(workdir)
     else:
         try:
             result = phase_diffsync(workdir, args.diffsync_memory_gb)
@@ -609,7 +792,33 @@ def _require(result: Result | str, phase: str) -> Result:
     return result
 
 
+def _pg_admin(*statements: str) -> None:
+    import psycopg
+
+    dsn = STORE_SERVER.replace("postgresql+psycopg://", "postgresql://").rstrip("/")
+    with psycopg.connect(f"{dsn}/postgres", autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement.encode())
+
+
+def _create_database(path: Path) -> None:
+    """A fresh, empty database for ``path`` (PostgreSQL; a SQLite file makes itself)."""
+    if STORE_SERVER:
+        name = _pg_name(path)
+        _pg_admin(f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
 def _copy_database(source: Path, target: Path) -> None:
+    if STORE_SERVER:
+        name = _pg_name(target)
+        _pg_admin(
+            f"DROP DATABASE IF EXISTS {name}",
+            f"CREATE DATABASE {name} TEMPLATE {_pg_name(source)}",
+        )
+        return
     for suffix in ("", "-wal", "-shm"):
         src = source.with_name(source.name + suffix)
         dst = target.with_name(target.name + suffix)
@@ -628,8 +837,8 @@ def bench_size(n: int, args: argparse.Namespace, root: Path) -> Result:
     say(f"setting up the synced state ({args.mark_synced})")
     setup = _require(_spawn("setup", n, workdir, args), "setup")
     state = workdir / "state.db"
-    if args.one_process:
-        _copy_database(state, workdir / "setup.db")
+    for case in ("setup", "e2e-drop", "e2e-refresh"):
+        _copy_database(state, workdir / f"{case}.db")
     say("ingesting the next CSV")
     ingested = _require(_spawn("ingest", n, workdir, args), "ingest")
     refreshed: Result | None = None
@@ -642,17 +851,22 @@ def bench_size(n: int, args: argparse.Namespace, root: Path) -> Result:
         copy = workdir / "plan.db"
         _copy_database(state, copy)
         plans.append(_require(_spawn("plan", n, workdir, args, "--database", str(copy)), "plan"))
+    e2e, cold = _end_to_end(n, workdir, args, say)
     whole: Result | None = None
     if args.one_process:
         say("ingest + refresh + plan in one process")
         setup_db = str(workdir / "setup.db")  # used up: this phase plays the next run on it
         whole = _require(_spawn("whole", n, workdir, args, "--database", setup_db), "whole")
     diffsync: Result | str
+    diffsync_cold: Result | str = "not run"
     if args.diffsync == "always" or (args.diffsync == "auto" and n <= args.diffsync_auto_max):
         say("diffsync")
         diffsync = _spawn("diffsync", n, workdir, args, timeout=args.diffsync_timeout)
         if isinstance(diffsync, dict) and "skipped" in diffsync:
             diffsync = str(diffsync["skipped"])
+        if args.cold and n <= args.cold_max:
+            say("diffsync on the cold drop")
+            diffsync_cold = _spawn("diffsync_cold", n, workdir, args, timeout=args.diffsync_timeout)
     elif args.diffsync == "never":
         diffsync = "not run (--diffsync never)"
     else:
@@ -671,8 +885,32 @@ def bench_size(n: int, args: argparse.Namespace, root: Path) -> Result:
         "refresh": refreshed,
         "plans": plans,
         "whole": whole,
+        "e2e": e2e,
+        "cold": cold,
         "diffsync": diffsync,
+        "diffsync_cold": diffsync_cold,
     }
+
+
+def _end_to_end(
+    n: int, workdir: Path, args: argparse.Namespace, say: Callable[[str], None]
+) -> tuple[dict[str, Result], dict[str, Result]]:
+    """End to end (a), (b), (c) on copies of the state, and the cold drop."""
+    e2e: dict[str, Result] = {}
+    for case in ("drop", "refresh", "replan"):
+        say(f"end to end: {case}")
+        database = workdir / ("plan.db" if case == "replan" else f"e2e-{case}.db")
+        if case == "replan":
+            _copy_database(workdir / "state.db", database)
+        e2e[case] = _require(
+            _spawn("e2e", n, workdir, args, "--database", str(database), "--case", case), "e2e"
+        )
+    cold: dict[str, Result] = {}
+    if args.cold and n <= args.cold_max:
+        for case in ("table", "json"):
+            say(f"cold drop: a whole `syncd plan{' --json' if case == 'json' else ''}` process")
+            cold[case] = _require(_spawn("cold", n, workdir, args, "--case", case), "cold")
+    return e2e, cold
 
 
 def _progress(n: int) -> Callable[[str], None]:
@@ -712,6 +950,7 @@ def machine() -> dict[str, str]:
         "sqlite": sqlite3.sqlite_version,
         "diffsync": diffsync_version,
         "platform": platform.platform(),
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
 
@@ -723,6 +962,16 @@ def _fmt_s(seconds: float) -> str:
 PLANNING_TARGET_S = {100_000: 1.0, 1_000_000: 10.0}
 MEMORY_TARGET_MIB = {1_000_000: 400e6 / (1 << 20)}
 DIFFSYNC_TARGET_X = {100_000: 20.0}
+#: Issue 9's targets.
+INGEST_TARGET_ROWS_S = {1_000_000: 300_000.0}
+INGEST_FLOOR_ROWS_S = 200_000.0
+REFRESH_TARGET_S_PER_100K = 0.5
+E2E_DROP_TARGET_S = {100_000: 1.0, 1_000_000: 6.0}
+E2E_DROP_DIFFSYNC_X = {100_000: 8.0}
+REPLAN_TARGET_S = {1_000_000: 15.0}
+COLD_DIFFSYNC_X = {100_000: 4.0}
+JSON_OVER_TABLE_MAX = 1.5
+HELP_TARGET_S = 0.3
 
 
 def _verdict(value: float, target: float | None, *, more_is_better: bool = False) -> str:
@@ -736,13 +985,85 @@ def _verdict(value: float, target: float | None, *, more_is_better: bool = False
 def report(results: list[Result]) -> str:
     """The table printed at the end (also what ``docs/benchmarks.md`` quotes)."""
     info = machine()
+    started = help_seconds()
     lines = [
         f"machine: {info['cpus']} CPUs, {info['cpu']}; Python {info['python']}, "
-        f"SQLite {info['sqlite']}, diffsync {info['diffsync']}"
+        f"SQLite {info['sqlite']}, diffsync {info['diffsync']}; load average {info['load']}",
+        f"START-UP: `syncd --help` {_fmt_s(started)} (best of 5){_verdict(started, HELP_TARGET_S)}",
     ]
     for res in results:
         lines.extend(_report_size(res))
     return "\n".join(lines)
+
+
+def _report_issue9(res: Result, add: Callable[[str, str], None]) -> None:
+    """Issue 9's figures: ingest at scale, refresh, end to end (a), (b), (c), cold drop."""
+    n = res["n"]
+    memory = MEMORY_TARGET_MIB.get(n)
+    ingested = res["ingest"]
+    rate = ingested["rows_per_s"]
+    add(
+        "INGEST rate, next file (issue 9)",
+        f"{rate:,.0f} rows/s{_verdict(rate, INGEST_TARGET_ROWS_S.get(n), more_is_better=True)}"
+        + (f" (floor {INGEST_FLOOR_ROWS_S:,.0f})" if n in INGEST_TARGET_ROWS_S else ""),
+    )
+    refreshed = res["refresh"]
+    if refreshed is not None:
+        target = REFRESH_TARGET_S_PER_100K * n / 100_000
+        add(
+            "MIRROR REFRESH, store side (unchanged listing)",
+            f"{_fmt_s(refreshed['store_s'])}{_verdict(refreshed['store_s'], target)}",
+        )
+    ds = res["diffsync"]
+    ds_load_diff = None if isinstance(ds, str) else ds["load_and_diff_s"]
+    labels = {
+        "drop": "(a) new CSV drop, unchanged mirror -> committed plan",
+        "refresh": "(b) mirror refresh (1 % hand-edited) -> committed plan",
+        "replan": "(c) full re-plan (policy changed) -> committed plan",
+    }
+    for case, found in res.get("e2e", {}).items():
+        seconds = found["store_s"]
+        target = {"drop": E2E_DROP_TARGET_S, "replan": REPLAN_TARGET_S}.get(case, {}).get(n)
+        text = f"{_fmt_s(seconds)}{_verdict(seconds, target)}"
+        if ds_load_diff is not None:
+            factor = ds_load_diff / seconds
+            wanted = E2E_DROP_DIFFSYNC_X.get(n) if case == "drop" else None
+            text += f"; diffsync load + diff {_fmt_s(ds_load_diff)} = {factor:,.1f}x"
+            text += _verdict(factor, wanted, more_is_better=True)
+        add(f"END TO END {labels[case]}", text)
+        counts = ", ".join(f"{k} {v:,}" for k, v in found["plan"]["counts"].items())
+        add("  plan counts / change rows", f"{counts} / {found['change_rows']:,}")
+        peak = found["peak_rss_mb"]
+        add("  peak RSS of the process", f"{peak:,.0f} MiB{_verdict(peak, memory)}")
+    cold = res.get("cold", {})
+    table, as_json = cold.get("table"), cold.get("json")
+    if table:
+        text = f"{_fmt_s(table['seconds'])}, peak {table['process_peak_rss_mb']:,.0f} MiB"
+        dsc = res.get("diffsync_cold")
+        if isinstance(dsc, dict):
+            factor = dsc["seconds"] / table["seconds"]
+            text += f"; diffsync read + load + diff {_fmt_s(dsc['seconds'])} = {factor:,.1f}x"
+            text += _verdict(factor, COLD_DIFFSYNC_X.get(n), more_is_better=True)
+        add(f"COLD DROP of {n:,} new rows: a whole `syncd plan`", text)
+    if table and as_json:
+        ratio = as_json["seconds"] / table["seconds"]
+        add(
+            "  the same with --json",
+            f"{_fmt_s(as_json['seconds'])} = {ratio:.2f}x the table"
+            f"{_verdict(ratio, JSON_OVER_TABLE_MAX)}, peak {as_json['process_peak_rss_mb']:,.0f} "
+            f"MiB, {as_json['output_mb']:,.1f} MB of JSON",
+        )
+
+
+def help_seconds(tries: int = 5) -> float:
+    """The best wall time of ``syncd --help`` as a new process, of ``tries``."""
+    command = [str(Path(sys.executable).with_name("syncd")), "--help"]
+    best = float("inf")
+    for _ in range(tries):
+        start = time.perf_counter()
+        subprocess.run(command, capture_output=True, check=True)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def _report_size(res: Result) -> list[str]:
@@ -813,8 +1134,12 @@ def _report_size(res: Result) -> list[str]:
         "set-up: first full plan (every serial)",
         f"{_fmt_s(full['seconds'])} for {full['candidates']:,} candidates",
     )
-    add("set-up: mark synced", f"{_fmt_s(mark['seconds'])} ({mark['method']})")
-    add("set-up: peak RSS", f"{setup['peak_rss_mb']:,.0f} MiB")
+    add(
+        "set-up: mark synced / peak RSS",
+        f"{_fmt_s(mark['seconds'])} ({mark['method']}) / {setup['peak_rss_mb']:,.0f} MiB",
+    )
+
+    _report_issue9(res, add)
 
     ds = res["diffsync"]
     if isinstance(ds, str):
@@ -878,9 +1203,27 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-refresh", dest="refresh", action="store_false")
     p.add_argument(
+        "--no-cold",
+        dest="cold",
+        action="store_false",
+        help="skip the cold drop (whole `syncd plan` processes against the sandbox)",
+    )
+    p.add_argument(
+        "--cold-max",
+        type=int,
+        default=100_000,
+        help="the largest size the cold drop runs at (a dry run holds its whole plan)",
+    )
+    p.add_argument(
         "--one-process",
         action="store_true",
         help="also run ingest + refresh + plan in one process (its peak RSS)",
+    )
+    p.add_argument(
+        "--postgres",
+        action="store_true",
+        help="run on a throw-away PostgreSQL cluster on loopback instead of SQLite "
+        "(needs the PostgreSQL binaries; no cold drop, no diffsync)",
     )
     p.add_argument("--workdir", type=Path, help="default: a temporary directory")
     p.add_argument("--keep", action="store_true", help="keep the generated files and database")
@@ -891,6 +1234,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     p.add_argument("--database", help=argparse.SUPPRESS)
+    p.add_argument("--case", help=argparse.SUPPRESS)
     return p
 
 
@@ -900,6 +1244,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.phase:
         run_phase(args)
         return
+    if args.postgres:
+        _start_postgres(args)
     root = args.workdir or Path(tempfile.mkdtemp(prefix="syncd-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     sizes = list(args.sizes)
@@ -911,6 +1257,20 @@ def main(argv: list[str] | None = None) -> None:
     print(report(results))
     if args.workdir is None and not args.keep:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _start_postgres(args: argparse.Namespace) -> None:
+    """A throw-away PostgreSQL cluster on loopback (the tests' own: ``tests/pg.py``),
+    used by every phase through ``$SYNCD_BENCH_STORE``; the cold drop and diffsync are
+    left to the SQLite run."""
+    global STORE_SERVER  # noqa: PLW0603 - set once, before any phase starts
+    from tests.pg import start_server
+
+    server = start_server()
+    STORE_SERVER = server.url("postgres").rsplit("/", 1)[0]
+    os.environ["SYNCD_BENCH_STORE"] = STORE_SERVER
+    args.cold = False
+    args.diffsync = "never"
 
 
 if __name__ == "__main__":

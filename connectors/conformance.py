@@ -25,8 +25,6 @@ again hash the same.
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -42,10 +40,10 @@ from connectors.base import (
     build_connector,
     load_plugin,
 )
+from syncd.canonical import canonical_ip, canonical_mac
 from syncd.errors import ConfigError
-from syncd.records import RECORD_FIELDS, DeviceRecord, Reject
+from syncd.records import IDENTIFIER, RECORD_FIELDS, DeviceRecord, Reject
 
-_MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
 _TEXT_FIELDS = ("name", "location", "description", "firmware_version")
 
 
@@ -69,6 +67,12 @@ class SampleDevice:
         return {
             name: getattr(self, name) for name in RECORD_FIELDS if getattr(self, name) is not None
         }
+
+
+# The sample's fields are the record's, as ``syncd.records`` declares them: never a list
+# of its own that could drift.
+if tuple(SampleDevice.__dataclass_fields__) != (IDENTIFIER, *RECORD_FIELDS):  # pragma: no cover
+    raise TypeError("SampleDevice must have the fields syncd.records.ATTRIBUTES declares")
 
 
 #: A small source with the awkward but valid cases: non-ASCII text, IPv6, serials that
@@ -322,8 +326,8 @@ def _assert_normalised(record: DeviceRecord) -> None:
     ip = values.get("ip_address")
     if ip:
         assert isinstance(ip, str)
-        assert str(ipaddress.ip_address(ip)) == ip, f"{ip!r} is not a compressed address"
+        assert canonical_ip(ip) == ip, f"{ip!r} is not a compressed address"
     mac = values.get("mac_address")
     if mac:
         assert isinstance(mac, str)
-        assert _MAC.fullmatch(mac), f"{mac!r} is not aa:bb:cc:dd:ee:ff"
+        assert canonical_mac(mac) == mac, f"{mac!r} is not aa:bb:cc:dd:ee:ff"

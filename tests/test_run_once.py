@@ -766,3 +766,21 @@ def test_a_create_that_meets_a_device_keeps_its_create_only_values(env: RunEnv) 
     device = env.devices()[devices[0].serial_number]
     assert device["location"] == "HAND"  # create_only: someone else's value stays
     assert device["name"] == devices[0].name  # managed: corrected
+
+
+def test_a_large_plan_is_streamed_into_the_store_and_applied_whole(
+    env: RunEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run keeps only the first PLAN_KEPT operations in memory; every one is recorded.
+    monkeypatch.setattr("syncd.service.runs.PLAN_KEPT", 2)
+    env.drop(rows(5))
+
+    result = env.run()
+
+    assert result.status == "done"
+    assert len(result.plan.operations) == 2
+    assert result.operations_not_kept == 3
+    assert result.plan.counts["create"] == 5
+    assert method_counts(env.writes()) == {"POST": 5}
+    with env.runner() as runner:
+        assert runner.store.change_counts(result.run_id) == {"applied": 5}

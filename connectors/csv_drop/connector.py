@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from connectors.base import BatchMode, ConnectorState, Item, Verdict
 from connectors.csv_drop.config import CsvDropConfig
-from connectors.csv_drop.encoding import Scan, scan_file
+from connectors.csv_drop.encoding import Scan, checksum, scan_file
 from connectors.csv_drop.inbox import Claim, Inbox, Note, display_name
 from connectors.csv_drop.ledger import (
     IngestLedger,
@@ -104,18 +104,22 @@ class CsvDropConnector:
         identity: _Identity | None = None
         try:
             identity = claim.identity()
+            summed = checksum(claim.open)
+            # The content the store holds already costs a hash, never a decode or a parse.
+            # (A file being written is no one's duplicate.)
+            if summed.size and claim.identity() == identity:
+                last = self.ledger.last()
+                if last is not None and last.sha256 == summed.sha256:
+                    self._set_aside_duplicate(claim, last)
+                    return None
             scan = scan_file(
-                claim.open, encoding=config.encoding, legacy_encoding=config.legacy_encoding
+                claim.open,
+                encoding=config.encoding,
+                legacy_encoding=config.legacy_encoding,
+                summed=summed,
             )
-            steady = claim.identity() == identity
         except OSError as exc:
             scan = Scan("", 0, problem=f"cannot read: {exc.strerror or exc}")
-            steady = False
-        if not scan.problem and steady:  # a file being written is no one's duplicate
-            last = self.ledger.last()
-            if last is not None and last.sha256 == scan.sha256:
-                self._set_aside_duplicate(claim, last)
-                return None
         return CsvFileBatch(self, claim, scan, identity=identity)
 
     def _set_aside_duplicate(self, claim: Claim, last: LedgerEntry) -> None:

@@ -43,8 +43,17 @@ class _Failure:
     non_ascii_before: bool
 
 
-def scan_file(open_file: Opener, *, encoding: str, legacy_encoding: str) -> Scan:
-    """Checksum the file and choose its encoding (``encoding`` may be ``"auto"``)."""
+@dataclass(frozen=True, slots=True)
+class Checksum:
+    """A file's SHA-256, size and first bytes: all a duplicate needs to be recognised."""
+
+    sha256: str
+    size: int
+    head: bytes
+
+
+def checksum(open_file: Opener) -> Checksum:
+    """Hash the file (one streamed read, nothing decoded)."""
     digest = hashlib.sha256()
     size = 0
     with open_file() as raw:
@@ -53,7 +62,16 @@ def scan_file(open_file: Opener, *, encoding: str, legacy_encoding: str) -> Scan
         for chunk in iter(lambda: raw.read(CHUNK), b""):
             digest.update(chunk)
             size += len(chunk)
-    sha = digest.hexdigest()
+    return Checksum(digest.hexdigest(), size, head)
+
+
+def scan_file(
+    open_file: Opener, *, encoding: str, legacy_encoding: str, summed: Checksum | None = None
+) -> Scan:
+    """Checksum the file (unless ``summed`` already says it) and choose its encoding
+    (``encoding`` may be ``"auto"``)."""
+    summed = summed or checksum(open_file)
+    sha, size, head = summed.sha256, summed.size, summed.head
     if size == 0:
         return Scan(sha, 0, problem="empty file (0 bytes)")
     chosen = _first_guess(head, encoding)

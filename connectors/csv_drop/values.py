@@ -6,22 +6,18 @@ raises ``ValueError`` with a message that says what was expected.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 
+from syncd.canonical import MAC as _CANONICAL_MAC
+from syncd.canonical import canonical_ip, canonical_mac
 from syncd.records import Action
 
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # [0-9], not \d: ASCII only
-# Canonical dotted quads are already normalised: skip ipaddress (the common, hot case).
-_PLAIN_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
-
-_CANONICAL_MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
+# The forms a MAC cell may take (the canonical form itself is ``syncd.canonical``'s).
 _MAC = re.compile(
     r"[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}"  # aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff
     r"|[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}"  # aabb.ccdd.eeff (Cisco)
     r"|[0-9a-f]{12}"  # aabbccddeeff
 )
-_MAC_SEPARATORS = str.maketrans("", "", ":-.")
 
 STATUS_WORDS: dict[str, bool] = {
     "true": True,
@@ -40,14 +36,10 @@ ACTION_WORDS: dict[str, Action] = {"upsert": "upsert", "delete": "delete"}
 def parse_ip(cell: str) -> str:
     """An IPv4 or IPv6 address in its compressed form; a prefix length (``10.0.0.1/24``,
     as NetBox writes interface addresses) is dropped, since the inventory holds an address."""
-    if _PLAIN_IPV4.fullmatch(cell):
-        return cell
-    try:
-        if "/" in cell:
-            return str(ipaddress.ip_interface(cell).ip)
-        return str(ipaddress.ip_address(cell))
-    except ValueError:
-        raise ValueError("not a valid IPv4 or IPv6 address") from None
+    address = canonical_ip(cell, interface=True)
+    if address is None:
+        raise ValueError("not a valid IPv4 or IPv6 address")
+    return address
 
 
 def parse_mac(cell: str) -> str:
@@ -61,8 +53,9 @@ def parse_mac(cell: str) -> str:
             "not a MAC address (expected aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff, "
             "aabb.ccdd.eeff or aabbccddeeff)"
         )
-    h = lower.translate(_MAC_SEPARATORS)
-    return f"{h[0:2]}:{h[2:4]}:{h[4:6]}:{h[6:8]}:{h[8:10]}:{h[10:12]}"
+    canonical = canonical_mac(lower)
+    assert canonical is not None  # every form _MAC accepts is a MAC address
+    return canonical
 
 
 def parse_status(cell: str) -> bool:

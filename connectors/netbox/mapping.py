@@ -31,13 +31,13 @@ would create two devices; :func:`flag_case_twins` marks each such record with
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from connectors.netbox.config import NetBoxMapping
 from connectors.netbox.templates import Template, getter, text
+from syncd.canonical import canonical_ip
 from syncd.records import CASE_COLLISION, DeviceRecord, Reject
 
 #: Reason of the reject for a device without a serial (counted by reason).
@@ -132,10 +132,10 @@ def _ip(device: Device, sources: Iterable[str]) -> str:
         node = device.get(source)
         if isinstance(node, Mapping) and node.get("address"):
             address = str(node["address"])
-            try:
-                return str(ipaddress.ip_interface(address).ip)
-            except ValueError:
-                raise ValueError(f"{source} {address!r} is not an IP address") from None
+            canonical = canonical_ip(address, interface=True)
+            if canonical is None:
+                raise ValueError(f"{source} {address!r} is not an IP address")
+            return canonical
     return ""
 
 

@@ -1,26 +1,36 @@
-"""The ``syncd`` command line: a thin face over the service functions."""
+"""The ``syncd`` command line: a thin face over the service functions.
+
+Every command pays for what it uses: the command modules import the store, the
+client, the engine and rich inside the commands, so ``syncd --help`` loads little
+more than typer.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from syncd import log
 from syncd.cli.common import EXIT_CONFIG, EXIT_RETRIABLE, console, err_console, fail
-from syncd.config import load_settings
-from syncd.errors import ConfigError, Problem, SyncdError
+from syncd.errors import SyncdError
+
+if TYPE_CHECKING:
+    from syncd.errors import Problem
 
 app = typer.Typer(
     help="syncd keeps the Inventory Device Serial API in step with NetBox and CSV drops.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help text: rich's help formatter loads markdown parsing (a third of a second).
+    rich_markup_mode=None,
 )
-config_app = typer.Typer(help="Check and explain the configuration.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Check and explain the configuration.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(config_app, name="config")
 
 
@@ -33,7 +43,10 @@ def config_check(
     Beyond the file: the token file must hold a token, each connector's folders must
     exist or be creatable, and the store must open (nothing is created or changed).
     """
+    from syncd import log
     from syncd.checks import check_environment
+    from syncd.config import load_settings
+    from syncd.errors import ConfigError
 
     try:
         settings = load_settings(file, required=True)
@@ -99,7 +112,7 @@ def _register() -> None:
     app.command("trigger")(daemon.trigger_command)
     app.command("retry")(daemon.retry_command)
     app.command("serve")(api.serve_command)
-    db_app = typer.Typer(help="The state store.", no_args_is_help=True)
+    db_app = typer.Typer(help="The state store.", no_args_is_help=True, rich_markup_mode=None)
     db_app.command("upgrade")(runs.db_upgrade_command)
     app.add_typer(db_app, name="db")
 

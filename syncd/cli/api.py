@@ -6,13 +6,15 @@ real port with ``--port 0``). Secrets are never printed. See ``docs/api.md``.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from syncd.cli.common import DEFAULT_CONFIG, ConfigOption, fail, settings_from
-from syncd.config import Settings
 from syncd.errors import ConfigError, Problem, SyncdError
+
+if TYPE_CHECKING:
+    from syncd.config import Settings
 
 
 def serve_command(

@@ -1,23 +1,32 @@
-"""What every command shares: loading the config, reporting errors, exit codes."""
+"""What every command shares: loading the config, reporting errors, exit codes.
+
+Kept light on purpose: ``syncd --help`` imports this module, so it loads neither
+pydantic (the config), structlog (the log) nor rich (the consoles) until a command
+actually uses them.
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import structlog
 import typer
-from rich.console import Console
 
-from syncd import log
-from syncd.config import DEFAULT_CONFIG_FILE, Settings, load_settings
 from syncd.errors import ConfigError, FatalError, RetriableError, SyncdError
 
-console = Console()
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
 
+    from syncd.config import Settings
+
+#: ``syncd.config.DEFAULT_CONFIG_FILE``, repeated here so that building the command line
+#: does not load the config's models (a test keeps the two equal).
+DEFAULT_CONFIG_FILE = "syncd.toml"
 DEFAULT_CONFIG = Path(DEFAULT_CONFIG_FILE)
+#: ``syncd.config.INT64_MAX`` (the largest id or limit a store can look up), repeated for
+#: the same reason.
+INT64_MAX = 2**63 - 1
 
 ConfigOption = Annotated[
     Path,
@@ -38,8 +47,35 @@ EXIT_HELD = 5
 EXIT_INTERRUPTED = 130
 
 
+class _LazyConsole:
+    """A rich ``Console`` made on first use (importing rich costs a tenth of a second)."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def get(self) -> Console:
+        """The console itself."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+console: Any = _LazyConsole(stderr=False)
+err_console: Any = _LazyConsole(stderr=True)
+
+
 def settings_from(path: Path) -> Settings:
     """Load the config (a missing default file means defaults) and set up logging."""
+    from syncd import log
+    from syncd.config import load_settings
+    from syncd.errors import ConfigError
+
     explicit = path != Path(DEFAULT_CONFIG_FILE)
     try:
         settings = load_settings(path if (explicit or path.exists()) else None)
@@ -55,6 +91,10 @@ def fail(exc: BaseException) -> NoReturn:
     With ``[logging] format = "json"`` the message is one JSON log line instead, so that
     nothing on stderr breaks a log collector.
     """
+    import structlog
+
+    from syncd import log
+
     if not isinstance(exc, SyncdError):
         raise exc
     text = log.redact(str(exc))

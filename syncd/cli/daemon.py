@@ -16,11 +16,10 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from syncd import broker
 from syncd.cli.common import (
     DEFAULT_CONFIG,
     EXIT_CONFIG,
@@ -33,9 +32,11 @@ from syncd.cli.common import (
     fail,
     settings_from,
 )
-from syncd.config import Settings
 from syncd.errors import ConfigError, Problem, SyncdError
-from syncd.store import Store
+
+if TYPE_CHECKING:
+    from syncd.config import Settings
+    from syncd.store import Store
 
 ConcurrencyOption = Annotated[
     int | None,
@@ -47,6 +48,9 @@ ConcurrencyOption = Annotated[
 
 def _celery(settings: Settings, config: Path, *args: str) -> None:
     """Replace this process with Celery's command line on ``tasks.app``."""
+    from syncd import broker
+    from syncd.store import Store
+
     try:  # the schema first: every worker thread would otherwise race to migrate it
         Store.from_settings(settings.store).close()
     except SyncdError as exc:
@@ -125,6 +129,7 @@ def trigger_command(
     ] = 600,
 ) -> None:
     """Ask the daemon for a run of CONNECTOR now (requests that wait together are merged)."""
+    from syncd import broker
     from syncd.service.daemon import request_run
 
     settings = settings_from(config)
@@ -149,6 +154,8 @@ def trigger_command(
 
 
 def _store(settings: Settings) -> Store:
+    from syncd.store import Store
+
     try:
         return Store.from_settings(settings.store)
     except SyncdError as exc:

@@ -18,19 +18,14 @@ import shutil
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from syncd import log
 from syncd.cli.common import console, fail
-from syncd.cli.runs import show_result
-from syncd.config import load_settings
-from syncd.errors import SyncdError
-from syncd.inventory import InventoryClient
-from syncd.sandbox.testing import SandboxProcess
-from syncd.service import Runner
-from syncd.store import Store
+
+if TYPE_CHECKING:
+    from syncd.sandbox.testing import SandboxProcess
 
 _MARKER = ".syncd-demo"
 
@@ -66,6 +61,8 @@ def demo_command(
     ] = False,
 ) -> None:
     """Rehearse a sync end to end: sandbox + embedded daemon + sample CSV drop + SQLite."""
+    from syncd.sandbox.testing import SandboxProcess
+
     workdir = workdir.resolve()
     if workdir.exists():
         if not (workdir / _MARKER).exists():
@@ -87,40 +84,51 @@ def demo_command(
     with SandboxProcess(args=["--load", str(preload)]) as sandbox:
         config = workdir / "syncd.toml"
         config.write_text(demo_config(sandbox.base_url, workdir), encoding="utf-8")
-        if not once:
-            from syncd.cli.demo_daemon import daemon_demo
-
-            daemon_demo(sandbox, config, workdir, example_file("procurement.csv"))
+        if once:
+            _once(sandbox, config, workdir)
             return
-        drop = workdir / "inbox" / "procurement.csv"
-        drop.write_text(example_file("procurement.csv"), encoding="utf-8")
-        past = time.time() - 60
-        os.utime(drop, (past, past))
-        console.print(f"sandbox: {sandbox.base_url} (6 devices already in the inventory)")
-        console.print(f"config:  {config}")
-        console.print(f"inbox:   {drop}\n")
-        try:
-            settings = load_settings(config)
-            log.configure("WARNING", settings.logging.format)
-            with (
-                Store.from_settings(settings.store) as store,
-                InventoryClient.from_settings(settings.inventory, token=sandbox.token) as client,
-            ):
-                runner = Runner(settings, store, client)
-                console.rule("run 1: the procurement drop arrives")
-                first = runner.run(dry_run=False, trigger="demo")
-                show_result(first, limit=0)
-                console.print(
-                    f"audit log of run {first.run_id}: {store.change_counts(first.run_id)}"
-                )
-                writes_before = sandbox.stats().writes
-                console.rule("run 2: nothing changed")
-                second = runner.run(dry_run=False, trigger="demo")
-                show_result(second, limit=20)
-                writes = sandbox.stats().writes - writes_before
-        except SyncdError as exc:
-            fail(exc)
-        stats = sandbox.stats()
+        from syncd.cli.demo_daemon import daemon_demo
+
+        daemon_demo(sandbox, config, workdir, example_file("procurement.csv"))
+
+
+def _once(sandbox: SandboxProcess, config: Path, workdir: Path) -> None:
+    """``--once``: two reconciliations in this process (``syncd run --once``)."""
+    from syncd import log
+    from syncd.cli.render import show_result
+    from syncd.config import load_settings
+    from syncd.errors import SyncdError
+    from syncd.inventory import InventoryClient
+    from syncd.service import Runner
+    from syncd.store import Store
+
+    drop = workdir / "inbox" / "procurement.csv"
+    drop.write_text(example_file("procurement.csv"), encoding="utf-8")
+    past = time.time() - 60
+    os.utime(drop, (past, past))
+    console.print(f"sandbox: {sandbox.base_url} (6 devices already in the inventory)")
+    console.print(f"config:  {config}")
+    console.print(f"inbox:   {drop}\n")
+    try:
+        settings = load_settings(config)
+        log.configure("WARNING", settings.logging.format)
+        with (
+            Store.from_settings(settings.store) as store,
+            InventoryClient.from_settings(settings.inventory, token=sandbox.token) as client,
+        ):
+            runner = Runner(settings, store, client)
+            console.rule("run 1: the procurement drop arrives")
+            first = runner.run(dry_run=False, trigger="demo")
+            show_result(first, limit=0)
+            console.print(f"audit log of run {first.run_id}: {store.change_counts(first.run_id)}")
+            writes_before = sandbox.stats().writes
+            console.rule("run 2: nothing changed")
+            second = runner.run(dry_run=False, trigger="demo")
+            show_result(second, limit=20)
+            writes = sandbox.stats().writes - writes_before
+    except SyncdError as exc:
+        fail(exc)
+    stats = sandbox.stats()
     console.rule("summary")
     console.print(
         f"run 1 applied {first.applied.applied if first.applied else 0} change(s); "

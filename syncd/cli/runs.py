@@ -1,17 +1,18 @@
-"""``syncd plan``, ``syncd run --once``, ``syncd approve``, and the audit views."""
+"""``syncd plan``, ``syncd run --once``, ``syncd approve``, and the audit views.
+
+The store, the client, the service and the renderers are imported inside the
+commands: building the command line (``syncd --help``) must not load them.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from syncd.cli.common import (
     DEFAULT_CONFIG,
@@ -19,29 +20,18 @@ from syncd.cli.common import (
     EXIT_HELD,
     EXIT_INTERRUPTED,
     EXIT_RETRIABLE,
+    INT64_MAX,
     ConfigOption,
     console,
     err_console,
     fail,
     settings_from,
 )
-from syncd.config import INT64_MAX, Settings
-from syncd.engine import Operation, Plan
-from syncd.errors import SyncdError
-from syncd.inventory import InventoryClient
-from syncd.service import Runner, RunResult
-from syncd.service.stop import stop_on_signals
-from syncd.store import ChangeRow, Store
 
-_KIND_STYLE = {
-    "create": "green",
-    "update": "yellow",
-    "adopt": "cyan",
-    "delete": "red",
-    "conflict": "magenta",
-    "reject": "bright_red",
-    "skip": "dim",
-}
+if TYPE_CHECKING:
+    from syncd.config import Settings
+    from syncd.service import Runner
+    from syncd.store import Store
 
 
 @contextmanager
@@ -52,6 +42,12 @@ def open_runner(settings: Settings, *, graceful: bool = False) -> Iterator[Runne
     (the command then exits 128 + the signal's number: 143 or 130); a second one stops
     it at once, leaving the change in flight to the next run's recovery.
     """
+    from syncd.errors import SyncdError
+    from syncd.service import Runner
+    from syncd.service.daemon import build_client
+    from syncd.service.stop import stop_on_signals
+    from syncd.store import Store
+
     try:
         store = Store.from_settings(settings.store)
     except SyncdError as exc:
@@ -59,7 +55,7 @@ def open_runner(settings: Settings, *, graceful: bool = False) -> Iterator[Runne
     try:
         with (
             stop_on_signals() as stop,
-            InventoryClient.from_settings(settings.inventory) as client,
+            build_client(settings) as client,
         ):
             yield Runner(settings, store, client, stop=stop if graceful else None)
     except SyncdError as exc:
@@ -108,10 +104,12 @@ def plan_command(
         if full:
             runner.force_full_pulls()
         result = runner.run(dry_run=True, trigger="plan", read_sources=not no_sources)
+    from syncd.cli import render
+
     if as_json:
-        console.print_json(json.dumps(plan_json(result)))
+        render.print_plan_json(result)
         return
-    show_result(result, limit=limit)
+    render.show_result(result, limit=limit)
 
 
 def run_command(
@@ -127,14 +125,16 @@ def run_command(
     if not once:
         raise typer.BadParameter("only --once is available in-process (the daemon comes later)")
     settings = settings_from(config)
-    with open_runner(settings, graceful=True) as runner, _progress() as progress:
+    from syncd.cli import render
+
+    with open_runner(settings, graceful=True) as runner, render.progress_bar() as progress:
         if full:
             runner.force_full_pulls()
         result = runner.run(dry_run=False, trigger="cli", progress=progress)
     if as_json:
-        console.print_json(json.dumps(plan_json(result)))
+        render.print_plan_json(result)
     else:
-        show_result(result, limit=limit)
+        render.show_result(result, limit=limit)
     exit_if_interrupted(runner, result.status)
     if result.status == "applying":
         err_console.print(
@@ -183,6 +183,8 @@ def discard_command(
     reason: Annotated[str, typer.Option(help="why (kept in the audit log)")] = "",
 ) -> None:
     """Refuse a held plan: its changes are skipped, its serials planned afresh next run."""
+    from syncd.store import Store
+
     settings = settings_from(config)
     with Store.from_settings(settings.store) as store:
         _require_held(store, run_id)
@@ -206,12 +208,17 @@ def runs_command(
     ] = False,
 ) -> None:
     """The latest runs, newest first."""
+    from rich.table import Table
+
+    from syncd.cli.render import KINDS
+    from syncd.store import Store
+
     settings = settings_from(config)
     with Store.from_settings(settings.store) as store:
         table = Table("run", "trigger", "started", "status", "summary")
         for run in store.runs(limit, idle=show_all):
             ops = run.summary.get("operations", {})
-            brief = ", ".join(f"{k} {v}" for k, v in ops.items() if v and k in _KIND_STYLE)
+            brief = ", ".join(f"{k} {v}" for k, v in ops.items() if v and k in KINDS)
             table.add_row(
                 str(run.id),
                 run.trigger,
@@ -232,13 +239,16 @@ def changes_command(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The audit log: recorded changes, newest first."""
+    from syncd.cli import render
+    from syncd.store import Store
+
     settings = settings_from(config)
     with Store.from_settings(settings.store) as store:
         rows = store.changes(run_id=run_id, serial=serial, limit=limit)
     if as_json:
-        console.print_json(json.dumps([change_json(r) for r in rows]))
+        render.print_changes_json(rows)
         return
-    console.print(changes_table(rows))
+    console.print(render.changes_table(rows))
 
 
 def rejects_command(
@@ -249,6 +259,10 @@ def rejects_command(
     limit: Annotated[int, typer.Option(min=0, max=INT64_MAX, help="how many")] = 100,
 ) -> None:
     """Rows and records the sources could not use, with where and why."""
+    from rich.table import Table
+
+    from syncd.store import Store
+
     settings = settings_from(config)
     with Store.from_settings(settings.store) as store:
         rows = store.rejects(run_id=run_id, limit=limit)
@@ -262,181 +276,9 @@ def rejects_command(
 
 def db_upgrade_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Migrate the state store to the newest schema."""
+    from syncd.store import Store
+
     settings = settings_from(config)
     with Store.from_settings(settings.store, migrate=False) as store:
         revision = store.upgrade()
         console.print(f"{store.url}: schema at {revision}")
-
-
-# -- rendering ---------------------------------------------------------------------------------
-
-
-class _Bar:
-    """The apply step's progress, as a rich bar (only on a terminal)."""
-
-    def __init__(self, progress: Progress) -> None:
-        self._progress = progress
-        self._task = progress.add_task("applying changes", total=None)
-
-    def start(self, total: int) -> None:
-        self._progress.update(self._task, total=total)
-
-    def advance(self, change: ChangeRow, outcome: str) -> None:
-        self._progress.advance(self._task)
-
-
-@contextmanager
-def _progress() -> Iterator[_Bar]:
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
-    with progress:
-        yield _Bar(progress)
-
-
-_CREATE_SUMMARY = ("name", "type", "organization", "ip_address")
-_UNKNOWN = "?"  # a detail-only field the list endpoint does not show
-
-
-def _fields(kind: str, changes: Any) -> str:
-    """A short text of an operation's fields: creates by their key values, updates as
-    ``field: before -> after``."""
-    pairs: dict[str, tuple[object, object]] = {}
-    for name, change in changes.items():
-        if isinstance(change, dict):
-            known = change.get("before_known", True)
-            pairs[name] = (change.get("before") if known else _UNKNOWN, change.get("after"))
-        else:
-            pairs[name] = (change.before if change.before_known else _UNKNOWN, change.after)
-    if kind == "create":
-        shown = [f"{k}={pairs[k][1]}" for k in _CREATE_SUMMARY if k in pairs]
-        more = len(pairs) - len(shown)
-        return " ".join(shown) + (f" (+{more} fields)" if more > 0 else "")
-    return "\n".join(f"{k}: {_short(b)} -> {_short(a)}" for k, (b, a) in pairs.items())
-
-
-def _short(value: object, width: int = 24) -> str:
-    text = "∅" if value is None else str(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def show_result(result: RunResult, *, limit: int) -> None:
-    """A readable account of a run: batches, the plan table, gates, outcome."""
-    for batch in result.ingest.batches:
-        mark = "[green]stored[/]" if batch.accepted else f"[red]refused[/]: {batch.reason}"
-        console.print(
-            f"source {batch.connector}: {batch.origin} ({batch.mode}) "
-            f"{batch.records} records, {batch.rejects} rejects, {mark}",
-            highlight=False,
-        )
-    for reject in result.rejects[: limit or None]:
-        console.print(
-            f"  [bright_red]rejected[/] {reject.location}: {reject.reason}", highlight=False
-        )
-    if limit and len(result.rejects) > limit:
-        console.print(f"  ... see `syncd rejects --run {result.run_id}` for the rest")
-    if result.listing_problems:
-        console.print(
-            "[yellow]the inventory listing was not complete[/] (no device was taken for "
-            "gone): " + "; ".join(result.listing_problems[:5]),
-            highlight=False,
-        )
-    console.print(plan_table(result.plan, limit=limit))
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(result.plan.counts.items()) if v)
-    console.print(f"plan: {counts or 'nothing to do'}", highlight=False)
-    if result.plan.held:
-        console.print("[bold yellow]HELD for approval[/]: " + "; ".join(result.plan.hold_reasons))
-        console.print(f"release it with: syncd approve {result.run_id}")
-    if result.dry_run:
-        console.print(f"dry run {result.run_id}: nothing was written to the inventory")
-    elif result.applied is not None:
-        console.print(
-            f"run {result.run_id}: {result.applied.applied} applied, "
-            f"{result.applied.failed} failed ({result.status})"
-        )
-        for error in result.applied.errors[:10]:
-            console.print(f"  [red]failed[/] {error}", highlight=False)
-    elif result.status == "interrupted":
-        console.print(f"run {result.run_id}: interrupted before its plan was applied")
-    recovered = result.recovery
-    if recovered.creates_found or recovered.abandoned or recovered.closed_runs:
-        console.print(
-            f"recovered from stopped processes: {recovered.creates_found} create(s) found as "
-            f"sent, {recovered.abandoned} change(s) planned afresh, "
-            f"{len(recovered.closed_runs)} run(s) closed",
-            highlight=False,
-        )
-    if recovered.in_progress:
-        console.print(
-            f"[yellow]{recovered.in_progress} change(s) are being applied by another "
-            "process[/] (or one on another machine that stopped: recovered once its lease "
-            "runs out)",
-            highlight=False,
-        )
-
-
-def plan_table(plan: Plan, *, limit: int) -> Table:
-    table = Table("operation", "serial", "fields", "reason", title="plan")
-    shown = plan.operations if limit <= 0 else plan.operations[:limit]
-    for op in shown:
-        style = _KIND_STYLE.get(op.kind, "")
-        table.add_row(
-            f"[{style}]{op.kind}[/]", op.serial_number, _fields(op.kind, op.changes), op.reason
-        )
-    if len(shown) < len(plan.operations):
-        table.add_row("...", f"{len(plan.operations) - len(shown)} more", "", "")
-    return table
-
-
-def changes_table(rows: list[ChangeRow]) -> Table:
-    table = Table("id", "run", "operation", "serial", "status", "fields", "reason / error")
-    for row in rows:
-        style = _KIND_STYLE.get(row.operation, "")
-        table.add_row(
-            str(row.id),
-            str(row.run_id),
-            f"[{style}]{row.operation}[/]",
-            row.serial_number,
-            row.status,
-            _fields(row.operation, row.changes),
-            row.error or row.reason,
-        )
-    return table
-
-
-def operation_json(op: Operation) -> dict[str, Any]:
-    return {
-        "operation": op.kind,
-        "serial_number": op.serial_number,
-        "changes": {k: {"before": c.before, "after": c.after} for k, c in op.changes.items()},
-        "reason": op.reason,
-        "sources": list(op.sources),
-        "origins": list(op.origins),
-    }
-
-
-def change_json(row: ChangeRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "run": row.run_id,
-        "operation": row.operation,
-        "serial_number": row.serial_number,
-        "status": row.status,
-        "changes": {k: dict(v) for k, v in row.changes.items()},
-        "reason": row.reason,
-        "error": row.error,
-        "response": dict(row.response) if row.response else None,
-        "attempts": row.attempts,
-        "created_at": row.created_at.isoformat(),
-        "applied_at": row.applied_at.isoformat() if row.applied_at else None,
-    }
-
-
-def plan_json(result: RunResult) -> dict[str, Any]:
-    return {**result.summary(), "plan": [operation_json(op) for op in result.plan.operations]}

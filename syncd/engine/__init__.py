@@ -8,8 +8,6 @@ the run's context; it returns a ``Plan``. See ``planner`` for the rules.
 from syncd.engine.gates import check_gates
 from syncd.engine.mapping import UnmappedError
 from syncd.engine.model import (
-    API_FIELD,
-    DETAIL_ONLY,
     OPERATION_KINDS,
     WRITE_KINDS,
     Candidate,
@@ -29,6 +27,7 @@ from syncd.engine.planner import plan
 from syncd.engine.policy import DEFAULT_FIELDS, FieldPolicy, Policy, SerialRules
 from syncd.engine.serials import EmptySerialError, group_by_serial, normalize_serial
 from syncd.engine.values import InvalidValueError, canonical_ip, canonical_mac
+from syncd.records import API_FIELD, DETAIL_ONLY
 
 __all__ = [
     "API_FIELD",

@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
-from syncd.engine.model import API_FIELD, DETAIL_ONLY
 from syncd.engine.policy import Mode, Policy
-from syncd.engine.values import OPTIONAL_TEXT
-from syncd.records import RECORD_FIELDS, DeviceRecord
+from syncd.records import API_FIELD, DETAIL_ONLY, OPTIONAL_TEXT, RECORD_FIELDS, DeviceRecord
 
 #: Fields the inventory requires, where a record's ``""`` counts as "says nothing".
 EMPTY_IS_NOTHING: frozenset[str] = frozenset({"name", "device_type", "organization"})

@@ -38,23 +38,6 @@ WRITE_KINDS: frozenset[str] = frozenset({"create", "adopt", "update", "delete"})
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
-#: Record field name -> API field name, for every field a record can carry.
-API_FIELD: Mapping[str, str] = {
-    "name": "name",
-    "device_type": "type",
-    "organization": "organization",
-    "status": "status",
-    "ip_address": "ip_address",
-    "mac_address": "mac_address",
-    "location": "location",
-    "description": "description",
-    "firmware_version": "firmware_version",
-}
-
-#: API fields the list endpoint does not return: the mirror knows them only from what
-#: syncd wrote (or a detail read), so hand edits to them cannot be seen.
-DETAIL_ONLY: frozenset[str] = frozenset({"description", "mac_address", "firmware_version"})
-
 
 class MirrorEntry(NamedTuple):
     """What syncd knows of one device in the inventory.

@@ -41,7 +41,7 @@ and ``FieldChange``/``Operation`` tuples are made with ``tuple.__new__``.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
 from operator import attrgetter
@@ -52,7 +52,6 @@ from syncd.engine.gates import check_gates
 from syncd.engine.mapping import UnmappedError, organization_resolver, type_resolver
 from syncd.engine.merge import FieldRule, Merger, RuleSet, field_rules, pick
 from syncd.engine.model import (
-    API_FIELD,
     Candidate,
     Catalogue,
     FieldChange,
@@ -65,7 +64,7 @@ from syncd.engine.model import (
 )
 from syncd.engine.policy import Policy
 from syncd.engine.values import InvalidValueError, current_value, desired_ip, desired_mac
-from syncd.records import CASE_COLLISION, DeviceRecord
+from syncd.records import API_FIELD, CASE_COLLISION, DeviceRecord
 
 _REQUIRED_ON_CREATE: tuple[str, ...] = ("name", "device_type", "organization")
 _INTERNED: frozenset[str] = frozenset({"device_type", "organization"})
@@ -79,17 +78,31 @@ _new = tuple.__new__
 _NO_CHANGES: Mapping[str, FieldChange] = MappingProxyType({})
 
 
+#: Operations handed to a ``sink`` at a time.
+SINK_CHUNK = 5000
+
+Sink = Callable[[list[Operation]], None]
+
+
 def plan(
     candidates: Iterable[Candidate],
     policy: Policy,
     catalogue: Catalogue,
     context: PlanContext,
+    *,
+    sink: Sink | None = None,
 ) -> Plan:
     """Work out what to do for each candidate serial (see the module docstring).
 
     Pure: the result depends only on the arguments. Operations come sorted by serial,
     then by kind; the safety gates are applied last (a held plan lists everything).
     Raises ``ValueError`` if a serial appears in two candidates.
+
+    With a ``sink``, the operations are handed to it in chunks as they are planned
+    instead of being kept (the returned plan's ``operations`` is then empty; its
+    counts, tombstones and gates are whole): a first run of a million serials never
+    holds a million operations. Each chunk is sorted by serial; the chunks follow the
+    candidates' order (the store's come sorted by serial).
 
     The cyclic garbage collector is paused while it runs (as ``timeit`` does) and
     restored after: planning builds millions of small objects, none in a cycle, and
@@ -107,6 +120,10 @@ def plan(
                 raise ValueError(f"serial {serial!r} is in two candidates")
             seen.add(serial)
             add(candidate)
+            if sink is not None and len(planner.ops) >= SINK_CHUNK:
+                planner.flush(sink)
+        if sink is not None:
+            planner.flush(sink)
         return planner.finish(len(seen))
     finally:
         if paused:
@@ -484,6 +501,13 @@ class _Planner:
         body = _NO_CHANGES if changes is None else changes
         self.ops.append(_new(Operation, (kind, serial, body, reason, sources, origins)))
         self.counts[kind] += 1
+
+    def flush(self, sink: Sink) -> None:
+        """Hand the operations planned so far to ``sink``, sorted by serial, and forget them."""
+        if self.ops:
+            self.ops.sort(key=_by_serial)
+            sink(self.ops)
+            self.ops = []
 
     def finish(self, candidates: int) -> Plan:
         self.ops.sort(key=_by_serial)  # stable: each serial's ops are already in kind order

@@ -21,48 +21,27 @@ Choices (the contract is silent on them):
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable
 
-#: API fields where ``""`` and ``None`` both mean "empty".
-OPTIONAL_TEXT: frozenset[str] = frozenset(
-    {"ip_address", "mac_address", "location", "description", "firmware_version"}
-)
+from syncd.canonical import IPV4 as _IPV4
+from syncd.canonical import MAC as _MAC_CANONICAL
+from syncd.canonical import canonical_ip, canonical_mac
+from syncd.records import OPTIONAL_TEXT
 
-# Canonical dotted-quad IPv4 (no leading zeros), the common case, checked without
-# building an ipaddress object (several times faster, and planning 1M creates
-# must stay cheap).
-_IPV4 = re.compile(
-    r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}"
-)
-_MAC_CANONICAL = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
-_MAC_SEPARATORS = str.maketrans("", "", ":-. ")
-_HEX = frozenset("0123456789abcdef")
+__all__ = [
+    "OPTIONAL_TEXT",
+    "InvalidValueError",
+    "canonical_ip",
+    "canonical_mac",
+    "current_value",
+    "desired_ip",
+    "desired_mac",
+]
 
 
 class InvalidValueError(ValueError):
     """A source value the inventory could not take (the message names value and field)."""
-
-
-def canonical_ip(value: str) -> str | None:
-    """The canonical text of an IP address, or ``None`` if ``value`` is not one."""
-    if _IPV4.fullmatch(value):
-        return value
-    try:
-        return str(ipaddress.ip_address(value.strip()))
-    except ValueError:
-        return None
-
-
-def canonical_mac(value: str) -> str | None:
-    """A MAC address as ``aa:bb:cc:dd:ee:ff``, or ``None`` if ``value`` is not one."""
-    if _MAC_CANONICAL.fullmatch(value):
-        return value
-    digits = value.strip().lower().translate(_MAC_SEPARATORS)
-    if len(digits) != 12 or not _HEX.issuperset(digits):
-        return None
-    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
 def current_value(api_field: str, value: object) -> object:

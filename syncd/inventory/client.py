@@ -40,7 +40,6 @@ pool and limiter.
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
@@ -52,6 +51,7 @@ import httpx
 import structlog
 from pydantic import BaseModel, SecretStr
 
+from syncd.canonical import canonical_ip, canonical_mac
 from syncd.config import InventorySettings, RetrySettings
 from syncd.errors import (
     AlreadyExistsError,
@@ -628,15 +628,12 @@ def _same(name: str, sent: object, have: object) -> bool:
     return sent.strip() == have.strip()
 
 
-def _ip(value: str) -> object:
-    try:
-        return ipaddress.ip_interface(value.strip())
-    except ValueError:
-        return value.strip()
+def _ip(value: str) -> str:
+    return canonical_ip(value, interface=True) or value.strip()
 
 
 def _mac(value: str) -> str:
-    return "".join(ch for ch in value.lower() if ch not in ":-. ")
+    return canonical_mac(value) or value.strip()
 
 
 def _ms_since(started: float) -> float:

@@ -17,23 +17,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-#: Fields only the detail endpoint returns (the list omits them; writes may omit them).
-DETAIL_ONLY_FIELDS: frozenset[str] = frozenset(
-    {"description", "mac_address", "firmware_version", "pending_details"}
-)
+from syncd.records import API_FIELDS, DETAIL_ONLY
 
-#: Fields a client may write (all but ``serial_number``, which is set on create only).
-WRITABLE_FIELDS: tuple[str, ...] = (
-    "name",
-    "type",
-    "organization",
-    "status",
-    "ip_address",
-    "mac_address",
-    "location",
-    "description",
-    "firmware_version",
-)
+#: Fields only the detail endpoint returns (the list omits them; writes may omit them).
+DETAIL_ONLY_FIELDS: frozenset[str] = DETAIL_ONLY | {"pending_details"}
+
+#: Fields a client may write (all but ``serial_number``, which is set on create only):
+#: the device's attributes as declared once in ``syncd.records``.
+WRITABLE_FIELDS: tuple[str, ...] = API_FIELDS
+
+_ID_FIELDS = frozenset({"type", "organization"})
 
 #: Fields the server owns; a client never sends them.
 SERVER_FIELDS: frozenset[str] = frozenset(
@@ -96,11 +89,12 @@ class Device(_Read):
 
     def writable_values(self) -> dict[str, Any]:
         """The writable fields present in this answer, in write form (ids for type/org)."""
+        present = self.model_fields_set  # a property: read once, not per field
         out: dict[str, Any] = {}
         for name in WRITABLE_FIELDS:
-            if name in ("type", "organization"):
+            if name in _ID_FIELDS:
                 out[name] = getattr(self, name).id
-            elif self.has_field(name):
+            elif name in present:
                 out[name] = getattr(self, name)
         return out
 

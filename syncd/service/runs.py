@@ -16,7 +16,7 @@ import structlog
 from connectors.base import Connector, build_connector
 from syncd import engine, process
 from syncd.config import Settings
-from syncd.engine import Candidate, Plan, PlanContext, Policy
+from syncd.engine import Candidate, Operation, Plan, PlanContext, Policy
 from syncd.errors import NotFoundError, SyncdError
 from syncd.inventory import Device, InventoryClient
 from syncd.locks import Locks, StoreLocks, held
@@ -35,6 +35,27 @@ Clock = Callable[[], datetime]
 
 #: The most changes one approval checks and releases at once.
 HELD_PLAN_LIMIT = 1_000_000
+#: The operations of a recorded plan a run keeps in memory for its caller to show.
+PLAN_KEPT = 20_000
+
+Sink = Callable[[list[Operation]], None]
+
+
+class _Kept:
+    """The engine's sink for a recorded plan: every operation to the store, the first
+    ``PLAN_KEPT`` also kept for the caller."""
+
+    def __init__(self, store_ops: Sink) -> None:
+        self._store_ops = store_ops
+        self.operations: list[Operation] = []
+        self.total = 0
+
+    def __call__(self, ops: list[Operation]) -> None:
+        self._store_ops(ops)
+        self.total += len(ops)
+        room = PLAN_KEPT - len(self.operations)
+        if room > 0:
+            self.operations.extend(ops[:room])
 
 
 def utcnow() -> datetime:
@@ -56,6 +77,9 @@ class RunResult:
     listing_problems: list[str] = field(default_factory=list)
     recovery: RecoveryReport = field(default_factory=RecoveryReport)
     dispatched: int = 0
+    #: Operations recorded in the store but not kept in ``plan.operations`` (a plan of
+    #: more than ``PLAN_KEPT``): ``syncd changes --run RUN --limit N`` lists them all.
+    operations_not_kept: int = 0
 
     @property
     def held(self) -> bool:
@@ -302,8 +326,9 @@ class Runner:
             log.warning("mirror.listing_incomplete", problems=len(listing.problems))
         return stats
 
-    def make_plan(self, run_id: int) -> Plan:
-        """Plan the serials whose sources or inventory values changed since last planned."""
+    def make_plan(self, run_id: int, *, sink: Sink | None = None) -> Plan:
+        """Plan the serials whose sources or inventory values changed since last planned
+        (with ``sink``, the operations go there as they are planned: ``engine.plan``)."""
         serials = self.store.candidate_serials(run_id)
         context = PlanContext(
             now=self.clock(),
@@ -317,6 +342,7 @@ class Runner:
             self.policy,
             self.store.load_catalogue(),
             context,
+            sink=sink,
         )
 
     # -- whole runs --------------------------------------------------------------------------
@@ -395,14 +421,24 @@ class Runner:
 
     def _plan(self, result: RunResult, *, record: bool) -> str | None:
         """Plan (and record, unless a dry run) under the planner lock; returns where a
-        stop request ended it."""
-        result.plan = self.make_plan(result.run_id)
-        result.rejects = self.store.rejects(run_id=result.run_id, limit=1000)[::-1]
+        stop request ended it.
+
+        A recorded plan streams its operations into the store as they are planned
+        (never all in memory); the result keeps the first ``PLAN_KEPT`` of them.
+        """
         if not record:
+            result.plan = self.make_plan(result.run_id)
+            result.rejects = self.store.rejects(run_id=result.run_id, limit=1000)[::-1]
             return None
-        if self._stopping():
-            return _BEFORE_RECORD
-        self.store.record_plan(result.run_id, result.plan, now=self.clock())
+        with self.store.plan_writer(result.run_id) as writer:
+            kept = _Kept(writer.add)
+            result.plan = self.make_plan(result.run_id, sink=kept)
+            result.rejects = self.store.rejects(run_id=result.run_id, limit=1000)[::-1]
+            if self._stopping():
+                return _BEFORE_RECORD
+            result.plan.operations = kept.operations
+            result.operations_not_kept = kept.total - len(kept.operations)
+            writer.record(result.plan, now=self.clock())
         return None
 
     def read_devices(self, serials: Iterable[str]) -> None:

@@ -54,15 +54,25 @@ def digest_key_sql(alias: str) -> str:
 
 
 def digest_agg_sql(dialect: str, alias: str) -> str:
-    """SQL aggregate: the combined hash over a serial's source rows, order-independent.
+    """SQL aggregate: the combined value over a serial's source rows, order-independent
+    (see ``rows.combined_hash``: the key of a lone row, else md5 of the sorted keys).
 
-    Both backends compute ``md5`` of the keys sorted bytewise and joined with ``|``
-    (see ``rows.combined_hash``), so a serial's hash is the same on either.
+    On SQLite the md5 of several rows needs the Python aggregate ``syncd_digest``; this
+    expression leaves those groups ``NULL`` so that one row (nearly every serial) never
+    calls into Python: ``multi_row_digest_sql`` fills them in afterwards.
     """
     key = digest_key_sql(alias)
     if dialect == "postgresql":
-        return f"md5(string_agg({key}, '|' ORDER BY {key} COLLATE \"C\"))"
-    return f"syncd_digest({key})"
+        return (
+            f"CASE WHEN count(*) = 1 THEN min({key}) "
+            f"ELSE md5(string_agg({key}, '|' ORDER BY {key} COLLATE \"C\")) END"
+        )
+    return f"CASE WHEN count(*) = 1 THEN min({key}) END"
+
+
+def multi_row_digest_sql(alias: str) -> str:
+    """SQLite: the combined value of a serial with several rows (``syncd_digest``)."""
+    return f"syncd_digest({digest_key_sql(alias)})"
 
 
 class _DigestAggregate:
@@ -94,6 +104,9 @@ def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
         # file, doubling the cost of recording a plan. Checkpoint later, in bigger steps.
         cursor.execute("PRAGMA wal_autocheckpoint = 10000")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # 64 MiB of page cache (SQLite's default is 2 MiB): a batch merge sorts and joins
+        # temporary tables of a million rows, which otherwise spill to temporary files.
+        cursor.execute("PRAGMA cache_size = -65536")
     finally:
         cursor.close()
     dbapi_connection.create_aggregate("syncd_digest", 1, _DigestAggregate)
@@ -209,6 +222,76 @@ def in_values(column: sa.ColumnElement[Any], values: list[str], dialect: str) ->
         "value"
     )
     return column.in_(sa.select(each.c.value))
+
+
+def fetch_by_serials(conn: Connection, select: str, serials: list[str]) -> list[tuple[Any, ...]]:
+    """Rows of ``select`` for ``serials``, as plain tuples straight from the driver.
+
+    ``select`` is ``SELECT ... FROM table`` with a ``serial_number`` column, optionally
+    ending in ``WHERE <condition> AND`` (or ``WHERE``) for the serial test to follow.
+    The bulk paths (a mirror refresh reads a row per listed device, a full re-plan a
+    million candidates) skip SQLAlchemy's result rows, which cost more than the query
+    itself. ``select`` is always a constant of the store's own code; the serials are
+    bound parameters."""
+    glue = " " if select.rstrip().endswith(("WHERE", "AND")) else " WHERE "
+    if not conn.in_transaction():
+        # The caller's reads on this connection share one snapshot, as they do through
+        # SQLAlchemy (the transaction is rolled back when the connection is closed).
+        conn.begin()
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if conn.dialect.name == "postgresql":
+            cursor.execute(f"{select}{glue}serial_number = ANY(%s)", (serials,))
+        else:
+            cursor.execute(
+                f"{select}{glue}serial_number IN (SELECT value FROM json_each(?))",  # noqa: S608
+                (json.dumps(serials),),
+            )
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def insert_serials(conn: Connection, table: str, serials: list[str]) -> None:
+    """Add ``serials`` to the one-column table ``table`` (duplicates ignored) in one
+    statement: an array on PostgreSQL, the driver's ``executemany`` on SQLite."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if conn.dialect.name == "postgresql":
+            cursor.execute(
+                f"INSERT INTO {table} (serial_number) SELECT unnest(%s::text[]) "
+                "ON CONFLICT DO NOTHING",
+                (serials,),
+            )
+        else:
+            cursor.executemany(
+                f"INSERT INTO {table} (serial_number) VALUES (?) ON CONFLICT DO NOTHING",  # noqa: S608
+                [(serial,) for serial in serials],
+            )
+    finally:
+        cursor.close()
+
+
+def bulk_insert(
+    conn: Connection, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert ``rows`` into ``table``: ``COPY`` on PostgreSQL (one stream instead of a
+    round trip per row), the driver's ``executemany`` on SQLite. ``table`` and
+    ``columns`` are constants of the store's own code."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if conn.dialect.name == "postgresql":
+            with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" * len(columns))
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608
+    finally:
+        cursor.close()
 
 
 def upsert(dialect: str, table: sa.Table) -> Any:

@@ -1,11 +1,16 @@
 """The mirror of the inventory, and the type/organization catalogue learned from it.
 
 ``refresh`` is fed the client's lazy iterator over the list endpoint and works in
-chunks: each chunk's existing rows are read in one query, merged in Python (the
-list shape lacks the detail-only fields, so those are kept from earlier reads or
-writes), and only new or changed rows are written. When the listing was complete,
-every serial it did not return is marked absent, set-based, through a temporary
-table of the serials seen.
+chunks: each chunk's stored hashes are read in one query and compared with the hash
+of what was listed (the first half of ``values_hash``, over the fields a list page
+returns), so an unchanged device costs one hash and one compare; only the rows that
+changed have their stored values read (the list shape lacks the detail-only fields,
+so those are kept from earlier reads or writes) and written. When the listing was
+complete, every serial it did not return is marked absent, set-based, through a
+temporary table of the serials seen.
+
+The devices are anything of the ``InventoryDevice`` shape (``syncd.records``): the
+store never imports the API client.
 
 ``record_write`` keeps the mirror true after syncd's own writes, so the next run
 does not mistake them for hand edits.
@@ -13,19 +18,18 @@ does not mistake them for hand edits.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from syncd.engine import DETAIL_ONLY, Catalogue, OrgInfo, TypeInfo
-from syncd.inventory.models import WRITABLE_FIELDS, Device
-from syncd.store.db import Database, in_values, upsert
+from syncd.records import API_FIELDS, InventoryDevice
+from syncd.store.db import Database, fetch_by_serials, in_values, insert_serials, upsert
 from syncd.store.planning import REPLAN
-from syncd.store.rows import MirrorStats, values_hash
+from syncd.store.rows import MirrorStats, part_hash, values_hash
 from syncd.store.staging import CHUNK, iter_chunks
 from syncd.store.tables import (
     CATALOGUE_ORGANIZATION,
@@ -37,7 +41,7 @@ from syncd.store.tables import (
 from syncd.store.types import UTCDateTime
 
 _SEEN = "syncd_seen"
-_DETAIL_KEYS = tuple(f'"{name}"' for name in sorted(DETAIL_ONLY))
+_WRITABLE = frozenset(API_FIELDS)
 #: The serials a refresh has seen (a temporary table; never in the schema).
 _SEEN_TABLE = sa.Table(_SEEN, sa.MetaData(), sa.Column("serial_number", sa.Text, primary_key=True))
 
@@ -48,16 +52,22 @@ class CatalogueBuffer:
     def __init__(self) -> None:
         self.types: dict[int, dict[str, str | None]] = {}
         self.organizations: dict[int, dict[str, str | None]] = {}
+        # What was learned already, as it was seen: a listing repeats a few dozen types
+        # and organizations a million times, and each repeat costs one set lookup.
+        self._seen: set[tuple[object, ...]] = set()
 
-    def learn(self, device: Device) -> None:
-        kind = device.type
+    def learn(self, device: InventoryDevice) -> None:
+        kind, org = device.type, device.organization
+        key = (kind.id, kind.name, kind.model, kind.manufacturer, org.id, org.name, org.code)
+        if key in self._seen:
+            return
+        self._seen.add(key)
         known = self.types.setdefault(kind.id, {"name": None, "model": None, "manufacturer": None})
-        for key, value in (("name", kind.name), ("model", kind.model)):
+        for name, value in (("name", kind.name), ("model", kind.model)):
             if value is not None:
-                known[key] = value
+                known[name] = value
         if kind.manufacturer is not None:
             known["manufacturer"] = kind.manufacturer
-        org = device.organization
         known = self.organizations.setdefault(org.id, {"name": None, "code": None})
         if org.name is not None:
             known["name"] = org.name
@@ -82,19 +92,14 @@ class CatalogueBuffer:
             conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=update), rows)
 
 
-def merged_values(device: Device, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+def merged_values(device: InventoryDevice, previous: Mapping[str, Any] | None) -> dict[str, Any]:
     """The device's writable values, keeping earlier detail-only values it lacks."""
-    values = device.writable_values()
-    if previous:
-        for name in DETAIL_ONLY:
-            if name not in values and name in previous:
-                values[name] = previous[name]
-    return values
+    return _merged(device.writable_values(), previous)
 
 
 def refresh(
     db: Database,
-    devices: Iterable[Device],
+    devices: Iterable[InventoryDevice],
     *,
     complete: bool | Callable[[], bool],
     now: datetime,
@@ -108,7 +113,7 @@ def refresh(
             conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {_SEEN} (serial_number TEXT PRIMARY KEY)")
         try:
             for chunk in iter_chunks(devices, CHUNK):
-                by_serial: dict[str, Device] = {}
+                by_serial: dict[str, InventoryDevice] = {}
                 for device in chunk:
                     by_serial[device.serial_number] = device  # a page shift may repeat one
                     catalogue.learn(device)
@@ -142,62 +147,43 @@ def refresh(
 
 
 def _refresh_chunk(
-    conn: Connection, dialect: str, devices: dict[str, Device], now: datetime
+    conn: Connection, dialect: str, devices: dict[str, InventoryDevice], now: datetime
 ) -> tuple[int, int]:
-    # Values come back as raw JSON text and are decoded only when they hold a
-    # detail-only field to carry over: most rows never need decoding.
+    serials = list(devices)
     existing = {
-        row.serial_number: row
-        for row in conn.execute(
-            sa.select(
-                MIRROR.c.serial_number,
-                sa.cast(MIRROR.c["values"], sa.Text).label("raw_values"),
-                MIRROR.c.values_hash,
-                MIRROR.c.present,
-                MIRROR.c.ownership,
-                MIRROR.c.device_created_at,
-            ).where(in_values(MIRROR.c.serial_number, list(devices), dialect))
+        serial: (digest, bool(present), ownership, _as_utc(born))
+        for serial, digest, present, ownership, born in fetch_by_serials(
+            conn,
+            "SELECT serial_number, values_hash, present, ownership, device_created_at FROM mirror",
+            serials,
         )
     }
-    seen = [{"serial_number": serial} for serial in devices]
-    conn.execute(upsert(dialect, _SEEN_TABLE).on_conflict_do_nothing(), seen)
+    insert_serials(conn, _SEEN, serials)
     inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
+    changed: dict[str, tuple[dict[str, Any], datetime | None]] = {}
     reborn: list[str] = []
     for serial, device in devices.items():
+        listed = device.writable_values()
         old = existing.get(serial)
         born = device.created_at
-        if old is not None and _born_again(old.device_created_at, born, old.ownership):
-            reborn.append(serial)
-        previous = None
-        if old is not None and old.present and any(k in old.raw_values for k in _DETAIL_KEYS):
-            previous = json.loads(old.raw_values)
-        values = merged_values(device, previous)
-        digest = values_hash(values)
         if old is None:
-            inserts.append(
-                {
-                    "serial_number": serial,
-                    "values": values,
-                    "values_hash": digest,
-                    "written": {},
-                    "ownership": "unmanaged",
-                    "present": True,
-                    "synced_values_hash": "",
-                    "first_seen_at": now,
-                    "last_seen_at": now,
-                    "updated_at": now,
-                    "device_created_at": born,
-                }
-            )
-        elif (
-            digest != old.values_hash
-            or not old.present
-            or (born is not None and born != old.device_created_at)
+            inserts.append(_new_row(serial, listed, now, born))
+            continue
+        stored, present, ownership, known = old
+        if _born_again(known, born, ownership):
+            reborn.append(serial)
+        # A list page carries no detail-only field: those stay as stored, so the device
+        # is unchanged exactly when the listed half of its hash is (and it is the same
+        # device: made at the same time).
+        if (
+            present
+            and DETAIL_ONLY.isdisjoint(listed)
+            and stored[:16] == part_hash(listed)
+            and (born is None or born == known)
         ):
-            updates.append(
-                {"key": serial, "new_values": values, "new_hash": digest, "new_born": born}
-            )
+            continue
+        changed[serial] = (listed, born)
+    updates = _changed_rows(conn, dialect, changed, existing)
     if inserts:
         conn.execute(MIRROR.insert(), inserts)
     if reborn:
@@ -243,6 +229,72 @@ def disown(conn: Connection, serials: list[str], dialect: str) -> None:
     conn.execute(TOMBSTONE.delete().where(in_values(TOMBSTONE.c.serial_number, serials, dialect)))
 
 
+def _new_row(
+    serial: str, values: dict[str, Any], now: datetime, born: datetime | None
+) -> dict[str, Any]:
+    return {
+        "serial_number": serial,
+        "values": values,
+        "values_hash": values_hash(values),
+        "written": {},
+        "ownership": "unmanaged",
+        "present": True,
+        "synced_values_hash": "",
+        "first_seen_at": now,
+        "last_seen_at": now,
+        "updated_at": now,
+        "device_created_at": born,
+    }
+
+
+def _as_utc(value: object) -> datetime | None:
+    """A ``device_created_at`` as the driver gives it (SQLite: naive UTC text), aware."""
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _changed_rows(
+    conn: Connection,
+    dialect: str,
+    listed: dict[str, tuple[dict[str, Any], datetime | None]],
+    existing: dict[str, tuple[str, bool, str, datetime | None]],
+) -> list[dict[str, Any]]:
+    """The updates for devices whose listed values differ (or that were absent): their
+    stored values are read only now, for the detail-only fields to carry over."""
+    if not listed:
+        return []
+    previous = {
+        row.serial_number: row.read_values
+        for row in conn.execute(
+            sa.select(MIRROR.c.serial_number, MIRROR.c["values"].label("read_values")).where(
+                in_values(MIRROR.c.serial_number, list(listed), dialect),
+                MIRROR.c.present.is_(True),
+            )
+        )
+    }
+    updates = []
+    for serial, (values, born) in listed.items():
+        merged = _merged(values, previous.get(serial))
+        digest = values_hash(merged)
+        stored, present, _, known = existing[serial]
+        if digest != stored or not present or (born is not None and born != known):
+            updates.append(
+                {"key": serial, "new_values": merged, "new_hash": digest, "new_born": born}
+            )
+    return updates
+
+
+def _merged(values: dict[str, Any], previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``values`` with the detail-only fields it lacks kept from ``previous``."""
+    if previous:
+        for name in DETAIL_ONLY:
+            if name not in values and name in previous:
+                values[name] = previous[name]
+    return values
+
+
 def _mark_absent(conn: Connection, now: datetime) -> int:
     # An absent device has no values: its hash changes to "", which makes it a
     # candidate, so a wanted device deleted by hand is planned again.
@@ -274,7 +326,7 @@ def seen_at(conn: Connection, serial: str) -> datetime | None:
     return max(times) if times else None
 
 
-def observe(conn: Connection, device: Device, now: datetime, dialect: str) -> None:
+def observe(conn: Connection, device: InventoryDevice, now: datetime, dialect: str) -> None:
     """Record one device as just read from the API (a detail read, e.g. after a ``409``):
     present, with its values; ownership and what syncd wrote are kept (unless the
     device was made again by someone else), and the row's sync hash is not touched, so
@@ -339,7 +391,7 @@ def mark_gone(conn: Connection, serial: str, now: datetime) -> None:
     )
 
 
-def learn_catalogue(db: Database, devices: Iterable[Device], now: datetime) -> None:
+def learn_catalogue(db: Database, devices: Iterable[InventoryDevice], now: datetime) -> None:
     """Learn types and organizations from devices read outside a refresh."""
     buffer = CatalogueBuffer()
     for device in devices:
@@ -369,13 +421,13 @@ def write_after(
     serial: str,
     operation: str,
     sent: Mapping[str, Any],
-    response: Device | None,
+    response: InventoryDevice | None,
     ownership: str | None,
     now: datetime,
 ) -> None:
     """Update the mirror after syncd's own successful write (see ``Store.record_write``)."""
     # A create body carries the serial too; only writable fields belong in the mirror.
-    sent = {name: value for name, value in sent.items() if name in WRITABLE_FIELDS}
+    sent = {name: value for name, value in sent.items() if name in _WRITABLE}
     row = conn.execute(
         sa.select(
             MIRROR.c["values"].label("read_values"),

@@ -26,17 +26,18 @@ counts once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from syncd.engine import Candidate, MirrorEntry, Plan, Tombstone
+from syncd.engine import Candidate, MirrorEntry, Operation, Plan, Tombstone
 from syncd.errors import SyncdError
 from syncd.records import DeviceRecord
-from syncd.store.db import Database, in_values, upsert
+from syncd.store.db import Database, bulk_insert, fetch_by_serials, in_values, upsert
 from syncd.store.rows import REPORT_KINDS
 from syncd.store.staging import iter_chunks, record_from_row
 from syncd.store.tables import (
@@ -44,7 +45,6 @@ from syncd.store.tables import (
     DESIRED,
     MIRROR,
     PLAN_CANDIDATE,
-    SOURCE_RECORD,
     SOURCE_STATE,
     STORE_META,
     SYNC_RUN,
@@ -130,6 +130,11 @@ def select_candidates(db: Database, run_id: int) -> list[str]:
             conn.execute(sa.text(_SELECT_CHANGED), {"run_id": run_id})
             if db.dialect == "postgresql":
                 conn.exec_driver_sql("SET LOCAL enable_seqscan = on")
+        if db.dialect == "postgresql":
+            # plan_candidate is empty between runs, so that is what autovacuum's statistics
+            # say; planned on them, recording a plan of many candidates joins them by
+            # nested loops (quadratic: a minute for 20,000). Tell the planner the truth.
+            conn.exec_driver_sql("ANALYZE plan_candidate")
         return list(
             conn.execute(
                 sa.select(PLAN_CANDIDATE.c.serial_number)
@@ -140,27 +145,21 @@ def select_candidates(db: Database, run_id: int) -> list[str]:
 
 
 def load_candidates(db: Database, serials: Iterable[str]) -> Iterator[Candidate]:
-    """The engine's input for each serial, in the order given (chunked reads)."""
+    """The engine's input for each serial, in the order given (chunked reads).
+
+    Rows come straight from the driver and their JSON is decoded with orjson: a full
+    re-plan reads a million serials, and SQLAlchemy's per-row result processing cost
+    more than the queries."""
     for chunk in iter_chunks(serials, LOAD_CHUNK):
         with db.read() as conn:
-            records = _records(conn, db.dialect, chunk)
+            records = _records(conn, chunk)
             mirrors = {
-                row.serial_number: MirrorEntry(
-                    serial_number=row.serial_number,
-                    values=row.read_values,
-                    written=row.written,
-                    ownership=row.ownership,
-                )
-                for row in conn.execute(
-                    sa.select(
-                        MIRROR.c.serial_number,
-                        MIRROR.c["values"].label("read_values"),
-                        MIRROR.c.written,
-                        MIRROR.c.ownership,
-                    ).where(
-                        in_values(MIRROR.c.serial_number, chunk, db.dialect),
-                        MIRROR.c.present.is_(True),
-                    )
+                serial: MirrorEntry(serial, _json(read), _json(written), ownership)
+                for serial, read, written, ownership in fetch_by_serials(
+                    conn,
+                    'SELECT serial_number, "values", written, ownership FROM mirror '
+                    "WHERE present AND",
+                    chunk,
                 )
             }
             tombstones = {
@@ -182,61 +181,101 @@ def load_candidates(db: Database, serials: Iterable[str]) -> Iterator[Candidate]
             )
 
 
-def _records(conn: Connection, dialect: str, serials: list[str]) -> dict[str, list[DeviceRecord]]:
+def _json(value: Any) -> Any:
+    """A JSON column as the driver hands it: text (SQLite) or already decoded (psycopg)."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _records(conn: Connection, serials: list[str]) -> dict[str, list[DeviceRecord]]:
     out: dict[str, list[DeviceRecord]] = {}
-    query = (
-        sa.select(
-            SOURCE_RECORD.c.connector,
-            SOURCE_RECORD.c.serial_number,
-            SOURCE_RECORD.c.origin,
-            SOURCE_RECORD.c.payload,
-            SOURCE_RECORD.c.wanted,
-            SOURCE_RECORD.c.action,
-        )
-        .where(in_values(SOURCE_RECORD.c.serial_number, serials, dialect))
-        .order_by(SOURCE_RECORD.c.serial_number, SOURCE_RECORD.c.connector, SOURCE_RECORD.c.seq)
+    rows = fetch_by_serials(
+        conn,
+        "SELECT connector, serial_number, origin, payload, wanted, action, seq "
+        "FROM source_record WHERE",
+        serials,
     )
-    for connector, serial, origin, payload, wanted, action in conn.execute(query):
+    rows.sort(key=_record_order)
+    for connector, serial, origin, payload, wanted, action, _seq in rows:
         out.setdefault(serial, []).append(
-            record_from_row(connector, serial, origin, payload, wanted=wanted, action=action)
+            record_from_row(connector, serial, origin, _json(payload), wanted=wanted, action=action)
         )
     return out
 
 
-def _change_rows(
-    run_id: int, plan: Plan, held: bool, now: datetime
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    rows: list[dict[str, Any]] = []
+def _record_order(row: tuple[Any, ...]) -> tuple[str, str, int]:
+    return row[1], row[0], row[6]
+
+
+_CHANGE_COLUMNS = (
+    "run_id",
+    "serial_number",
+    "operation",
+    "changes",
+    "reason",
+    "sources",
+    "origins",
+    "status",
+    "attempts",
+    "response",
+    "error",
+    "created_at",
+    "updated_at",
+    "applied_at",
+)
+_STAGED_COLUMNS = (
+    "ord",
+    "serial_number",
+    "operation",
+    "changes",
+    "reason",
+    "sources",
+    "origins",
+)
+
+
+def _change_row(run_id: int, op: Operation, status: str, stamp: Any) -> tuple[Any, ...]:
+    """One ``change`` row as the driver takes it: JSON columns encoded (orjson) here."""
+    changes = {
+        name: {"before": change.before, "after": change.after, "before_known": change.before_known}
+        for name, change in op.changes.items()
+    }
+    return (
+        run_id,
+        op.serial_number,
+        op.kind,
+        orjson.dumps(changes).decode(),
+        op.reason,
+        orjson.dumps(op.sources).decode(),
+        orjson.dumps(op.origins).decode(),
+        status,
+        0,
+        None,
+        None,
+        stamp,
+        stamp,
+        None,
+    )
+
+
+def _insert_changes(
+    conn: Connection, run_id: int, operations: Iterable[Operation], held: bool, now: datetime
+) -> tuple[dict[str, int], int]:
+    """Write one ``change`` row per operation, built and sent in chunks (never all held
+    at once); returns the count per kind and how many rows are pending."""
     kinds: dict[str, int] = {}
-    for op in plan.operations:
-        kinds[op.kind] = kinds.get(op.kind, 0) + 1
-        status = "skipped" if op.kind in REPORT_KINDS else ("held" if held else "pending")
-        rows.append(
-            {
-                "run_id": run_id,
-                "serial_number": op.serial_number,
-                "operation": op.kind,
-                "changes": {
-                    name: {
-                        "before": change.before,
-                        "after": change.after,
-                        "before_known": change.before_known,
-                    }
-                    for name, change in op.changes.items()
-                },
-                "reason": op.reason,
-                "sources": list(op.sources),
-                "origins": list(op.origins),
-                "status": status,
-                "attempts": 0,
-                "response": None,
-                "error": None,
-                "created_at": now,
-                "updated_at": now,
-                "applied_at": None,
-            }
-        )
-    return rows, kinds
+    pending = 0
+    waiting = "held" if held else "pending"
+    processor = CHANGE.c.created_at.type.bind_processor(conn.dialect)
+    stamp = processor(now) if processor is not None else now
+    for chunk in iter_chunks(operations):
+        rows = []
+        for op in chunk:
+            kinds[op.kind] = kinds.get(op.kind, 0) + 1
+            status = "skipped" if op.kind in REPORT_KINDS else waiting
+            pending += status == "pending"
+            rows.append(_change_row(run_id, op, status, stamp))
+        bulk_insert(conn, "change", _CHANGE_COLUMNS, rows)
+    return kinds, pending
 
 
 def record_plan(
@@ -244,61 +283,221 @@ def record_plan(
 ) -> dict[str, Any]:
     """Write the plan in one transaction (see ``Store.record_plan``); returns the summary."""
     now = now or datetime.now(UTC)
-    rows, kinds = _change_rows(run_id, plan, held, now)
     with db.write(lock="exclusive") as conn:
-        status, fingerprint = run_status(conn, run_id)
-        if status != "planning":
-            raise RunStateError(f"run {run_id} is {status}: its plan is already recorded")
         serials = sorted({op.serial_number for op in plan.operations} | set(plan.tombstones))
-        for chunk in iter_chunks(serials):
-            stmt = upsert(db.dialect, PLAN_CANDIDATE).on_conflict_do_nothing()
-            conn.execute(stmt, [{"run_id": run_id, "serial_number": s} for s in chunk])
-        superseded = conn.execute(
-            sa.text(
-                "UPDATE change SET status = 'skipped', error = :why, updated_at = :now "
-                "WHERE status IN ('pending', 'dispatched', 'held') AND run_id <> :run_id "
-                "AND serial_number IN "
-                "(SELECT serial_number FROM plan_candidate WHERE run_id = :run_id)"
-            ).bindparams(sa.bindparam("now", type_=CHANGE.c.updated_at.type)),
-            {"why": f"superseded by run {run_id}", "now": now, "run_id": run_id},
-        ).rowcount
-        superseded += _overtake_held_runs(conn, run_id, now)
-        if rows:
-            conn.execute(CHANGE.insert(), rows)
-        _save_tombstones(conn, db.dialect, plan.tombstones)
-        # Older held plans are overtaken (their serials were candidates of this run and
-        # their changes are superseded): what they selected can never be released now.
-        conn.execute(
-            sa.text(
-                "DELETE FROM plan_candidate WHERE run_id <> :run_id AND run_id IN "
-                "(SELECT id FROM sync_run WHERE status <> 'planning')"
-            ),
-            {"run_id": run_id},
+        return _record(
+            conn,
+            db.dialect,
+            run_id,
+            plan,
+            held=held,
+            now=now,
+            select=lambda: _add_candidates(conn, db.dialect, run_id, serials),
+            insert=lambda: _insert_changes(conn, run_id, plan.operations, held, now),
         )
-        set_meta(conn, db.dialect, LAST_RECORDED, run_id)
-        if not held:
-            release_plan(conn, db.dialect, run_id, fingerprint)
-        # A held plan keeps its candidate rows (the hashes it planned from) until it is
-        # approved, discarded or overtaken; nothing is marked planned before that.
-        pending = sum(1 for row in rows if row["status"] == "pending")
-        summary: dict[str, Any] = {
-            "operations": kinds,
-            "counts": dict(plan.counts),
-            "held": held,
-            "hold_reasons": list(plan.hold_reasons),
-            "superseded": int(superseded),
-        }
-        new_status = "held" if held else ("applying" if pending else "done")
-        conn.execute(
-            SYNC_RUN.update()
-            .where(SYNC_RUN.c.id == run_id)
-            .values(
-                status=new_status,
-                summary=summary,
-                finished_at=now if new_status == "done" else None,
-            )
+
+
+def _add_candidates(conn: Connection, dialect: str, run_id: int, serials: list[str]) -> None:
+    """Make ``serials`` candidates of the run (a plan may name serials it was not given)."""
+    for chunk in iter_chunks(serials):
+        stmt = upsert(dialect, PLAN_CANDIDATE).on_conflict_do_nothing()
+        conn.execute(stmt, [{"run_id": run_id, "serial_number": s} for s in chunk])
+
+
+def _record(
+    conn: Connection,
+    dialect: str,
+    run_id: int,
+    plan: Plan,
+    *,
+    held: bool,
+    now: datetime,
+    select: Callable[[], None],
+    insert: Callable[[], tuple[dict[str, int], int]],
+) -> dict[str, Any]:
+    """``record_plan`` inside its transaction: ``select`` adds the plan's serials to the
+    run's candidates, ``insert`` writes its change rows (from memory, or from the
+    operations a ``PlanWriter`` staged)."""
+    status, fingerprint = run_status(conn, run_id)
+    if status != "planning":
+        raise RunStateError(f"run {run_id} is {status}: its plan is already recorded")
+    select()
+    superseded = conn.execute(
+        sa.text(
+            "UPDATE change SET status = 'skipped', error = :why, updated_at = :now "
+            "WHERE status IN ('pending', 'dispatched', 'held') AND run_id <> :run_id "
+            "AND serial_number IN "
+            "(SELECT serial_number FROM plan_candidate WHERE run_id = :run_id)"
+        ).bindparams(sa.bindparam("now", type_=CHANGE.c.updated_at.type)),
+        {"why": f"superseded by run {run_id}", "now": now, "run_id": run_id},
+    ).rowcount
+    superseded += _overtake_held_runs(conn, run_id, now)
+    kinds, pending = insert()
+    _save_tombstones(conn, dialect, plan.tombstones)
+    # Older held plans are overtaken (their serials were candidates of this run and
+    # their changes are superseded): what they selected can never be released now.
+    conn.execute(
+        sa.text(
+            "DELETE FROM plan_candidate WHERE run_id <> :run_id AND run_id IN "
+            "(SELECT id FROM sync_run WHERE status <> 'planning')"
+        ),
+        {"run_id": run_id},
+    )
+    set_meta(conn, dialect, LAST_RECORDED, run_id)
+    if not held:
+        release_plan(conn, dialect, run_id, fingerprint)
+    # A held plan keeps its candidate rows (the hashes it planned from) until it is
+    # approved, discarded or overtaken; nothing is marked planned before that.
+    summary: dict[str, Any] = {
+        "operations": kinds,
+        "counts": dict(plan.counts),
+        "held": held,
+        "hold_reasons": list(plan.hold_reasons),
+        "superseded": int(superseded),
+    }
+    new_status = "held" if held else ("applying" if pending else "done")
+    conn.execute(
+        SYNC_RUN.update()
+        .where(SYNC_RUN.c.id == run_id)
+        .values(
+            status=new_status,
+            summary=summary,
+            finished_at=now if new_status == "done" else None,
         )
+    )
     return summary
+
+
+_STAGED_OPS = "syncd_plan_op"
+# Report kinds (``REPORT_KINDS``) are skipped at once; the others wait (pending or held).
+_COPY_STAGED_OPS = (
+    "INSERT INTO change (run_id, serial_number, operation, changes, reason, sources, origins, "
+    "status, attempts, response, error, created_at, updated_at, applied_at) "
+    "SELECT :run_id, serial_number, operation, changes, reason, sources, origins, "
+    "CASE WHEN operation IN ('conflict', 'reject', 'skip') THEN 'skipped' ELSE :waiting END, "
+    "0, NULL, NULL, :now, :now, NULL FROM syncd_plan_op ORDER BY ord"
+)
+
+
+class PlanWriter:
+    """A plan's operations streamed into the store while the engine plans, then recorded
+    in one transaction: the engine's ``sink``, so no process ever holds every operation.
+
+    ``add`` (the sink) writes each chunk into a temporary table on a connection of its
+    own, without the store's write lock; ``record`` then does what ``record_plan`` does,
+    the change rows copied from that table set-based. Use as a context manager; leaving
+    it without ``record`` stores nothing.
+    """
+
+    def __init__(self, db: Database, run_id: int) -> None:
+        self._db = db
+        self.run_id = run_id
+        self.added = 0
+        self._conn: Connection | None = db.engine.connect()
+        json_type = "JSON" if db.dialect == "postgresql" else "TEXT"
+        try:
+            with self._conn.begin():
+                self._conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_STAGED_OPS}")
+                self._conn.exec_driver_sql(
+                    f"CREATE TEMPORARY TABLE {_STAGED_OPS} (ord INTEGER NOT NULL, "
+                    "serial_number TEXT NOT NULL, operation TEXT NOT NULL, "
+                    f"changes {json_type} NOT NULL, reason TEXT NOT NULL, "
+                    f"sources {json_type} NOT NULL, origins {json_type} NOT NULL)"
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> PlanWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Drop the temporary table and give the connection back (idempotent)."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if conn.in_transaction():
+                conn.rollback()
+            with conn.begin():
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_STAGED_OPS}")
+        except sa.exc.DBAPIError:
+            conn.invalidate()
+        finally:
+            conn.close()
+
+    @property
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("this plan writer is closed")
+        return self._conn
+
+    def add(self, ops: list[Operation]) -> None:
+        """Stage a chunk of operations (the engine's ``sink``)."""
+        conn = self._connection
+        rows = []
+        for op in ops:
+            self.added += 1
+            row = _change_row(self.run_id, op, "", None)
+            rows.append((self.added, row[1], row[2], row[3], row[4], row[5], row[6]))
+        with conn.begin():
+            bulk_insert(conn, _STAGED_OPS, _STAGED_COLUMNS, rows)
+
+    def record(
+        self, plan: Plan, *, held: bool | None = None, now: datetime | None = None
+    ) -> dict[str, Any]:
+        """Record the plan (its counts, tombstones and gates; its operations as staged)
+        in one transaction, as ``record_plan`` does; returns the run's summary."""
+        now = now or datetime.now(UTC)
+        held = plan.held if held is None else held
+        conn = self._connection
+        dialect = self._db.dialect
+        tombstoned = sorted(plan.tombstones)
+        try:
+            with self._db.transaction(conn, lock="exclusive"):
+                return _record(
+                    conn,
+                    dialect,
+                    self.run_id,
+                    plan,
+                    held=held,
+                    now=now,
+                    select=lambda: self._select(conn, dialect, tombstoned),
+                    insert=lambda: self._insert(conn, held, now),
+                )
+        finally:
+            self.close()
+
+    def _select(self, conn: Connection, dialect: str, tombstoned: list[str]) -> None:
+        if dialect == "postgresql":
+            conn.exec_driver_sql("ANALYZE syncd_plan_op")  # a temporary table has no statistics
+        conn.execute(
+            sa.text(
+                "INSERT INTO plan_candidate (run_id, serial_number) SELECT DISTINCT :run_id, "
+                "serial_number FROM syncd_plan_op WHERE true ON CONFLICT DO NOTHING"
+            ),
+            {"run_id": self.run_id},
+        )
+        _add_candidates(conn, dialect, self.run_id, tombstoned)
+
+    def _insert(self, conn: Connection, held: bool, now: datetime) -> tuple[dict[str, int], int]:
+        conn.execute(
+            sa.text(_COPY_STAGED_OPS).bindparams(
+                sa.bindparam("now", type_=CHANGE.c.created_at.type)
+            ),
+            {"run_id": self.run_id, "waiting": "held" if held else "pending", "now": now},
+        )
+        kinds = {
+            str(kind): int(count)
+            for kind, count in conn.exec_driver_sql(
+                "SELECT operation, count(*) FROM syncd_plan_op GROUP BY operation"
+            )
+        }
+        pending = 0 if held else sum(n for k, n in kinds.items() if k not in REPORT_KINDS)
+        return kinds, pending
 
 
 def _overtake_held_runs(conn: Connection, run_id: int, now: datetime) -> int:

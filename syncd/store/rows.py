@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
+
 from syncd.engine import FieldChange, Operation, OperationKind
+from syncd.records import DETAIL_ONLY
 
 BatchMode = Literal["snapshot", "delta"]
 ChangeStatus = Literal["pending", "held", "dispatched", "applying", "applied", "failed", "skipped"]
@@ -31,22 +33,31 @@ FINAL_STATUSES: frozenset[str] = frozenset({"applied", "failed", "skipped"})
 REPORT_KINDS: frozenset[str] = frozenset({"conflict", "reject", "skip"})
 
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
-
-
-def canonical_json(value: object) -> str:
-    """Compact JSON with sorted keys: the form hashed and stored."""
-    return _CANONICAL.encode(value)
+def part_hash(values: dict[str, Any]) -> str:
+    """16 hex digits over ``values`` (compact JSON, sorted keys)."""
+    encoded = orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(encoded, digest_size=8).hexdigest()
 
 
 def values_hash(values: Mapping[str, Any]) -> str:
-    """The hash of a mirror entry's values (``""`` is reserved for "no values")."""
-    return hashlib.blake2b(canonical_json(dict(values)).encode(), digest_size=16).hexdigest()
+    """The hash of a mirror entry's values (``""`` is reserved for "no values").
+
+    Two halves: the fields the list endpoint returns, then the detail-only ones. A
+    refresh from list pages compares the first half alone, so an
+    unchanged device costs one hash and one compare, its stored values never decoded.
+    """
+    listed = {k: v for k, v in values.items() if k not in DETAIL_ONLY}
+    detail = {k: v for k, v in values.items() if k in DETAIL_ONLY}
+    return part_hash(listed) + part_hash(detail)
 
 
 def combined_hash(keys: list[str]) -> str:
-    """A serial's combined source hash: md5 of its rows' ``connector:seq:content_hash``
-    keys, sorted bytewise and joined with ``|`` (the SQL computes the same)."""
+    """A serial's combined source value, from its rows' ``connector:seq:content_hash``
+    keys: the key itself when there is one row (nearly every serial: no hashing, and
+    SQLite computes it without calling into Python), otherwise md5 of the keys sorted
+    bytewise and joined with ``|``. The SQL of both backends computes the same."""
+    if len(keys) == 1:
+        return keys[0]
     return hashlib.md5("|".join(sorted(keys)).encode(), usedforsecurity=False).hexdigest()
 
 

@@ -23,7 +23,6 @@ A refused batch (``commit(accepted=False)``) leaves only its audit trail: the
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
@@ -33,9 +32,9 @@ from typing import Any, Final, Self
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from syncd.records import RECORD_FIELDS, DeviceRecord, Reject
-from syncd.store.db import Database, digest_agg_sql, upsert
-from syncd.store.rows import BatchMode, BatchStats, canonical_json
+from syncd.records import DeviceRecord, Reject, content_hash, record_values
+from syncd.store.db import Database, digest_agg_sql, multi_row_digest_sql, upsert
+from syncd.store.rows import BatchMode, BatchStats
 from syncd.store.tables import SOURCE_BATCH, SOURCE_STATE
 from syncd.store.types import UTCDateTime
 
@@ -65,6 +64,12 @@ _DESIRED = (
     "ON CONFLICT (serial_number) DO UPDATE SET sources_hash = excluded.sources_hash, "
     "record_count = excluded.record_count, updated_at = excluded.updated_at"
 )
+# SQLite: the serials with several rows, whose combined value needs the Python md5.
+_DESIRED_MULTI = (
+    "UPDATE desired SET sources_hash = (SELECT {digest} FROM source_record r "
+    "WHERE r.serial_number = desired.serial_number) "
+    "WHERE record_count > 1 AND serial_number IN (SELECT serial_number FROM syncd_touched)"
+)
 # A snapshot removes what it does not list, but never the rows of a serial that one of
 # its rejects names: that device is still in the source, only its row was unusable.
 _REMOVED_SNAPSHOT = (
@@ -87,30 +92,21 @@ _REMOVED_DELTA = (
 def record_row(record: DeviceRecord) -> tuple[str, str, str, str, bool, str]:
     """``(serial, origin, content_hash, payload JSON, wanted, action)`` for staging.
 
-    A delete record is stored as ``wanted=False`` whatever it said, so that an
+    The payload is encoded once (``DeviceRecord.payload``) and the hash taken from those
+    bytes. A delete record is stored as ``wanted=False`` whatever it said, so that an
     absence and a removal look alike to the engine.
     """
-    if record.action == "delete" and record.wanted:
-        record = dataclasses.replace(record, wanted=False)
-    payload: dict[str, Any] = record.values()
-    if record.extra:
-        payload["extra"] = [list(pair) for pair in record.extra]
-    return (
-        record.serial_number,
-        record.origin,
-        record.content_hash(),
-        canonical_json(payload),
-        record.wanted,
-        record.action,
-    )
+    wanted = record.wanted and record.action != "delete"
+    payload = record.payload()
+    digest = content_hash(record.serial_number, wanted, record.action, payload)
+    return (record.serial_number, record.origin, digest, payload.decode(), wanted, record.action)
 
 
 def record_from_row(
     connector: str, serial: str, origin: str, payload: Any, *, wanted: bool, action: str
 ) -> DeviceRecord:
     """Rebuild the ``DeviceRecord`` a ``source_record`` row stores."""
-    fields = {name: payload[name] for name in RECORD_FIELDS if name in payload}
-    extra = tuple((str(k), str(v)) for k, v in payload.get("extra", ()))
+    fields, extra = record_values(payload)
     return DeviceRecord(
         source=connector,
         serial_number=serial,
@@ -118,7 +114,7 @@ def record_from_row(
         wanted=bool(wanted),
         action="delete" if action == "delete" else "upsert",
         extra=extra,
-        **fields,
+        **fields,  # type: ignore[arg-type]
     )
 
 
@@ -223,7 +219,7 @@ class StagedBatch:
             records: list[tuple[Any, ...]] = []
             rejects: list[tuple[Any, ...]] = []
             for item in chunk:
-                if isinstance(item, DeviceRecord):
+                if type(item) is DeviceRecord or isinstance(item, DeviceRecord):
                     if item.source != self.connector:
                         raise ValueError(
                             f"record from source {item.source!r} in a batch of {self.connector!r}"
@@ -505,6 +501,8 @@ def recompute_desired(conn: Connection, dialect: str, now: datetime) -> None:
     digest = digest_agg_sql(dialect, "r")
     sql = _DESIRED.format(digest=digest)  # digest: one of two constant expressions
     conn.execute(_text(sql, "now"), {"now": now})
+    if dialect != "postgresql":
+        conn.execute(sa.text(_DESIRED_MULTI.format(digest=multi_row_digest_sql("r"))))
     conn.execute(
         sa.text(
             "DELETE FROM desired WHERE record_count = 0 AND synced_hash = '' AND serial_number IN "

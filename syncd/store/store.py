@@ -13,8 +13,7 @@ from syncd import process
 from syncd.config import StoreSettings
 from syncd.engine import Candidate, Catalogue, Plan
 from syncd.errors import ConfigError, Problem
-from syncd.inventory.models import Device
-from syncd.records import DeviceRecord, Reject
+from syncd.records import DeviceRecord, InventoryDevice, Reject
 from syncd.store import access, coordination, mirror, outbox, planning
 from syncd.store import migrate as migrations
 from syncd.store.db import Database, safe_url, upsert
@@ -282,7 +281,7 @@ class Store:
 
     def refresh_mirror(
         self,
-        devices: Iterable[Device],
+        devices: Iterable[InventoryDevice],
         *,
         complete: bool | Callable[[], bool],
         now: datetime | None = None,
@@ -304,7 +303,7 @@ class Store:
 
     def observe_device(
         self,
-        device: Device,
+        device: InventoryDevice,
         *,
         change_id: int | None = None,
         response: Mapping[str, Any] | None = None,
@@ -335,7 +334,9 @@ class Store:
         with self._db.read() as conn:
             return mirror.seen_at(conn, serial)
 
-    def learn_catalogue(self, devices: Iterable[Device], *, now: datetime | None = None) -> None:
+    def learn_catalogue(
+        self, devices: Iterable[InventoryDevice], *, now: datetime | None = None
+    ) -> None:
         """Learn type and organization names from devices read one by one."""
         mirror.learn_catalogue(self._db, devices, _now(now))
 
@@ -366,7 +367,7 @@ class Store:
         serial: str,
         operation: str,
         sent_fields: Mapping[str, Any],
-        response_device: Device | None,
+        response_device: InventoryDevice | None,
         *,
         ownership: str | None = None,
         change_id: int | None = None,
@@ -453,6 +454,12 @@ class Store:
         return planning.record_plan(
             self._db, run_id, plan, held=plan.held if held is None else held, now=_now(now)
         )
+
+    def plan_writer(self, run_id: int) -> planning.PlanWriter:
+        """A sink for ``engine.plan(..., sink=writer.add)``: the operations stream into the
+        store as they are planned, and ``writer.record(plan)`` then records the plan as
+        ``record_plan`` would, in one transaction, without any process holding them all."""
+        return planning.PlanWriter(self._db, run_id)
 
     def approve_run(self, run_id: int, by: str, *, now: datetime | None = None) -> int:
         """Release a held run (its held changes become pending); returns how many.
