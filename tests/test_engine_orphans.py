@@ -48,7 +48,12 @@ def test_owned_orphan_grace(
     assert result.tombstones == {"SN1": expected}
     if deletes:
         [op] = result.operations
-        assert (op.kind, dict(op.changes)) == ("delete", {})
+        assert op.kind == "delete"
+        # what it removes, as last read: kept in the audit, and what a revert re-creates
+        assert {n: (c.before, c.after) for n, c in op.changes.items()} == {
+            name: (value, None)
+            for name, value in candidate.mirror.values.items()  # type: ignore[union-attr]
+        }
         assert result.counts["delete"] == 1
     else:
         assert result.operations == []
@@ -147,3 +152,19 @@ def test_the_grace_counts_runs_across_plans() -> None:
     # run 1 (t=0) starts it; run 3 (t=2h) has 3 runs and 2 hours: delete (and again at run
     # 4 if the first was held or failed)
     assert kinds == [[], [], ["delete"], ["delete"]]
+
+
+def test_a_delete_records_what_it_removes_detail_only_fields_from_what_syncd_wrote() -> None:
+    entry = mirror(
+        written={"name": "sw-1", "description": "core switch", "mac_address": "aa:bb:cc:dd:ee:ff"}
+    )
+    gone = Candidate("SN1", [], entry, Tombstone(NOW - timedelta(days=2), 5))
+
+    result = run(gone, policy=_policy(orphan_grace_runs=0, orphan_grace_seconds=0))
+
+    [op] = result.operations
+    removed = {name: change.before for name, change in op.changes.items()}
+    assert removed["description"] == "core switch"  # not listed: the value syncd wrote
+    assert removed["mac_address"] == "aa:bb:cc:dd:ee:ff"
+    assert removed["name"] == entry.values["name"]
+    assert {change.after for change in op.changes.values()} == {None}

@@ -93,7 +93,7 @@ def config_example() -> None:
 def _register() -> None:
     if any(command.name == "plan" for command in app.registered_commands):
         return  # done already (main() called again, in one process)
-    from syncd.cli import api, daemon, runs
+    from syncd.cli import api, daemon, revert, runs
     from syncd.cli.demo import demo_command
     from syncd.cli.sandbox import sandbox_command
 
@@ -102,6 +102,7 @@ def _register() -> None:
     app.command("run")(runs.run_command)
     app.command("approve")(runs.approve_command)
     app.command("discard")(runs.discard_command)
+    app.command("revert")(revert.revert_command)
     app.command("runs")(runs.runs_command)
     app.command("changes")(runs.changes_command)
     app.command("rejects")(runs.rejects_command)

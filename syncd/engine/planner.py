@@ -64,7 +64,7 @@ from syncd.engine.model import (
 )
 from syncd.engine.policy import Policy
 from syncd.engine.values import InvalidValueError, current_value, desired_ip, desired_mac
-from syncd.records import API_FIELD, CASE_COLLISION, DeviceRecord
+from syncd.records import API_FIELD, CASE_COLLISION, DETAIL_ONLY, DeviceRecord
 
 _REQUIRED_ON_CREATE: tuple[str, ...] = ("name", "device_type", "organization")
 _INTERNED: frozenset[str] = frozenset({"device_type", "organization"})
@@ -305,6 +305,7 @@ class _Planner:
         self._emit(
             "delete",
             serial,
+            changes=_last_values(mirror),
             reason=(
                 f"orphan: no source has wanted it for {tombstone.runs_missing} run(s) since "
                 f"{_iso(tombstone.first_missing)}"
@@ -550,6 +551,17 @@ def _judge(
     if base is _MISSING or rule.overwrite or current_value(api, base) == have:
         return FieldChange(current, want), _MISSING
     return FieldChange(current, want), base
+
+
+def _last_values(mirror: MirrorEntry) -> dict[str, FieldChange]:
+    """What a delete removes, field by field (``after`` ``None``): the values as last read,
+    and for a detail-only field the list does not show, the value syncd last wrote. The
+    audit keeps them, and ``syncd revert`` re-creates the device from them."""
+    values = dict(mirror.values)
+    for name in DETAIL_ONLY:
+        if name not in values and name in mirror.written:
+            values[name] = mirror.written[name]
+    return {name: FieldChange(value, None) for name, value in values.items()}
 
 
 def _iso(moment: datetime) -> str:

@@ -28,6 +28,7 @@ from syncd.service.policy import build_policy
 from syncd.service.recovery import RecoveryReport, close_runs, recover
 from syncd.service.stop import StopRequest
 from syncd.store import ChangeRow, MirrorStats, RejectEntry, RunStatus, Store
+from syncd.store.planning import REVERT_TRIGGER
 
 log = structlog.get_logger("syncd.run")
 
@@ -167,12 +168,16 @@ class ApproveResult:
     applied: ApplyReport = field(default_factory=ApplyReport)
 
 
-def stale_reason(change: ChangeRow, now: Candidate | None) -> str | None:
-    """Why a held change no longer fits the inventory and sources as they are now."""
+def stale_reason(change: ChangeRow, now: Candidate | None, *, revert: bool = False) -> str | None:
+    """Why a held change no longer fits the inventory and sources as they are now.
+
+    A revert's changes answer to the inventory alone (a revert deletes what a run
+    created even if a source still lists it: that is what undo means), and its deletes
+    must find the device as the revert saw it."""
     mirror = now.mirror if now is not None else None
     if change.operation == "create":
         return "the device exists in the inventory now" if mirror is not None else None
-    if change.operation == "delete":
+    if change.operation == "delete" and not revert:
         wanted = now is not None and any(r.wanted and r.action == "upsert" for r in now.records)
         return "a source lists the device again" if wanted else None
     if mirror is None:
@@ -523,9 +528,11 @@ class Runner:
             c.serial_number: c
             for c in self.store.load_candidates(sorted({c.serial_number for c in changes}))
         }
+        run = self.store.run(run_id)
+        revert = run is not None and run.trigger == REVERT_TRIGGER
         stale = 0
         for change in changes:
-            reason = stale_reason(change, current.get(change.serial_number))
+            reason = stale_reason(change, current.get(change.serial_number), revert=revert)
             if reason is None:
                 continue
             if self.store.claim_change(change.id, owner=self.owner):
@@ -535,6 +542,11 @@ class Runner:
                 self.store.force_replan([change.serial_number])
                 stale += 1
         return stale
+
+    def apply_recorded(self, result: RunResult, progress: Progress | None = None) -> RunResult:
+        """Apply a plan already recorded for ``result``'s run (a revert's), the way a run
+        applies its own, and close the run."""
+        return self._apply(result, progress)
 
     def _apply(self, result: RunResult, progress: Progress | None) -> RunResult:
         run_id = result.run_id

@@ -523,11 +523,20 @@ def _overtake_held_runs(conn: Connection, run_id: int, now: datetime) -> int:
     return int(skipped)
 
 
+#: The trigger of a run that undoes another (``syncd revert``): it plans no source, so
+#: letting it through moves no gate's baseline.
+REVERT_TRIGGER = "revert"
+
+
 def release_plan(conn: Connection, dialect: str, run_id: int, fingerprint: str) -> None:
     """The run's plan is let through: its candidates are marked planned at the hashes
     they were selected at, its policy becomes the planned one, and the source sizes
-    become the baseline of the volume gate."""
+    become the baseline of the volume gate. A revert run only forgets its candidates:
+    it read no source, so it must not make a shrunken source's size look accepted."""
     _mark_planned(conn, run_id)
+    trigger = conn.execute(sa.select(SYNC_RUN.c.trigger).where(SYNC_RUN.c.id == run_id)).scalar()
+    if trigger == REVERT_TRIGGER:
+        return
     set_meta(conn, dialect, PLANNED_POLICY, fingerprint)
     release_source_counts(conn)
     settle_owned_baseline(conn, dialect)

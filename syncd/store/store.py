@@ -308,13 +308,15 @@ class Store:
         change_id: int | None = None,
         response: Mapping[str, Any] | None = None,
         note: str | None = None,
+        replan: bool = True,
         now: datetime | None = None,
     ) -> None:
         """A device read from the API outside a refresh (after a ``409``): the mirror
         holds it as present with these values, ownership and written values kept, and
         its serial is planned again by the next run (three-way compare and policy, as
-        any update). With ``change_id`` that change is closed ``skipped`` with
-        ``response`` and ``note``, in the same transaction."""
+        any update); with ``replan=False`` only if its values changed. With
+        ``change_id`` that change is closed ``skipped`` with ``response`` and ``note``,
+        in the same transaction."""
         stamp = _now(now)
         with self._db.write(lock="shared") as conn:
             mirror.observe(conn, device, stamp, self.dialect)
@@ -325,7 +327,8 @@ class Store:
                 outbox.complete(
                     conn, change_id, status="skipped", response=response, error=note, now=stamp
                 )
-            planning.force_replan(conn, sa.select(sa.literal(device.serial_number)))
+            if replan:
+                planning.force_replan(conn, sa.select(sa.literal(device.serial_number)))
 
     def mirror_seen_at(self, serial: str) -> datetime | None:
         """When the inventory's values for ``serial`` were last known to be current: the
