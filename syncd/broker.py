@@ -4,8 +4,9 @@ and by whatever sends them work from outside (``syncd trigger``, the HTTP API).
 Two deployments, one code base:
 
 - **embedded** (``[daemon] broker_url = ""``, the default): kombu's ``filesystem://``
-  transport, in folders under ``daemon.data_dir``. No server: one ``syncd daemon``
-  process runs the worker and beat. The store (SQLite) holds the locks.
+  transport (made safe for several writers by ``syncd.fsqueue``), in folders under
+  ``daemon.data_dir``. No server: one ``syncd daemon`` process runs the worker and
+  beat. The store (SQLite) holds the locks.
 - **scale-out** (``broker_url = "redis://..."``): Redis carries the messages, with
   late acknowledgement (a task is acknowledged once done, so a worker killed mid-task
   has it delivered again after ``visibility_timeout``), ``reject_on_worker_lost``, one
@@ -32,11 +33,18 @@ DISPATCH = "syncd.dispatch"
 APPLY_CHANGE = "syncd.apply_change"
 SWEEP = "syncd.sweep"
 
+#: The embedded broker's transport: kombu's filesystem transport with whole-file writes
+#: and a prompt stop (``syncd.fsqueue``).
+FILESYSTEM_TRANSPORT = "syncd.fsqueue:Transport"
+#: How often the embedded worker looks for messages, seconds. kombu's default (1 s)
+#: let one worker take at most one prefetch window of messages a second.
+FILESYSTEM_POLL = 0.05
+
 
 def broker_folders(settings: Settings) -> dict[str, Path]:
     """The embedded broker's folders under ``daemon.data_dir``."""
-    root = settings.daemon.data_dir
-    return {"queue": root / "broker" / "queue", "processed": root / "broker" / "processed"}
+    root = settings.daemon.data_dir / "broker"
+    return {"queue": root / "queue", "processed": root / "processed", "control": root / "control"}
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -76,15 +84,23 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return {
         **common,
         "broker_url": daemon.broker_url or "filesystem://localhost/",
+        "broker_transport": FILESYSTEM_TRANSPORT if _on_files(daemon.broker_url) else None,
         "broker_transport_options": {
             "data_folder_in": queue,
             "data_folder_out": queue,
             "processed_folder": str(folders["processed"]),
             "store_processed": False,
+            # the exchange tables; kombu's default is ./control in the working directory
+            "control_folder": str(folders["control"]),
+            "polling_interval": FILESYSTEM_POLL,
         },
         "beat_schedule_filename": str(daemon.data_dir / "beat-schedule"),
         "beat_max_loop_interval": 1,
     }
+
+
+def _on_files(url: str) -> bool:
+    return not url or url.startswith("filesystem://")
 
 
 def prepare(settings: Settings) -> None:
