@@ -11,6 +11,9 @@ import structlog
 
 from syncd.sandbox.testing import SandboxProcess, SandboxToken
 
+# Real processes (redis-server, syncd daemon/worker/beat): fixtures of tests/procs.py.
+from tests.procs import processes, redis_server  # noqa: F401 - pytest fixtures
+
 # -- sandbox (the inventory API on loopback) ---------------------------------------------------
 
 #: The organization the scoped sandbox token may act on.
