@@ -12,8 +12,9 @@ Two deployments, one code base:
   has it delivered again after ``visibility_timeout``), ``reject_on_worker_lost``, one
   message prefetched per worker thread, and ``celery-redbeat`` keeping beat's
   schedule in Redis with a lock, so exactly one beat is active however many are
-  started. Redis must persist (``appendonly yes``): the store's outbox makes a lost
-  message a delay, not a loss, but persistence keeps it short.
+  started (``tasks.beat`` makes beat ride out a Redis restart). Redis must persist
+  (``appendonly yes``): the store's outbox makes a lost message a delay, not a loss,
+  but persistence keeps it short.
 
 Either way the store is the truth: a message is only a prompt to look at a change
 row or a trigger request (see ``syncd.service.outbox``).
@@ -74,6 +75,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             },
             "beat_scheduler": "redbeat.RedBeatScheduler",
             "redbeat_redis_url": daemon.broker_url,
+            "redbeat_redis_options": {},  # the broker's options are not redbeat's
             "redbeat_key_prefix": "syncd:redbeat:",
             "redbeat_lock_key": "syncd:redbeat:lock",
             "redbeat_lock_timeout": 60,

@@ -207,6 +207,8 @@ def make_app(settings: Settings) -> Celery:
     broker.prepare(settings)
     app = Celery("syncd")
     app.conf.update(broker.celery_config(settings))
+    if settings.daemon.scale_out:
+        app.conf.beat_scheduler = "tasks.beat:Scheduler"  # rides out a Redis restart
     app.conf.beat_schedule = beat_schedule(settings)
     ctx = Context(settings)
     registered: dict[str, Any] = {}
