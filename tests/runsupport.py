@@ -18,7 +18,7 @@ from typing import Any
 from syncd.config import Settings
 from syncd.inventory import InventoryClient
 from syncd.process import ProcessIdentity
-from syncd.sandbox.testing import RequestRecord, SandboxProcess
+from syncd.sandbox.testing import RequestRecord, SandboxProcess, SandboxToken
 from syncd.service import Runner, RunResult
 from syncd.store import Store
 from tests.procs import SyncdProcess
@@ -176,10 +176,10 @@ class RunEnv:
         """The write requests the sandbox received since the log was last cleared."""
         return [r for r in self.sandbox.requests() if r.method in WRITES]
 
-    def devices(self) -> dict[str, dict[str, Any]]:
-        """Every device in the sandbox, detail shape, by serial."""
+    def devices(self, token: SandboxToken | None = None) -> dict[str, dict[str, Any]]:
+        """Every device in the sandbox (that ``token`` may see), detail shape, by serial."""
         out: dict[str, dict[str, Any]] = {}
-        with self.sandbox.client() as client:
+        with self.sandbox.client(token) as client:
             offset = 0
             while True:
                 page = client.get(
