@@ -122,7 +122,7 @@ def test_schedule_sigterm_mid_batch_restart_trigger_and_audit(
     assert shown.count(("create", "applied")) == 40
     assert _stop(daemon) < STOP_BOUND
     with Store.open(env.store_url) as store:
-        assert [r.status for r in store.runs()] == ["done"] * len(store.runs())
+        assert {r.status for r in store.runs()} <= {"done", "idle"}  # idle: empty polls
 
 
 def test_kill_9_mid_batch_then_restart_applies_every_change_once(
