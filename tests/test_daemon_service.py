@@ -27,7 +27,7 @@ from syncd.service import daemon
 from syncd.service.apply import ApplyOutcome
 from syncd.service.outbox import halted
 from syncd.store import Store
-from tests.runsupport import RunEnv, method_counts, rows
+from tests.runsupport import RunEnv, dead_owner, method_counts, rows
 
 
 @pytest.fixture
@@ -268,3 +268,15 @@ def test_a_run_whose_changes_were_applied_while_it_dispatched_is_done(env: RunEn
     assert run is not None
     assert (outcome.status, run.status) == ("done", "done")
     assert run.summary.get("dispatched") == 4
+
+
+def test_a_connector_lock_left_by_a_killed_process_does_not_skip_runs(env: RunEnv) -> None:
+    env.drop(rows(2))
+    with open_worker(env) as worker:
+        killed = dead_owner()  # killed mid-run: its lease would last daemon.run_lease
+        assert worker.locks.acquire("connector:procurement", killed, 3600)
+        outcome = daemon.run_connector(worker, "procurement", send=Mailbox().send)
+        holder = worker.locks.holder("connector:procurement")
+    assert outcome.status == "applying"  # it ran
+    assert outcome.dispatched == 2
+    assert holder is None  # and let go of the lock it took over
