@@ -37,15 +37,20 @@ SWEEP = "syncd.sweep"
 #: The embedded broker's transport: kombu's filesystem transport with whole-file writes
 #: and a prompt stop (``syncd.fsqueue``).
 FILESYSTEM_TRANSPORT = "syncd.fsqueue:Transport"
-#: How often the embedded worker looks for messages, seconds. kombu's default (1 s)
-#: let one worker take at most one prefetch window of messages a second.
+#: How often the embedded worker looks for messages, seconds (see ``celery_config``).
 FILESYSTEM_POLL = 0.05
 
 
 def broker_folders(settings: Settings) -> dict[str, Path]:
-    """The embedded broker's folders under ``daemon.data_dir``."""
+    """The embedded broker's folders under ``daemon.data_dir`` (``control`` holds kombu's
+    exchange table, which it would otherwise write to ``./control`` wherever the
+    process happens to run)."""
     root = settings.daemon.data_dir / "broker"
-    return {"queue": root / "queue", "processed": root / "processed", "control": root / "control"}
+    return {
+        "queue": root / "queue",
+        "processed": root / "processed",
+        "control": root / "control",
+    }
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -91,9 +96,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "data_folder_in": queue,
             "data_folder_out": queue,
             "processed_folder": str(folders["processed"]),
-            "store_processed": False,
-            # the exchange tables; kombu's default is ./control in the working directory
             "control_folder": str(folders["control"]),
+            "store_processed": False,
+            # kombu waits this long whenever it cannot take a message (the queue is empty,
+            # or every worker thread is busy): the default second would cap the daemon at
+            # a few changes per second.
             "polling_interval": FILESYSTEM_POLL,
         },
         "beat_schedule_filename": str(daemon.data_dir / "beat-schedule"),

@@ -131,35 +131,44 @@ class InventorySettings(_Section):
 
         ``ConfigError`` when ``token_file`` cannot be read or holds nothing: a secret file
         that is there but empty is a failed deployment, not an unset token."""
-        if self.token is not None and self.token.get_secret_value():
-            return self.token
-        if self.token_file is None:
-            return None
-        problem = token_file_problem(self.token_file)
-        if problem is None:
-            try:
-                return SecretStr(self.token_file.read_text(encoding="utf-8").strip())
-            except (OSError, UnicodeDecodeError) as exc:  # changed since the check
-                problem = f"token_file {str(self.token_file)!r} cannot be read: {exc}"
-        raise ConfigError([Problem("inventory.token_file", problem)])
+        return read_secret(self.token, self.token_file, setting="inventory.token_file")
 
 
-def token_file_problem(path: Path) -> str | None:
-    """What is wrong with a token file (missing, unreadable, empty), or ``None``.
-    The message names the file and never quotes its content."""
-    shown = repr(str(path))
+def read_secret(value: SecretStr | None, file: Path | None, *, setting: str) -> SecretStr | None:
+    """A secret from the environment (``value``), else from ``file``; ``None`` if neither.
+
+    ``ConfigError`` naming ``setting`` (``inventory.token_file``) when the file cannot be
+    read or holds nothing."""
+    if value is not None and value.get_secret_value():
+        return value
+    if file is None:
+        return None
+    name = setting.rsplit(".", 1)[-1]
+    problem = token_file_problem(file, name)
+    if problem is None:
+        try:
+            return SecretStr(file.read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError) as exc:  # changed since the check
+            problem = f"{name} {str(file)!r} cannot be read: {exc}"
+    raise ConfigError([Problem(setting, problem)])
+
+
+def token_file_problem(path: Path, name: str = "token_file") -> str | None:
+    """What is wrong with a secret file (missing, unreadable, empty), or ``None``.
+    The message names the setting and the file, and never quotes its content."""
+    shown = f"{name} {str(path)!r}"
     if not path.exists():
-        return f"token_file {shown} does not exist"
+        return f"{shown} does not exist"
     if not path.is_file():
-        return f"token_file {shown} is not a file"
+        return f"{shown} is not a file"
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        return f"token_file {shown} is not UTF-8 text"
+        return f"{shown} is not UTF-8 text"
     except OSError as exc:
-        return f"token_file {shown} cannot be read: {exc.strerror or exc}"
+        return f"{shown} cannot be read: {exc.strerror or exc}"
     if not text.strip():
-        return f"token_file {shown} is empty"
+        return f"{shown} is empty"
     return None
 
 
@@ -263,7 +272,7 @@ class OutboxSettings(_Section):
         3600.0,
         ge=0,
         le=366 * 86400,
-        description="an update or delete planned against an inventory listing older than "
+        description="an update or adoption planned against an inventory listing older than "
         "this reads its device first (0: always trust the mirror)",
     )
 
@@ -308,6 +317,79 @@ class DaemonSettings(_Section):
     def scale_out(self) -> bool:
         """True with a Redis broker: locks and the rate budget live in Redis."""
         return self.broker_url.startswith(("redis", "rediss"))
+
+
+#: The shortest trigger token or webhook secret accepted: a guessable one would let
+#: anyone start runs.
+MIN_API_SECRET = 16
+#: The largest request body the API may be configured to accept (64 MiB).
+MAX_API_BODY = 64 * 1024 * 1024
+
+
+class ApiSettings(_Section):
+    """The HTTP API (``syncd serve``): on-demand runs and the NetBox webhook receiver.
+
+    Its two secrets, like the inventory token, never come from the TOML file: the
+    trigger token (``Authorization: Bearer`` of ``POST /v1/triggers``) from
+    ``SYNCD_API__TRIGGER_TOKEN`` or ``trigger_token_file``, the webhook secret (the key
+    NetBox signs its webhooks with) from ``SYNCD_API__WEBHOOK_SECRET`` or
+    ``webhook_secret_file``. An endpoint whose secret is not set answers 503."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, hide_input_in_errors=True)
+
+    host: str = Field(
+        "127.0.0.1",
+        pattern=r"^[^\s/]+$",
+        description="address to listen on (0.0.0.0: every interface)",
+    )
+    port: int = Field(8780, ge=0, le=65535, description="port to listen on; 0 picks a free one")
+    trigger_token: SecretStr | None = Field(
+        None, description="only from the environment: SYNCD_API__TRIGGER_TOKEN"
+    )
+    trigger_token_file: Path | None = None
+    webhook_secret: SecretStr | None = Field(
+        None, description="only from the environment: SYNCD_API__WEBHOOK_SECRET"
+    )
+    webhook_secret_file: Path | None = None
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        le=MAX_API_BODY,
+        description="largest request body accepted (a larger one is refused with 413)",
+    )
+
+    @field_validator("trigger_token", "webhook_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and 0 < len(value.get_secret_value().strip()) < MIN_API_SECRET:
+            raise ValueError(f"must be at least {MIN_API_SECRET} characters long")
+        return value
+
+    def resolved_trigger_token(self) -> SecretStr | None:
+        """The trigger token (environment, else ``trigger_token_file``), or ``None``."""
+        return _long_secret(
+            read_secret(
+                self.trigger_token, self.trigger_token_file, setting="api.trigger_token_file"
+            ),
+            "api.trigger_token_file",
+        )
+
+    def resolved_webhook_secret(self) -> SecretStr | None:
+        """The webhook secret (environment, else ``webhook_secret_file``), or ``None``."""
+        return _long_secret(
+            read_secret(
+                self.webhook_secret, self.webhook_secret_file, setting="api.webhook_secret_file"
+            ),
+            "api.webhook_secret_file",
+        )
+
+
+def _long_secret(secret: SecretStr | None, setting: str) -> SecretStr | None:
+    """``secret`` unless it is too short to be safe (``ConfigError`` naming ``setting``)."""
+    if secret is not None and len(secret.get_secret_value().strip()) < MIN_API_SECRET:
+        problem = f"the secret must be at least {MIN_API_SECRET} characters long"
+        raise ConfigError([Problem(setting, problem)])
+    return secret
 
 
 class FieldPolicySettings(_Section):
@@ -366,6 +448,7 @@ class Settings(BaseSettings):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     def rate_limit_key(self) -> str:
         """The request budget's name: one per API token (a short hash, never the token)."""
@@ -460,14 +543,25 @@ def _anchor_paths(settings: Settings, base: Path) -> Settings:
     return settings
 
 
+#: ``(section, key)`` of every secret that comes only from the environment or a file.
+_SECRETS: tuple[tuple[str, str], ...] = (
+    ("inventory", "token"),
+    ("api", "trigger_token"),
+    ("api", "webhook_secret"),
+)
+
+
 def _forbidden_secrets(data: Mapping[str, Any], label: str, text: str) -> Iterable[Problem]:
-    inventory = data.get("inventory")
-    if isinstance(inventory, Mapping) and "token" in inventory:
-        yield Problem(
-            _locate(label, text, ("inventory", "token")),
-            "the token must not be written in the config file: set SYNCD_INVENTORY__TOKEN "
-            "or point inventory.token_file at a secret file",
-        )
+    for section, key in _SECRETS:
+        table = data.get(section)
+        if isinstance(table, Mapping) and key in table:
+            env = f"{ENV_PREFIX}{section.upper()}{ENV_DELIMITER}{key.upper()}"
+            what = "the token" if key == "token" else f"{section}.{key}"
+            yield Problem(
+                _locate(label, text, (section, key)),
+                f"{what} must not be written in the config file: set {env} "
+                f"or point {section}.{key}_file at a secret file",
+            )
 
 
 def _check_policy_names(data: Mapping[str, Any], label: str, text: str) -> Iterable[Problem]:
@@ -509,14 +603,16 @@ def _check_policy_names(data: Mapping[str, Any], label: str, text: str) -> Itera
 
 
 def _check_token_file(settings: Settings, label: str, text: str) -> Iterable[Problem]:
-    inventory = settings.inventory
-    if inventory.token_file is None:
-        return
-    problem = token_file_problem(inventory.token_file)
-    from_env = inventory.token is not None and inventory.token.get_secret_value()
-    if problem and not (from_env and inventory.token_file.is_file()):
-        # (the environment's token wins: then the file may be an empty placeholder)
-        yield Problem(_locate(label, text, ("inventory", "token_file")), problem)
+    for section, key in _SECRETS:
+        owner = getattr(settings, section)
+        file: Path | None = getattr(owner, f"{key}_file")
+        if file is None:
+            continue
+        value: SecretStr | None = getattr(owner, key)
+        problem = token_file_problem(file, f"{key}_file")
+        if problem and not (value is not None and value.get_secret_value() and file.is_file()):
+            # (the environment's secret wins: then the file may be an empty placeholder)
+            yield Problem(_locate(label, text, (section, f"{key}_file")), problem)
 
 
 def _problems_from_environment(exc: SettingsError) -> list[Problem]:

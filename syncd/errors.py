@@ -7,7 +7,8 @@
     │   ├── RateLimitedError         429; ``retry_after`` seconds when the server said
     │   ├── ServerUnavailableError   502 / 503 / 504
     │   ├── TimeoutError_            the request timed out (connect, read, write, pool)
-    │   └── ConnectionFailedError    connection refused, reset or dropped mid-answer
+    │   ├── ConnectionFailedError    connection refused, reset or dropped mid-answer
+    │   └── StoreUnavailableError    (syncd.store.access) the database is down or unreachable
     ├── RejectedError                the server refused this one operation: do not retry it
     │   ├── ValidationRejectedError  400, with the server's per-field errors
     │   ├── AlreadyExistsError       409 on create
@@ -15,10 +16,23 @@
     ├── FatalError                   stop the run: nothing will work until a human acts
     │   ├── AuthenticationError      401 (missing or bad token)
     │   ├── PermissionDeniedError    403
-    │   └── ProtocolError            the server answered something the contract does not allow
+    │   ├── ProtocolError            the server answered something the contract does not allow
+    │   └── SchemaOutOfDateError     (syncd.store.migrate) run ``syncd db upgrade``
     ├── ConfigError                  the configuration is wrong (with every problem and where)
     ├── SourceError                  a source could not be read whole: the run stops, uses none
-    └── DataError                    a source gave a record that cannot be used (skippable)
+    │   └── NetBoxError              (connectors.netbox.errors) NetBox could not be read
+    │       ├── NetBoxUnavailableError   unreachable, 5xx, timeouts: also a RetriableError
+    │       ├── NetBoxAuthError          401/403 after its retries: also a FatalError
+    │       └── NetBoxRequestError       NetBox refused the query: also a FatalError
+    ├── DataError                    a source gave a record that cannot be used (skippable)
+    ├── RunStateError                (syncd.store.planning) the run is not in a state that
+    │                                allows this (approve a run that is not held); a ValueError
+    └── LockBusyError                (syncd.locks) another process holds the lock: the run is
+                                     recorded as skipped, not retried
+
+Inside the engine and the connectors, ``ValueError`` subclasses (``EmptySerialError``,
+``InvalidValueError``, ``UnmappedError``, ``HeaderError``, ``TemplateError``) say why one
+value or row cannot be used; they become rejects with their location and never escape.
 
 No message built here ever contains a token: exceptions carry the method, the path
 and the server's answer, never request headers.

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from syncd.errors import SyncdError
 from syncd.process import liveness
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("syncd.locks")
 
 
-class LockBusyError(Exception):
+class LockBusyError(SyncdError):
     """The lock is held by another owner (``holder`` says who, if known)."""
 
     def __init__(self, name: str, holder: str | None) -> None:

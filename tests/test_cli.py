@@ -217,11 +217,24 @@ def test_wrong_token_is_fatal_and_not_printed(world: tuple[RunEnv, Path, dict[st
     assert wrong not in done.stdout + done.stderr
 
 
-def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    done = syncd("demo", "--workdir", str(tmp_path / "demo"), timeout=300)
+def test_demo_runs_end_to_end_in_one_process(tmp_path: Path) -> None:
+    done = syncd("demo", "--once", "--workdir", str(tmp_path / "demo"), timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "run 1 applied 40 change(s); run 2 made 0 write call(s)" in " ".join(done.stdout.split())
     assert "procurement.csv:42" in done.stdout  # the bad IP row, by line
+
+
+def test_demo_runs_the_embedded_daemon_end_to_end(tmp_path: Path) -> None:
+    done = syncd("demo", "--workdir", str(tmp_path / "demo"), timeout=300)
+    out = " ".join(done.stdout.split())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "done" in out
+    assert "{'applied': 40}" in out  # picked up on the schedule and applied
+    assert "procurement.csv:42" in out  # the bad IP row, by line
+    assert "0 write call(s) (nothing had changed)" in out  # the triggered run
+    assert "stopped with exit code 0" in out
+    assert "0 change(s) left on their way" in out
+    assert "43 devices in the inventory" in out
 
 
 def test_config_check_names_unknown_policy_fields_and_sources(tmp_path: Path) -> None:

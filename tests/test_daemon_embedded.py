@@ -21,7 +21,13 @@ import pytest
 
 from syncd.sandbox.testing import SandboxProcess
 from syncd.store import Store
-from tests.daemonsupport import all_changes, assert_applied_once, queued_changes, waiting
+from tests.daemonsupport import (
+    all_changes,
+    assert_applied_once,
+    queued_changes,
+    settled,
+    waiting,
+)
 from tests.procs import SyncdProcess, process_gone, wait_for
 from tests.runsupport import RunEnv, rows
 
@@ -100,7 +106,7 @@ def test_schedule_sigterm_mid_batch_restart_trigger_and_audit(
 
     env.schedule = None  # on demand only from now on
     daemon = _start(env, tmp_path, processes, "restarted")
-    wait_for(lambda: not waiting(env.store_url), "the changes left to be applied", timeout=60)
+    wait_for(lambda: settled(env.store_url, 40), "the changes left to be applied", timeout=60)
     assert_applied_once(env, devices)
 
     moved = dataclasses.replace(devices[0], location="DC9")
@@ -143,7 +149,7 @@ def test_kill_9_mid_batch_then_restart_applies_every_change_once(
     assert waiting(env.store_url)  # killed mid-batch
 
     daemon = _start(env, tmp_path, processes, "restarted")
-    wait_for(lambda: not waiting(env.store_url), "every change to be final", timeout=90)
+    wait_for(lambda: settled(env.store_url, 40), "every change to be applied", timeout=90)
     assert_applied_once(env, devices)
     failed = [c for c in all_changes(env.store_url) if c.status == "failed"]
     assert all("abandoned" in (c.error or "") for c in failed)  # re-planned, never re-sent

@@ -146,11 +146,45 @@ def test_trigger_requests_for_one_connector_are_coalesced_into_one_run(env: RunE
         outcome = daemon.run_connector(worker, "procurement", trigger="request", send=box.send)
         row = worker.store.trigger(first)
         run = worker.store.run(outcome.run_id or 0)
-        assert daemon.run_connector(worker, "procurement", trigger="request").run_id is not None
     assert row is not None
     assert (row.state, row.run_id) == ("done", outcome.run_id)
     assert run is not None
     assert run.trigger == "http+webhook"
+
+
+def test_a_run_message_whose_requests_an_earlier_run_took_runs_nothing(env: RunEnv) -> None:
+    env.drop(rows(2))
+    box = Mailbox()
+    with open_worker(env) as worker:
+        daemon.request_run(worker.store, "procurement", serials=["SN00001"], source="webhook")
+        first = daemon.run_connector(worker, "procurement", trigger="request", send=box.send)
+        runs = len(worker.store.runs())
+        # a second message for the same request (the sweeper sent one too, the broker
+        # delivered twice): not a run of the whole source
+        again = daemon.run_connector(worker, "procurement", trigger="request", send=box.send)
+        assert len(worker.store.runs()) == runs
+    assert first.run_id is not None
+    assert (again.run_id, again.dispatched) == (None, 0)
+
+
+def test_a_queued_dry_run_is_taken_as_a_dry_run_by_the_sweepers_message(env: RunEnv) -> None:
+    env.drop(rows(2))
+    box = Mailbox()
+    with open_worker(env) as worker:
+        request = daemon.request_run(worker.store, "procurement", dry_run=True, source="cli")
+        sent: list[str] = []
+        daemon.sweep(worker, box.send, send_run=sent.append)
+        assert sent == ["procurement"]
+        # the sweeper's message names no kind: the queued request's own is used
+        outcome = daemon.run_connector(worker, "procurement", trigger="request", send=box.send)
+        row = worker.store.trigger(request)
+        changes = worker.store.changes(run_id=outcome.run_id)
+        assert worker.store.queued_triggers() == []
+    assert row is not None
+    assert (row.state, row.run_id) == ("done", outcome.run_id)
+    assert changes == []  # planned, not recorded: a dry run
+    assert box.sent == []
+    assert env.writes() == []
 
 
 def test_an_idle_scheduled_poll_leaves_no_run_behind(env: RunEnv) -> None:
@@ -158,10 +192,11 @@ def test_an_idle_scheduled_poll_leaves_no_run_behind(env: RunEnv) -> None:
     with open_worker(env) as worker:
         busy = daemon.run_connector(worker, "procurement", send=Mailbox().send)
         idle = daemon.run_connector(worker, "procurement", send=Mailbox().send)
-        runs = [r.id for r in worker.store.runs()]
-    assert idle.run_id is None
-    assert idle.detail == "nothing to do"
-    assert runs == [busy.run_id]
+        shown = [r.id for r in worker.store.runs(idle=False)]
+        kept = [(r.id, r.status) for r in worker.store.runs()]
+    assert (idle.status, idle.detail) == ("idle", "nothing to do")
+    assert shown == [busy.run_id]
+    assert kept == [(idle.run_id, "idle"), (busy.run_id, "applying")]
 
 
 def test_a_refused_token_fails_the_run_and_halts_dispatching(env: RunEnv) -> None:
@@ -232,7 +267,7 @@ def test_a_change_whose_apply_broke_unexpectedly_is_recovered_not_stuck(env: Run
         report = daemon.sweep(worker, box.send)
         assert report.recovered == 1  # read back: never created, so planned again
         box.deliver(worker)
-        daemon.run_connector(worker, "procurement", trigger="request", send=box.send)
+        daemon.run_connector(worker, "procurement", send=box.send)  # plans it again
         box.deliver(worker)
         assert worker.store.claimed_changes() == []
     assert len(env.devices()) == 3

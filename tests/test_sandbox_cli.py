@@ -120,7 +120,16 @@ def test_given_tokens_are_never_echoed(tmp_path: Path) -> None:
     entries = [json.loads(line) for line in log_file.read_text().splitlines()]
     assert [e["status"] for e in entries] == [200, 403, 401]
     assert entries[1]["query"] == "organization=1"
-    assert set(entries[0]) == {"method", "path", "query", "status", "start", "duration_ms", "fault"}
+    assert set(entries[0]) == {
+        "method",
+        "path",
+        "query",
+        "status",
+        "start",
+        "duration_ms",
+        "fault",
+        "serial",
+    }
     assert secret not in log_file.read_text()
 
 

@@ -175,6 +175,7 @@ def test_reset_clears_faults(sandbox: SandboxProcess, sandbox_api: httpx.Client)
         "drop_applied": False,
         "rate_limit": None,
         "script": [],
+        "hide_from_list": [],
     }
     assert [sandbox_api.get(LIST).status_code for _ in range(3)] == [200, 200, 200]
 
@@ -227,3 +228,60 @@ def test_a_dropped_delete_is_a_broken_answer_too(
         sandbox_api.delete(f"{LIST}DEL/")
     assert sandbox_api.get(f"{LIST}DEL/").status_code == 404
     assert sandbox.requests()[0].status == 204
+
+
+def test_a_stall_holds_the_answer_and_applies_nothing(
+    sandbox: SandboxProcess, sandbox_api: httpx.Client
+) -> None:
+    sandbox.set_faults(script=["stall:300"])
+    with pytest.raises(httpx.RemoteProtocolError):
+        sandbox_api.post(LIST, json=device("S1"))
+    (entry,) = sandbox.requests()
+    assert (entry.method, entry.fault) == ("POST", "stall")
+    assert sandbox_api.get(f"{LIST}S1/").status_code == 404
+
+
+def test_a_stall_after_apply_is_logged_applied_while_the_client_still_waits(
+    sandbox: SandboxProcess, sandbox_api: httpx.Client
+) -> None:
+    sandbox.set_faults(script=["stall_after_apply:5000"])
+    with pytest.raises(httpx.ReadTimeout):
+        sandbox_api.post(LIST, json=device("S2"), timeout=1.0)
+    (entry,) = sandbox.requests()  # in the log before the answer (which never comes)
+    assert (entry.status, entry.fault) == (201, "stall_after_apply")
+    assert sandbox_api.get(f"{LIST}S2/").status_code == 200
+
+
+def test_hidden_devices_are_left_out_of_the_listing_and_its_count(
+    sandbox: SandboxProcess, sandbox_api: httpx.Client
+) -> None:
+    sandbox.load([device("H1"), device("H2"), device("H3")])
+    sandbox.set_faults(hide_from_list=["H2"])
+    page = sandbox_api.get(LIST).json()
+    assert page["count"] == 2
+    assert [d["serial_number"] for d in page["results"]] == ["H1", "H3"]
+    assert sandbox_api.get(f"{LIST}H2/").status_code == 200
+    sandbox.reset()
+    assert sandbox.faults()["hide_from_list"] == []
+
+
+def test_hide_from_list_takes_only_serials(sandbox: SandboxProcess) -> None:
+    with pytest.raises(SandboxError, match="hide_from_list"):
+        sandbox.set_faults(hide_from_list="H1")  # type: ignore[arg-type]
+
+
+def test_the_log_names_the_serial_of_each_write(
+    sandbox: SandboxProcess, sandbox_api: httpx.Client
+) -> None:
+    sandbox_api.post(LIST, json=device("L/1"))
+    sandbox_api.patch(f"{LIST}L%2F1/", json={"name": "x"})
+    sandbox_api.get(f"{LIST}L%2F1/")
+    sandbox_api.post(LIST, content=b"not json", headers={"content-type": "application/json"})
+    sandbox_api.delete(f"{LIST}L%2F1/")
+    assert [(r.method, r.serial) for r in sandbox.requests()] == [
+        ("POST", "L/1"),
+        ("PATCH", "L/1"),
+        ("GET", None),
+        ("POST", None),
+        ("DELETE", "L/1"),
+    ]

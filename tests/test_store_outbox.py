@@ -249,11 +249,13 @@ def test_stale_patch_never_reverts_a_newer_value(store: Store) -> None:
     assert store.candidate_serials(run2) == ["A"]
     store.record_plan(run2, Plan(operations=[_update("A", "v1", "v3")]), now=T0)
     (newer,) = store.pending_changes()
-    assert store.claim_change(newer.id, now=T0 + timedelta(minutes=1))
-    store.record_write("A", "update", {"name": "v3"}, _device("A", "v3"), change_id=newer.id)
+    # One serial's changes go out in order: v3 waits while the v2 PATCH is claimed.
+    assert store.claim(newer.id, now=T0 + timedelta(minutes=1)) == "busy"
 
     assert store.abandon(claimed(store, stale.id), "recoverer", now=T0 + timedelta(minutes=11))
 
+    assert store.claim_change(newer.id, now=T0 + timedelta(minutes=11))
+    store.record_write("A", "update", {"name": "v3"}, _device("A", "v3"), change_id=newer.id)
     assert store.pending_changes() == []  # the v2 PATCH is never sent
     run3 = store.begin_run("test", "fp")
     assert store.candidate_serials(run3) == ["A"]  # planned afresh from the mirror

@@ -21,6 +21,10 @@ Decisions a user sees (also in the package docstring):
   inventory API's limit for both.
 - A ``delete`` row needs only its serial; its other cells are not read.
 - Duplicate serials are all yielded: the engine reports them as a conflict.
+- Memory stays bounded whatever the file: a physical line of ``MAX_LINE`` characters
+  or more is never held whole. It is skipped to its end and rejected as one bad row
+  (as the header, it makes the file unusable); a quoted field left open when it
+  comes is rejected with the lines it spanned, and reading starts afresh after it.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from connectors.base import BatchMode, Item
 from connectors.csv_drop.controls import CONTROL, escaped, find_control
@@ -40,9 +44,6 @@ from connectors.csv_drop.encoding import Opener
 from connectors.csv_drop.header import HeaderError, HeaderPlan, plan_header
 from connectors.csv_drop.values import parse_action, parse_ip, parse_mac, parse_status
 from syncd.records import Action, DeviceRecord, Reject
-
-if TYPE_CHECKING:
-    from _csv import Reader as CsvReader
 
 #: Delimiters ``auto`` chooses from, in order of preference on a tie.
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
@@ -76,6 +77,10 @@ _QUOTED = re.compile(r'"[^"]*"')
 
 #: Fields whose cells may span lines (and hold tabs).
 MULTILINE_FIELDS: frozenset[str] = frozenset({"description"})
+
+#: The longest physical line read (characters): a longer one is skipped without being
+#: kept, so a file with no line breaks, a binary file or a runaway field costs no memory.
+MAX_LINE = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,34 +137,142 @@ def read_items(
             stats.problem = f"file changed while being read ({exc.reason} at byte {exc.start})"
 
 
+class _Lines:
+    """The physical lines of ``text``, as ``csv.reader`` takes them, each read with at
+    most ``limit`` characters in memory.
+
+    Iteration stops at the end of the file or at a line of ``limit`` characters or
+    more, which is skipped to its end and noted in ``overlong`` as ``(line, length)``;
+    ``resume()`` goes on after it. ``number`` counts the lines read (universal line
+    ends: ``\\n``, ``\\r\\n``, a lone ``\\r``, as ``csv`` counts them).
+    """
+
+    def __init__(self, text: io.TextIOWrapper, limit: int) -> None:
+        self._text = text
+        self.limit = limit
+        self.number = 0
+        self.overlong: tuple[int, int] | None = None
+        self._pending: str | None = None
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self.overlong is not None:
+            raise StopIteration
+        line = self._next_piece()
+        if not line:
+            raise StopIteration
+        self.number += 1
+        if len(line) < self.limit or line.endswith("\n"):
+            return line
+        self.overlong = (self.number, self._skip_rest(line))
+        raise StopIteration
+
+    def resume(self) -> None:
+        """Go on after the over-long line."""
+        self.overlong = None
+
+    def _next_piece(self) -> str:
+        if self._pending is not None:
+            piece, self._pending = self._pending, None
+            return piece
+        return self._text.readline(self.limit)
+
+    def _skip_rest(self, start: str) -> int:
+        """Read past the rest of the line ``start`` begins; returns its whole length."""
+        length, last = len(start), start[-1]
+        while piece := self._next_piece():
+            if last == "\r":  # a CR-LF cut in two, or a line that ended with a lone CR
+                if piece == "\n":
+                    return length + 1
+                self._pending = piece
+                return length
+            length += len(piece)
+            if piece.endswith("\n") or len(piece) < self.limit:
+                return length
+            last = piece[-1]
+        return length
+
+
+def _overlong(length: int) -> str:
+    return (
+        f"the line is {length} characters long, more than the {MAX_LINE} a row may have "
+        "(a file without line breaks, or not a text file?)"
+    )
+
+
 def _read(text: io.TextIOWrapper, options: ReadOptions, stats: ReadStats) -> Iterator[Item]:
-    lines = iter(text)
+    lines = _Lines(text, MAX_LINE)
     leading: list[str] = []
     for line in lines:
         leading.append(line)
         if line.strip():
             break
     else:
-        stats.problem = "empty file: no header line"
+        if lines.overlong is not None:
+            number, length = lines.overlong
+            stats.problem = f"header (line {number}) unreadable: {_overlong(length)}"
+        else:
+            stats.problem = "empty file: no header line"
         return
     delimiter = options.delimiter
     if delimiter == "auto":
         delimiter = sniff_delimiter(leading[-1])
     stats.delimiter = delimiter
-    reader = csv.reader(
-        itertools.chain(leading, lines),
-        delimiter=delimiter,
-        quotechar='"',
-        doublequote=True,
-        skipinitialspace=True,
-        strict=True,
-    )
-    plan = _header(reader, options, stats)
+    reader = _CsvReader(itertools.chain(leading, lines), delimiter, base=0)
+    plan = _header(reader, options, stats, lines)
     if plan is None:
         return
     convert = RowConverter(plan, options)
-    source = options.source
-    label = options.label
+    while True:
+        yield from _rows(reader, convert, options, stats, lines)
+        if lines.overlong is None:
+            return
+        # Reading goes on after an over-long line, with a fresh reader (no open quote).
+        number, length = lines.overlong
+        stats.rejects += 1
+        stats.bad_rows += 1
+        yield Reject(options.source, f"{options.label}:{number}", _overlong(length))
+        lines.resume()
+        reader = _CsvReader(lines, delimiter, base=number)
+
+
+class _CsvReader:
+    """``csv.reader`` over physical lines, numbering them from ``base + 1``."""
+
+    def __init__(self, source: Iterator[str], delimiter: str, base: int) -> None:
+        self.base = base
+        self._reader = csv.reader(
+            source,
+            delimiter=delimiter,
+            quotechar='"',
+            doublequote=True,
+            skipinitialspace=True,
+            strict=True,
+        )
+
+    def __iter__(self) -> _CsvReader:
+        return self
+
+    def __next__(self) -> list[str]:
+        return next(self._reader)
+
+    @property
+    def line_num(self) -> int:
+        """The physical lines read so far, over the whole file."""
+        return self.base + self._reader.line_num
+
+
+def _rows(
+    reader: _CsvReader,
+    convert: RowConverter,
+    options: ReadOptions,
+    stats: ReadStats,
+    lines: _Lines,
+) -> Iterator[Item]:
+    """The rows of ``reader`` as items, until its lines run out."""
+    source, label = options.source, options.label
     previous = reader.line_num
     while True:
         try:
@@ -171,7 +284,8 @@ def _read(text: io.TextIOWrapper, options: ReadOptions, stats: ReadStats) -> Ite
             previous = reader.line_num
             stats.rejects += 1
             stats.bad_rows += end - start + 1
-            yield Reject(source, f"{label}:{start}", _csv_problem(str(exc), start, end))
+            cut = lines.overlong[0] if lines.overlong is not None else None
+            yield Reject(source, f"{label}:{start}", _csv_problem(str(exc), start, end, cut))
             continue
         start = previous + 1
         previous = reader.line_num
@@ -190,13 +304,17 @@ def _read(text: io.TextIOWrapper, options: ReadOptions, stats: ReadStats) -> Ite
             yield item
 
 
-def _header(reader: CsvReader, options: ReadOptions, stats: ReadStats) -> HeaderPlan | None:
+def _header(
+    reader: _CsvReader, options: ReadOptions, stats: ReadStats, lines: _Lines
+) -> HeaderPlan | None:
     while True:
         start = reader.line_num + 1
         try:
             header = next(reader)
         except StopIteration:
             stats.problem = "empty file: no header line"
+            if lines.overlong is not None:
+                stats.problem = f"header (line {start}) unreadable: {_overlong(lines.overlong[1])}"
             return None
         except csv.Error as exc:
             stats.problem = f"header (line {start}) unreadable: {exc}"
@@ -220,8 +338,10 @@ def _header(reader: CsvReader, options: ReadOptions, stats: ReadStats) -> Header
     return plan
 
 
-def _csv_problem(message: str, start: int, end: int) -> str:
-    if message == "unexpected end of data":
+def _csv_problem(message: str, start: int, end: int, cut: int | None = None) -> str:
+    if message == "unexpected end of data" and cut is not None:
+        what = f"a quoted field runs into line {cut}, which is too long to read"
+    elif message == "unexpected end of data":
         what = "unterminated quoted field (the file ends inside quotes)"
     elif message.startswith("field larger than field limit"):
         what = f"{message} (an unbalanced quote?)"

@@ -1,9 +1,12 @@
 """``syncd demo``: the main job end to end on the embedded default, against the sandbox.
 
-It starts the sandbox (with a few devices already in the inventory), drops the
-sample procurement CSV into an inbox, runs one reconciliation on SQLite, shows
-the recorded changes, then runs again to show that a run with nothing to do
-writes nothing. Everything lives in ``--workdir`` (default ``./demo``).
+It starts the sandbox (with a few devices already in the inventory) and the embedded
+daemon (one process, SQLite, no broker server), drops the sample procurement CSV into
+the inbox, and shows the daemon pick it up on its schedule and apply it. Then it asks
+for a run on demand (``syncd trigger``), which finds nothing left to do, prints the
+audit log, and stops the daemon with SIGTERM. ``--once`` does one reconciliation in
+this process instead (``syncd run --once``), twice. Everything lives in ``--workdir``
+(default ``./demo``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ def demo_config(base_url: str, workdir: Path) -> str:
         "url": json.dumps(f"sqlite:///{workdir / 'syncd.db'}"),
         "inbox": json.dumps(str(workdir / "inbox")),
         "stable_seconds": "0",
+        "schedule": json.dumps("2s"),
+        "data_dir": json.dumps(str(workdir / "daemon")),
+        "sweep_interval": "1.0",
+        "requests_per_second": "50.0",
+        "burst": "50",
     }
     for key, value in replacements.items():
         text = re.sub(rf"(?m)^{key} = [^#\n]*", f"{key} = {value}   ", text, count=1)
@@ -53,8 +61,11 @@ def demo_config(base_url: str, workdir: Path) -> str:
 
 def demo_command(
     workdir: Annotated[Path, typer.Option(help="where the demo keeps its files")] = Path("demo"),
+    once: Annotated[
+        bool, typer.Option("--once", help="one-shot runs in this process, not the daemon")
+    ] = False,
 ) -> None:
-    """Rehearse a sync end to end: sandbox + sample CSV drop + SQLite, then a no-op run."""
+    """Rehearse a sync end to end: sandbox + embedded daemon + sample CSV drop + SQLite."""
     workdir = workdir.resolve()
     if workdir.exists():
         if not (workdir / _MARKER).exists():
@@ -76,6 +87,11 @@ def demo_command(
     with SandboxProcess(args=["--load", str(preload)]) as sandbox:
         config = workdir / "syncd.toml"
         config.write_text(demo_config(sandbox.base_url, workdir), encoding="utf-8")
+        if not once:
+            from syncd.cli.demo_daemon import daemon_demo
+
+            daemon_demo(sandbox, config, workdir, example_file("procurement.csv"))
+            return
         drop = workdir / "inbox" / "procurement.csv"
         drop.write_text(example_file("procurement.csv"), encoding="utf-8")
         past = time.time() - 60

@@ -201,12 +201,15 @@ def _require_held(store: Store, run_id: int) -> None:
 def runs_command(
     config: ConfigOption = DEFAULT_CONFIG,
     limit: Annotated[int, typer.Option(min=0, max=INT64_MAX, help="how many runs")] = 20,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="also the daemon's idle polls (nothing to do)")
+    ] = False,
 ) -> None:
     """The latest runs, newest first."""
     settings = settings_from(config)
     with Store.from_settings(settings.store) as store:
         table = Table("run", "trigger", "started", "status", "summary")
-        for run in store.runs(limit):
+        for run in store.runs(limit, idle=show_all):
             ops = run.summary.get("operations", {})
             brief = ", ".join(f"{k} {v}" for k, v in ops.items() if v and k in _KIND_STYLE)
             table.add_row(

@@ -2,8 +2,10 @@
 
 Prints exactly one line ``syncd sandbox listening on http://HOST:PORT/api/v1`` once
 it accepts connections (with the real port when ``--port 0``), then
-``token: ...`` only when it generated the token itself. Tokens given as options
-are never echoed. See ``docs/sandbox.md``.
+``token: ...`` only when it generated the token itself, and ``control token: ...``
+only when it generated one (``--control`` on a non-loopback address). Tokens given
+as options are never echoed. A non-loopback address also gets a warning on stderr.
+See ``docs/sandbox.md``.
 """
 
 from __future__ import annotations
@@ -15,11 +17,25 @@ import typer
 
 DEFAULT_PORT = 8765
 TOKENS_ENV = "SYNCD_SANDBOX_TOKENS"
+CONTROL_TOKEN_ENV = "SYNCD_SANDBOX_CONTROL_TOKEN"  # noqa: S105 - a variable name
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+def _secret_lines(path: Path) -> list[str]:
+    """The lines of a secret file, without blank lines and ``#`` comments."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc}") from None
+    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
 def sandbox_command(
     *,
-    host: Annotated[str, typer.Option(help="address to bind (keep it on loopback)")] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(help="address to bind; keep it on loopback (any other address: a warning)"),
+    ] = "127.0.0.1",
     port: Annotated[
         int, typer.Option(min=0, max=65535, help="port to bind; 0 picks a free one")
     ] = DEFAULT_PORT,
@@ -44,8 +60,44 @@ def sandbox_command(
         ),
     ] = None,
     control: Annotated[
-        bool, typer.Option("--control", help="enable the /_sandbox/ control API (no auth)")
+        bool,
+        typer.Option(
+            "--control",
+            help="enable the /_sandbox/ control API: no auth on loopback unless "
+            "--control-token is given; on any other address a control token is required "
+            "(generated and printed when none is given)",
+        ),
     ] = False,
+    control_token: Annotated[
+        str | None,
+        typer.Option(
+            help=f"bearer token the control API requires; also ${CONTROL_TOKEN_ENV}",
+            envvar=CONTROL_TOKEN_ENV,
+            show_default=False,
+            show_envvar=False,
+        ),
+    ] = None,
+    control_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="read the control token from this file (a secret; first non-comment line)",
+            show_default=False,
+        ),
+    ] = None,
+    max_body_bytes: Annotated[
+        int,
+        typer.Option(
+            min=1, help="largest request body accepted; a larger one is answered 413 at once"
+        ),
+    ] = DEFAULT_MAX_BODY,
+    request_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            help="seconds a client has to send a request head, and again its body "
+            "(slower clients are disconnected; a slow body is answered 408)",
+        ),
+    ] = 10.0,
     seed_devices: Annotated[
         int, typer.Option(min=0, max=10_000_000, help="start with N deterministic sample devices")
     ] = 0,
@@ -108,16 +160,22 @@ def sandbox_command(
 
     specs = list(token or ())
     if token_file is not None:
-        try:
-            lines = token_file.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise typer.BadParameter(f"cannot read {token_file}: {exc}") from None
-        specs += [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+        specs += _secret_lines(token_file)
+    if control_token_file is not None:
+        lines = _secret_lines(control_token_file)
+        if not lines:
+            raise typer.BadParameter(
+                f"{control_token_file} holds no token", param_hint="--control-token-file"
+            )
+        control_token = lines[0]
     settings = LaunchSettings(
         host=host,
         port=port,
         tokens=tuple(specs),
         control=control,
+        control_token=control_token,
+        max_body_bytes=max_body_bytes,
+        request_timeout=request_timeout,
         seed_devices=seed_devices,
         load=load,
         catalogue=catalogue,
@@ -135,6 +193,6 @@ def sandbox_command(
         request_log_max=request_log_max,
     )
     try:
-        run(settings, echo=typer.echo)
+        run(settings, echo=typer.echo, warn=lambda text: typer.echo(text, err=True))
     except LaunchError as exc:
         raise typer.BadParameter(str(exc), param_hint=exc.option) from None

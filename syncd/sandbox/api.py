@@ -1,25 +1,28 @@
 """The ``/api/v1`` face of the sandbox: the Inventory Device Serial contract.
 
 A request goes through the steps a DRF view takes, in DRF's order:
-URL resolution (404 / 301 to the slash-terminated URL), authentication (401),
-throttling (429), method check (405), then the handler. Handlers look the device
-up first (404), check the token's organization scope (403), then parse and
-validate the body (415 / 400), then apply (409 on an existing serial).
+``Host`` check (400, as Django's ``get_host``), URL resolution (404 / 301 to the
+slash-terminated URL), authentication (401), throttling (429), method check (405),
+then the handler. Handlers look the device up first (404), check the token's
+organization scope (403), then parse and validate the body (413 / 408 when it
+could not be read; 415 / 400), then apply (409 on an existing serial). A request
+without a valid token never has its body read (see ``app.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
-import json
+import ipaddress
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
-from syncd.sandbox.asgi import Request, Response, json_response
+from syncd.sandbox.asgi import Request, Response, body_or_refusal, json_response
 from syncd.sandbox.auth import PERMISSION_DENIED, Authenticator, TokenGrant
+from syncd.sandbox.bodies import MAX_FORM_FIELDS, BodyError, check_text, parse_json
 from syncd.sandbox.query import (
     ParamError,
     page_limit,
@@ -55,6 +58,24 @@ _NAMES = {
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
+
+# A host name (underscores allowed, unlike Django: container names have them) or a
+# bracketed IPv6 address, then an optional port.
+_HOST = re.compile(r"^(?P<name>[A-Za-z0-9._~-]+|\[(?P<ip6>[0-9A-Fa-f:.]+)\])(?::\d{1,5})?$")
+
+
+def host_problem(host: str) -> str | None:
+    """Why ``host`` cannot go into the links the API builds (``None``: it can)."""
+    match = _HOST.match(host)
+    if match is not None and match["ip6"] is not None:
+        try:
+            ipaddress.IPv6Address(match["ip6"])
+        except ValueError:
+            match = None
+    if match is not None:
+        return None
+    shown = host if len(host) <= 100 else f"{host[:100]}..."
+    return f"Invalid Host header: {shown!r}."
 
 
 def utc_now() -> datetime:
@@ -111,6 +132,19 @@ def resolve(raw_path: str) -> tuple[str, str | None]:
     return "missing", None
 
 
+def _before_auth(req: Request, kind: str) -> Response | None:
+    """Django's answers before a view runs: a bad ``Host`` (400), 404, ``APPEND_SLASH``."""
+    bad_host = host_problem(req.host)
+    if bad_host is not None:
+        return _detail(400, bad_host)
+    if kind == "missing":
+        return _detail(404, NOT_FOUND)
+    if kind == "redirect":
+        query = f"?{req.query_string}" if req.query_string else ""
+        return Response(301, b"", [(b"location", f"{req.raw_path}/{query}".encode())])
+    return None
+
+
 class InventoryApi:
     """Handles one API request against the sandbox state."""
 
@@ -119,14 +153,16 @@ class InventoryApi:
         self.clock = clock
         self.auth = Authenticator(state.options.grants)
 
+    def knows_token(self, req: Request) -> bool:
+        """True when ``req`` carries a valid token (decided from its head alone)."""
+        return self.auth.authenticate(req.headers.get("authorization")).grant is not None
+
     async def handle(self, req: Request) -> Response:
         """The answer to ``req`` (any path under ``/api/v1/``)."""
         kind, serial = resolve(req.raw_path)
-        if kind == "missing":
-            return _detail(404, NOT_FOUND)
-        if kind == "redirect":
-            query = f"?{req.query_string}" if req.query_string else ""
-            return Response(301, b"", [(b"location", f"{req.raw_path}/{query}".encode())])
+        refusal = _before_auth(req, kind)
+        if refusal is not None:
+            return refusal
         allow = _ALLOW[kind]
         common = [(b"allow", ", ".join(allow).encode()), (b"vary", b"Accept")]
         auth = self.auth.authenticate(req.headers.get("authorization"))
@@ -152,13 +188,15 @@ class InventoryApi:
         if method == "OPTIONS" or kind == "root":
             return _describe(kind, method, req)
         if kind == "list":
-            return self._create(req, grant) if method == "POST" else await self._list(req, grant)
+            if method == "POST":
+                return await self._create(req, grant)
+            return await self._list(req, grant)
         assert serial is not None
         if method == "GET":
             return await self._retrieve(serial, req, grant)
         if method == "DELETE":
             return self._destroy(serial, grant)
-        return self._update(serial, req, grant, partial=method == "PATCH")
+        return await self._update(serial, req, grant, partial=method == "PATCH")
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -187,6 +225,9 @@ class InventoryApi:
                 org_scope=grant.organizations,
             )
         )
+        hidden = self.state.faults.hide_from_list
+        if hidden:
+            selection = [row for row in selection if row.serial_number not in hidden]
         limit, offset = page_limit(params), page_offset(params)
         count = len(selection)
         catalogue = self.state.catalogue
@@ -240,8 +281,8 @@ class InventoryApi:
 
     # -- writes --------------------------------------------------------------------------
 
-    def _create(self, req: Request, grant: TokenGrant) -> Response:
-        data, refusal = parse_body(req)
+    async def _create(self, req: Request, grant: TokenGrant) -> Response:
+        data, refusal = await read_data(req)
         if refusal is not None:
             return refusal
         values, errors = validate_write(data, mode="create", catalogue=self.state.catalogue)
@@ -273,14 +314,20 @@ class InventoryApi:
         response.applied_write = True
         return response
 
-    def _update(self, serial: str, req: Request, grant: TokenGrant, *, partial: bool) -> Response:
+    async def _update(
+        self, serial: str, req: Request, grant: TokenGrant, *, partial: bool
+    ) -> Response:
+        _, refusal = self._device(serial, grant)
+        if refusal is not None:
+            return refusal
+        data, refusal = await read_data(req)
+        if refusal is not None:
+            return refusal
+        # looked up again: the device may have gone while the body arrived
         row, refusal = self._device(serial, grant)
         if refusal is not None:
             return refusal
         assert row is not None
-        data, refusal = parse_body(req)
-        if refusal is not None:
-            return refusal
         values, errors = validate_write(
             data,
             mode="patch" if partial else "replace",
@@ -346,43 +393,60 @@ def _param(
         return None
 
 
-def _reject_constant(name: str) -> Any:
-    # DRF's ``strict_constant``, word for word
-    raise ValueError(f"Out of range float values are not JSON compliant: {name!r}")
-
-
 def _charset(options: str) -> str:
-    """The body's charset; an unknown one is ignored, as Django's request does."""
+    """The body's charset; an unknown one is ignored, as Django's request does.
+
+    So is a codec that is not a text encoding (``rot13``, ``zlib``): decoding with it
+    would fail with a ``LookupError``, not a clean 400.
+    """
     for option in options.split(";"):
         key, _, value = option.partition("=")
         if key.strip().lower() == "charset" and value.strip():
             charset = value.strip().strip('"')
             try:
-                codecs.lookup(charset)
+                b"x".decode(charset)  # not b"": decoding nothing skips the codec lookup
             except LookupError:
                 break
+            except ValueError:
+                pass  # a text codec that needs more than one byte (utf-16)
             return charset
     return "utf-8"
 
 
-def parse_body(req: Request) -> tuple[dict[str, Any], Response | None]:
-    """The request body as a dict, DRF's parsers' way (JSON and form; else 415)."""
-    if not req.body:
+async def read_data(req: Request) -> tuple[dict[str, Any], Response | None]:
+    """The request body read (413 / 408 when it cannot be) and parsed (``parse_body``)."""
+    body, refusal = await body_or_refusal(req)
+    if refusal is not None:
+        return {}, refusal
+    return parse_body(req, body)
+
+
+def parse_body(req: Request, body: bytes) -> tuple[dict[str, Any], Response | None]:
+    """``body`` as a dict, DRF's parsers' way (JSON and form; else 415).
+
+    Whatever the bytes, the answer is a dict or a 400/415, never an exception.
+    """
+    if not body:
         return {}, None
     content_type = req.headers.get("content-type", b"").decode("latin-1")
     media, _, options = content_type.partition(";")
     media = media.strip().lower()
     if media not in ("application/json", "application/x-www-form-urlencoded"):
         return {}, _detail(415, f'Unsupported media type "{content_type}" in request.')
+    is_json = media == "application/json"
     data: object
     try:
-        text = req.body.decode(_charset(options))
-        if media == "application/json":
-            data = json.loads(text, parse_constant=_reject_constant)
+        text = body.decode(_charset(options))
+        if is_json:
+            data = parse_json(text)
         else:
-            data = dict(parse_qsl(text, keep_blank_values=True))
-    except ValueError as exc:  # UnicodeDecodeError is a ValueError
-        return {}, _detail(400, f"JSON parse error - {exc}")
+            check_text(text)
+            data = dict(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS))
+    except ValueError as exc:  # BodyError, UnicodeDecodeError, too many form fields
+        if not is_json and not isinstance(exc, (BodyError, UnicodeDecodeError)):
+            exc = BodyError(f"More than {MAX_FORM_FIELDS} fields.")
+        kind = "JSON" if is_json else "Form"
+        return {}, _detail(400, f"{kind} parse error - {exc}")
     if data is None:
         # DRF's serializer turns its "may not be null" for a whole body into this
         return {}, json_response(400, {"non_field_errors": ["No data provided"]})

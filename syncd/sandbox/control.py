@@ -1,4 +1,9 @@
-"""The ``/_sandbox/`` control API (only with ``--control``; no auth; never logged).
+"""The ``/_sandbox/`` control API (only with ``--control``; never logged).
+
+No authentication on loopback, unless a control token was given. Bound to any
+other address, the sandbox always has a control token (generated when none is
+given) and every control request must carry it as ``Authorization: Bearer``:
+reset, bulk load and fault injection are not for whoever can reach the port.
 
 ==========================================  ==================================================
 ``GET  /_sandbox/health``                   ``{"ok": true, "devices": N}``
@@ -16,13 +21,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
-from syncd.sandbox.asgi import Request, Response, json_response
+from syncd.sandbox.asgi import Request, Response, body_or_refusal, json_response
+from syncd.sandbox.auth import Authenticator, TokenGrant
+from syncd.sandbox.bodies import BodyError, parse_json
 from syncd.sandbox.loading import parse_live_status, parse_pending, rows_from_load
 from syncd.sandbox.render import format_datetime
 from syncd.sandbox.state import SandboxState, gc_paused
@@ -30,6 +37,7 @@ from syncd.sandbox.store import DeviceRow
 from syncd.sandbox.validation import FieldError
 
 CONTROL_PREFIX = "/_sandbox/"
+Handler = Callable[[Request], Response]
 _DEVICES = "devices/"
 _STATE = "/state"
 
@@ -39,9 +47,10 @@ def _error(status: int, message: str) -> Response:
 
 
 def _json_body(req: Request) -> tuple[Any, Response | None]:
+    """The body read by ``handle``, as JSON (UTF-8; empty is null)."""
     try:
-        return json.loads(req.body or b"null"), None
-    except ValueError as exc:
+        return parse_json(req.body.decode("utf-8") or "null"), None
+    except (BodyError, UnicodeDecodeError) as exc:
         return None, _error(400, f"JSON parse error - {exc}")
 
 
@@ -67,11 +76,29 @@ class ControlApi:
     def __init__(self, state: SandboxState, *, clock: Callable[[], datetime]) -> None:
         self.state = state
         self.clock = clock
+        token = state.options.control_token
+        self._auth = Authenticator([TokenGrant(token)]) if token is not None else None
 
-    def handle(self, req: Request) -> Response:
-        """The answer to ``req``."""
+    async def handle(self, req: Request) -> Response:
+        """The answer to ``req``: the token checked first, the body read only for a known route."""
+        if self._auth is not None:
+            auth = self._auth.authenticate(req.headers.get("authorization"))
+            if auth.grant is None:
+                headers = [(b"www-authenticate", b'Bearer realm="sandbox-control"')]
+                return json_response(401, {"detail": auth.error}, headers)
+        route = self._route(req)
+        if isinstance(route, Response):
+            return route
+        if req.method in ("POST", "PUT"):
+            _, refusal = await body_or_refusal(req)
+            if refusal is not None:
+                return refusal
+        return route(req)
+
+    def _route(self, req: Request) -> Handler | Response:
+        """The handler of ``req``, or the 404/405 answer."""
         rest = req.raw_path[len(CONTROL_PREFIX) :]
-        routes: dict[tuple[str, str], Callable[[Request], Response]] = {
+        routes: dict[tuple[str, str], Handler] = {
             ("GET", "health"): self._health,
             ("POST", "reset"): self._reset,
             ("POST", "devices"): self._load,
@@ -84,13 +111,13 @@ class ControlApi:
         key = rest.rstrip("/")
         handler = routes.get((req.method, key))
         if handler is not None:
-            return handler(req)
+            return handler
         if rest.startswith(_DEVICES) and key.endswith(_STATE) and len(key) > len(_DEVICES + _STATE):
             serial = unquote(key[len(_DEVICES) : -len(_STATE)])
             if req.method == "GET":
-                return self._get_state(serial)
+                return lambda _: self._get_state(serial)
             if req.method == "PUT":
-                return self._set_state(serial, req)
+                return partial(self._set_state, serial)
             return _error(405, f'Method "{req.method}" not allowed.')
         if any(path == key for (_, path) in routes):
             return _error(405, f'Method "{req.method}" not allowed.')

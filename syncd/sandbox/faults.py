@@ -8,7 +8,16 @@ Each API request first takes the next entry of the ``script``, if any is left:
 - a status such as ``"503"``, ``"429"``, ``"500"``: answer it without touching the store;
 - ``"drop"``: close the connection after the response head, before anything is applied;
 - ``"drop_after_apply"``: apply the request, then close the connection the same way;
-- ``"delay:MS"``: wait MS milliseconds, then handle normally.
+- ``"delay:MS"``: wait MS milliseconds, then handle normally;
+- ``"stall:MS"``: log the request as arrived, hold the connection MS milliseconds
+  without answering, then drop it; nothing is applied (an answer lost in a hung proxy);
+- ``"stall_after_apply:MS"``: apply the request and log it, then hold and drop the same
+  way (the write landed, its answer never comes). While a request stalls its client
+  can be killed at a known point: before its write landed, or after.
+
+``hide_from_list`` (a list of serials) makes the list endpoint leave those devices out
+of its pages and its ``count``, consistently, as a lagging replica or search index
+would: the listing looks complete but is not. Every other endpoint still finds them.
 
 With the script empty, random faults apply: ``fail_rate`` answers ``fail_status``,
 ``drop_rate`` drops (the write is applied first only with ``drop_applied``), and
@@ -28,7 +37,9 @@ from typing import Any, Literal
 
 from syncd.sandbox.throttle import Rate, parse_rate, throttle_detail
 
-_SCRIPT_ENTRY = re.compile(r"^(ok|drop|drop_after_apply|[45]\d\d|delay:\d+(\.\d+)?)$")
+_SCRIPT_ENTRY = re.compile(
+    r"^(ok|drop|drop_after_apply|[45]\d\d|(delay|stall|stall_after_apply):\d+(\.\d+)?)$"
+)
 
 _STATUS_DETAIL = {
     500: "A server error occurred.",
@@ -47,7 +58,11 @@ class Fault:
     status: int | None = None
     drop: DropMode | None = None
     delay_ms: float = 0.0
-    #: Short name for the request log: ``"503"``, ``"drop"``, ``"drop_after_apply"``, ``"delay"``.
+    #: How long to hold the connection after the request is handled and logged, before
+    #: the drop (``stall``).
+    hold_ms: float = 0.0
+    #: Short name for the request log: ``"503"``, ``"drop"``, ``"drop_after_apply"``,
+    #: ``"delay"``, ``"stall"``, ``"stall_after_apply"``.
     label: str | None = None
 
 
@@ -74,6 +89,7 @@ class FaultSettings:
     drop_applied: bool = False
     rate_limit: Rate | None = None
     script: deque[str] = field(default_factory=deque)
+    hide_from_list: frozenset[str] = frozenset()
 
     def copy(self) -> FaultSettings:
         """An independent copy (the script is copied too)."""
@@ -87,6 +103,7 @@ class FaultSettings:
             drop_applied=self.drop_applied,
             rate_limit=self.rate_limit,
             script=deque(self.script),
+            hide_from_list=self.hide_from_list,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -101,6 +118,7 @@ class FaultSettings:
             "drop_applied": self.drop_applied,
             "rate_limit": str(self.rate_limit) if self.rate_limit else None,
             "script": list(self.script),
+            "hide_from_list": sorted(self.hide_from_list),
         }
 
     def update(self, data: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -135,15 +153,25 @@ class FaultSettings:
         return NO_FAULT
 
 
+#: Script entries without a parameter.
+_PLAIN: dict[str, Fault] = {
+    "ok": NO_FAULT,
+    "drop": Fault(drop="before", label="drop"),
+    "drop_after_apply": Fault(drop="after", label="drop_after_apply"),
+}
+
+
 def _scripted(entry: str) -> Fault:
-    if entry == "ok":
-        return NO_FAULT
-    if entry == "drop":
-        return Fault(drop="before", label="drop")
-    if entry == "drop_after_apply":
-        return Fault(drop="after", label="drop_after_apply")
-    if entry.startswith("delay:"):
-        return Fault(delay_ms=float(entry[6:]), label="delay")
+    plain = _PLAIN.get(entry)
+    if plain is not None:
+        return plain
+    name, _, ms = entry.partition(":")
+    if name == "delay":
+        return Fault(delay_ms=float(ms), label="delay")
+    if name == "stall":
+        return Fault(drop="before", hold_ms=float(ms), label="stall")
+    if name == "stall_after_apply":
+        return Fault(drop="after", hold_ms=float(ms), label="stall_after_apply")
     return Fault(status=int(entry), label=entry)
 
 
@@ -194,10 +222,16 @@ def parse_script(value: object) -> deque[str]:
     bad = [v for v in value if not isinstance(v, str) or not _SCRIPT_ENTRY.match(v)]
     if bad:
         raise ValueError(
-            f"unknown entries {bad!r}: use 'ok', 'drop', 'drop_after_apply', 'delay:MS' "
-            "or an HTTP status such as '503'"
+            f"unknown entries {bad!r}: use 'ok', 'drop', 'drop_after_apply', 'delay:MS', "
+            "'stall:MS', 'stall_after_apply:MS' or an HTTP status such as '503'"
         )
     return deque(value)
+
+
+def _serials(value: object) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError("must be a list of serial numbers")
+    return frozenset(value)
 
 
 _CLEANERS: dict[str, Callable[[object], object]] = {
@@ -210,6 +244,7 @@ _CLEANERS: dict[str, Callable[[object], object]] = {
     "drop_applied": _flag,
     "rate_limit": _rate_limit,
     "script": parse_script,
+    "hide_from_list": _serials,
 }
 
 

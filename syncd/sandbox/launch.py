@@ -1,13 +1,23 @@
-"""From command-line values to a running sandbox (the CLI's logic, kept out of the CLI)."""
+"""From command-line values to a running sandbox (the CLI's logic, kept out of the CLI).
+
+Bound to anything but a loopback address the sandbox is reachable by other hosts:
+it says so on stderr at start, and its control API (reset, bulk load, fault
+injection) then always requires a control token, generated and printed when none
+was given.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from pydantic import SecretStr
+
+from syncd.sandbox.asgi import DEFAULT_MAX_BODY, DEFAULT_REQUEST_TIMEOUT
 from syncd.sandbox.auth import TokenGrant, parse_token_spec
 from syncd.sandbox.catalogue import Catalogue, CatalogueError, load_catalogue
 from syncd.sandbox.faults import FaultSettings
@@ -36,6 +46,9 @@ class LaunchSettings:
     port: int = DEFAULT_PORT
     tokens: tuple[str, ...] = field(default=(), repr=False)
     control: bool = False
+    control_token: str | None = field(default=None, repr=False)
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     seed_devices: int = 0
     load: Path | None = None
     catalogue: Path | None = None
@@ -65,6 +78,16 @@ def _grants(specs: tuple[str, ...]) -> tuple[list[TokenGrant], str | None]:
         return grants, None
     generated = secrets.token_urlsafe(24)
     return [parse_token_spec(generated)], generated
+
+
+def _control_token(settings: LaunchSettings) -> SecretStr | None:
+    token = settings.control_token
+    if token is None:
+        return None
+    if not token or any(c.isspace() for c in token):
+        # the message never repeats the token: it is a secret
+        raise LaunchError("--control-token", "a token must be non-empty and contain no whitespace")
+    return SecretStr(token)
 
 
 def _loaded_rows(path: Path | None, catalogue: Catalogue) -> list[DeviceRow]:
@@ -122,36 +145,94 @@ def build_options(settings: LaunchSettings) -> tuple[SandboxOptions, str | None]
         live_check_delay=settings.live_check_delay,
         seed=settings.seed,
         control=settings.control,
+        control_token=_control_token(settings),
+        max_body_bytes=settings.max_body_bytes,
+        request_timeout=settings.request_timeout,
         request_log_path=settings.request_log,
         request_log_max=settings.request_log_max,
     )
     return options, generated
 
 
-def run(settings: LaunchSettings, *, echo: Callable[[str], None]) -> None:
-    """Build, bind, announce and serve until SIGINT/SIGTERM.
+def is_loopback(address: str) -> bool:
+    """True for an address only this machine can reach (``127.0.0.0/8``, ``::1``)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
 
-    ``echo`` gets the listening line (and the generated token, if any) once the
-    server accepts connections.
+
+@dataclass(frozen=True, slots=True)
+class Startup:
+    """The options to serve with, and what to say: ``lines`` (stdout) and ``warnings``."""
+
+    options: SandboxOptions
+    lines: tuple[str, ...] = field(repr=False)
+    warnings: tuple[str, ...]
+
+
+def plan_startup(options: SandboxOptions, generated: str | None, address: str) -> Startup:
+    """What a sandbox built by ``build_options`` and bound to ``address`` serves with and says.
+
+    ``lines`` follow the listening line: the generated API token (``token: ...``)
+    and, beyond loopback, the generated control token (``control token: ...``).
+    """
+    lines = [f"token: {generated}"] if generated is not None else []
+    if is_loopback(address):
+        return Startup(options, tuple(lines), ())
+    warnings = [
+        f"WARNING: the sandbox is bound to {address}, not a loopback address: other hosts "
+        "can reach it. It is a test double; keep it on 127.0.0.1 unless you mean to share it."
+    ]
+    if options.control:
+        if options.control_token is None:
+            control_token = secrets.token_urlsafe(24)
+            options = replace(options, control_token=SecretStr(control_token))
+            lines.append(f"control token: {control_token}")
+        warnings.append(
+            "WARNING: the control API (/_sandbox/: reset, bulk load, fault injection) is "
+            "reachable too; it requires the control token as 'Authorization: Bearer'."
+        )
+    return Startup(options, tuple(lines), tuple(warnings))
+
+
+def run(
+    settings: LaunchSettings,
+    *,
+    echo: Callable[[str], None],
+    warn: Callable[[str], None],
+) -> None:
+    """Bind, check, announce and serve until SIGINT/SIGTERM.
+
+    ``warn`` gets the warnings about a non-loopback address at once; ``echo`` gets
+    the listening line (and the generated tokens, if any) once the server accepts
+    connections.
     """
     from syncd.sandbox.app import SandboxApp
     from syncd.sandbox.server import bind_socket, serve
 
     options, generated = build_options(settings)
     try:
-        app = SandboxApp(options)  # opens the request log
-    except OSError as exc:
-        raise LaunchError("--request-log", f"cannot open {settings.request_log}: {exc}") from None
-    try:
         sock = bind_socket(settings.host, settings.port)
     except OSError as exc:
         raise LaunchError("--port", f"cannot bind {settings.host}:{settings.port}: {exc}") from None
-    port = sock.getsockname()[1]
+    address, port = sock.getsockname()[:2]
+    startup = plan_startup(options, generated, address)
+    for warning in startup.warnings:
+        warn(warning)
+    try:
+        app = SandboxApp(startup.options)  # opens the request log
+    except OSError as exc:
+        sock.close()
+        raise LaunchError("--request-log", f"cannot open {settings.request_log}: {exc}") from None
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
 
     def announce() -> None:
         echo(f"syncd sandbox listening on http://{host}:{port}/api/v1")
-        if generated is not None:
-            echo(f"token: {generated}")
+        for line in startup.lines:
+            echo(line)
 
-    serve(app, sock, on_started=announce)
+    serve(app, sock, on_started=announce, request_timeout=startup.options.request_timeout)

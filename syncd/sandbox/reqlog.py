@@ -2,7 +2,8 @@
 
 Every request under ``/api/v1`` is recorded: method, path (as sent, still
 percent-encoded), query string, status, start time (epoch seconds), duration (ms)
-and the injected fault if any. Headers are never recorded, so the token is not
+the injected fault if any, and the serial a write was for (from the path, or from
+the body of a create; ``None`` when there is none). Headers are never recorded, so the token is not
 either. The log is kept in memory (the newest ``max_entries``) and, if a file is
 given, appended to it as JSON lines. The counters cover every request since the
 last clear, also those that fell out of the in-memory window.
@@ -30,6 +31,7 @@ class LogEntry:
     start: float
     duration_ms: float
     fault: str | None = None
+    serial: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The entry as the control API and the log file show it."""
@@ -41,6 +43,7 @@ class LogEntry:
             "start": self.start,
             "duration_ms": self.duration_ms,
             "fault": self.fault,
+            "serial": self.serial,
         }
 
 

@@ -9,6 +9,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import SecretStr
+
+from syncd.sandbox.asgi import DEFAULT_MAX_BODY, DEFAULT_REQUEST_TIMEOUT
 from syncd.sandbox.auth import TokenGrant
 from syncd.sandbox.catalogue import Catalogue
 from syncd.sandbox.faults import FaultSettings
@@ -31,6 +34,10 @@ class SandboxOptions:
     live_check_delay: float = DEFAULT_LIVE_CHECK_DELAY
     seed: int | None = None
     control: bool = False
+    #: Required by the control API when set (always set when bound beyond loopback).
+    control_token: SecretStr | None = field(default=None, repr=False)
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     request_log_path: Path | None = None
     request_log_max: int = 1_000_000
 

@@ -12,7 +12,9 @@
 The child runs ``python -m syncd.sandbox --host 127.0.0.1 --port 0 --control`` plus
 ``args``; tokens reach it through ``$SYNCD_SANDBOX_TOKENS``, not its command line,
 so they never show in a process list. Control calls go to ``/_sandbox/`` and raise
-``SandboxError`` on any unexpected answer.
+``SandboxError`` on any unexpected answer; with ``control_token`` the control API
+requires that token (through ``$SYNCD_SANDBOX_CONTROL_TOKEN``) and the control calls
+send it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pydantic import BaseModel, SecretStr
 
 LISTENING_PREFIX = "syncd sandbox listening on "
 TOKENS_ENV = "SYNCD_SANDBOX_TOKENS"
+CONTROL_TOKEN_ENV = "SYNCD_SANDBOX_CONTROL_TOKEN"  # noqa: S105 - a variable name
 
 
 class SandboxError(RuntimeError):
@@ -76,6 +79,7 @@ class RequestRecord(BaseModel):
     start: float
     duration_ms: float
     fault: str | None = None
+    serial: str | None = None
 
 
 class SandboxStats(BaseModel):
@@ -102,6 +106,7 @@ class FaultUpdate(TypedDict, total=False):
     drop_applied: bool
     rate_limit: str | None
     script: list[str]
+    hide_from_list: list[str]
 
 
 class _Unset:
@@ -133,8 +138,10 @@ class SandboxProcess:
         host: str = "127.0.0.1",
         startup_timeout: float = 60.0,
         env: Mapping[str, str] | None = None,
+        control_token: SecretStr | None = None,
     ) -> None:
         self.tokens: tuple[SandboxToken, ...] = tuple(tokens or (SandboxToken.generate(),))
+        self.control_token = control_token
         self.args = tuple(args)
         self.host = host
         self.startup_timeout = startup_timeout
@@ -158,6 +165,13 @@ class SandboxProcess:
             raise SandboxError("already started")
         env = {**os.environ, **self._env, "PYTHONUNBUFFERED": "1"}
         env[TOKENS_ENV] = " ".join(t.spec() for t in self.tokens)
+        # the control token is ours to give, never one left in the environment
+        env.pop(CONTROL_TOKEN_ENV, None)
+        control_headers: dict[str, str] = {}
+        if self.control_token is not None:
+            secret = self.control_token.get_secret_value()
+            env[CONTROL_TOKEN_ENV] = secret
+            control_headers["Authorization"] = f"Bearer {secret}"
         command = [
             sys.executable,
             "-m",
@@ -185,7 +199,9 @@ class SandboxProcess:
         if not self._listening.wait(self.startup_timeout) or self._root_url is None:
             self.stop()
             raise SandboxError(f"the sandbox did not start; its output:\n{self.output()}")
-        self._control = httpx.Client(base_url=f"{self._root_url}/_sandbox", timeout=120.0)
+        self._control = httpx.Client(
+            base_url=f"{self._root_url}/_sandbox", headers=control_headers, timeout=120.0
+        )
         return self
 
     def _read_output(self) -> None:

@@ -154,7 +154,8 @@ def run_connector(
     """One run of the source ``name`` (see the module). ``serials`` narrows it; queued
     trigger requests of the source are taken into it (and answered with its run id).
     ``trigger`` says why: ``"schedule"`` (beat), ``"request"`` (sent for queued
-    requests, whose own sources then name the run: ``cli``, ``http``, ``webhook``)."""
+    requests, whose own sources then name the run: ``cli``, ``http``, ``webhook``; it
+    runs only if one is still queued, as a dry run if that one asked for it)."""
     if name not in {c.name for c in worker.settings.connectors if c.enabled}:
         raise SyncdError(f"no enabled connector named {name!r}")
     lease = worker.settings.daemon.run_lease
@@ -177,10 +178,16 @@ def _run_connector(
     send: Sender | None,
 ) -> RunOutcome:
     store = worker.store
-    taken = store.take_triggers(name, dry_run=dry_run)
+    requested = trigger == "request"
+    # A message sent for queued requests takes them in the kind the oldest was asked
+    # for (dry run or not); if an earlier run took them all, it has nothing to run.
+    taken = store.take_triggers(name, dry_run=None if requested else dry_run)
+    if requested and taken is None:
+        return RunOutcome(name, None, "done", "no queued request: an earlier run took it")
     ids: tuple[int, ...] = ()
     if taken is not None:
         ids = taken.ids
+        dry_run = taken.dry_run
         # A run for the whole source answers requests for some serials too; requests
         # for serials only make a run for all their serials.
         if trigger == "request":
@@ -200,8 +207,8 @@ def _run_connector(
             store.finish_triggers(ids, "failed", detail=f"{type(exc).__name__}: {exc}")
         raise
     status: RunStatus = result.status  # type: ignore[assignment]
-    if not ids and trigger == "schedule" and _idle(result) and store.drop_if_empty(result.run_id):
-        return RunOutcome(name, None, status, "nothing to do")
+    if not ids and trigger == "schedule" and _idle(result) and store.mark_idle(result.run_id):
+        return RunOutcome(name, result.run_id, "idle", "nothing to do")
     if ids:
         state: TriggerState = "done" if status in ("done", "applying", "held") else "failed"
         store.finish_triggers(ids, state, run_id=result.run_id, detail=status)

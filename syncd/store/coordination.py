@@ -104,6 +104,15 @@ def _merge(old: Sequence[str] | None, new: Sequence[str] | None) -> list[str] | 
     return merged if len(merged) <= MAX_SERIALS else None
 
 
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A queued request: its id, and whether it joined one already waiting (``merged``:
+    that one's message, or the sweeper, will start its run; none need be sent again)."""
+
+    id: int
+    merged: bool
+
+
 def request(
     db: Database,
     connector: str,
@@ -116,6 +125,19 @@ def request(
     """Queue a run of ``connector`` (only ``serials``, if given); returns the request's id,
     which is the id of a request already queued for the same connector and kind when
     there is one (the two are merged)."""
+    return enqueue(db, connector, serials=serials, dry_run=dry_run, source=source, now=now).id
+
+
+def enqueue(
+    db: Database,
+    connector: str,
+    *,
+    serials: Sequence[str] | None,
+    dry_run: bool,
+    source: str,
+    now: datetime,
+) -> Queued:
+    """``request``, saying whether the request was merged into one already queued."""
     wanted = None if serials is None else sorted(set(serials))
     if wanted is not None and len(wanted) > MAX_SERIALS:
         wanted = None
@@ -141,8 +163,8 @@ def request(
                     updated_at=now,
                 )
             )
-            return int(queued.id)
-        return int(
+            return Queued(int(queued.id), merged=True)
+        new_id = int(
             conn.execute(
                 TRIGGER_REQUEST.insert()
                 .values(
@@ -157,6 +179,7 @@ def request(
                 .returning(TRIGGER_REQUEST.c.id)
             ).scalar_one()
         )
+        return Queued(new_id, merged=False)
 
 
 def take(

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from syncd.engine import DETAIL_ONLY, Catalogue, OrgInfo, TypeInfo
 from syncd.inventory.models import WRITABLE_FIELDS, Device
 from syncd.store.db import Database, in_values, upsert
+from syncd.store.planning import REPLAN
 from syncd.store.rows import MirrorStats, values_hash
 from syncd.store.staging import CHUNK, iter_chunks
 from syncd.store.tables import (
@@ -33,6 +34,7 @@ from syncd.store.tables import (
     STORE_META,
     TOMBSTONE,
 )
+from syncd.store.types import UTCDateTime
 
 _SEEN = "syncd_seen"
 _DETAIL_KEYS = tuple(f'"{name}"' for name in sorted(DETAIL_ONLY))
@@ -152,6 +154,8 @@ def _refresh_chunk(
                 sa.cast(MIRROR.c["values"], sa.Text).label("raw_values"),
                 MIRROR.c.values_hash,
                 MIRROR.c.present,
+                MIRROR.c.ownership,
+                MIRROR.c.device_created_at,
             ).where(in_values(MIRROR.c.serial_number, list(devices), dialect))
         )
     }
@@ -159,8 +163,12 @@ def _refresh_chunk(
     conn.execute(upsert(dialect, _SEEN_TABLE).on_conflict_do_nothing(), seen)
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
+    reborn: list[str] = []
     for serial, device in devices.items():
         old = existing.get(serial)
+        born = device.created_at
+        if old is not None and _born_again(old.device_created_at, born, old.ownership):
+            reborn.append(serial)
         previous = None
         if old is not None and old.present and any(k in old.raw_values for k in _DETAIL_KEYS):
             previous = json.loads(old.raw_values)
@@ -179,12 +187,21 @@ def _refresh_chunk(
                     "first_seen_at": now,
                     "last_seen_at": now,
                     "updated_at": now,
+                    "device_created_at": born,
                 }
             )
-        elif digest != old.values_hash or not old.present:
-            updates.append({"key": serial, "new_values": values, "new_hash": digest})
+        elif (
+            digest != old.values_hash
+            or not old.present
+            or (born is not None and born != old.device_created_at)
+        ):
+            updates.append(
+                {"key": serial, "new_values": values, "new_hash": digest, "new_born": born}
+            )
     if inserts:
         conn.execute(MIRROR.insert(), inserts)
+    if reborn:
+        disown(conn, reborn, dialect)
     if updates:
         conn.execute(
             MIRROR.update()
@@ -197,11 +214,33 @@ def _refresh_chunk(
                     "first_seen_at": sa.func.coalesce(MIRROR.c.first_seen_at, now),
                     "last_seen_at": now,
                     "updated_at": now,
+                    "device_created_at": sa.func.coalesce(
+                        sa.bindparam("new_born", type_=UTCDateTime()),
+                        MIRROR.c.device_created_at,
+                    ),
                 }
             ),
             updates,
         )
     return len(inserts), len(updates)
+
+
+def _born_again(known: datetime | None, listed: datetime | None, ownership: str) -> bool:
+    """True when a device syncd owns is listed with another creation time than the one
+    it knew: it was deleted and made again (by someone else), so it is not syncd's."""
+    return ownership != "unmanaged" and known is not None and listed is not None and known != listed
+
+
+def disown(conn: Connection, serials: list[str], dialect: str) -> None:
+    """Serials whose device was made again by someone else: syncd neither owns them nor
+    remembers what it wrote there, their tombstones go, and they are planned afresh
+    (adopted, or left alone with ``adopt = false``)."""
+    conn.execute(
+        MIRROR.update()
+        .where(in_values(MIRROR.c.serial_number, serials, dialect))
+        .values(ownership="unmanaged", written={}, synced_values_hash=REPLAN)
+    )
+    conn.execute(TOMBSTONE.delete().where(in_values(TOMBSTONE.c.serial_number, serials, dialect)))
 
 
 def _mark_absent(conn: Connection, now: datetime) -> int:
@@ -235,15 +274,21 @@ def seen_at(conn: Connection, serial: str) -> datetime | None:
     return max(times) if times else None
 
 
-def observe(conn: Connection, device: Device, now: datetime) -> None:
+def observe(conn: Connection, device: Device, now: datetime, dialect: str) -> None:
     """Record one device as just read from the API (a detail read, e.g. after a ``409``):
-    present, with its values; ownership and what syncd wrote are kept, and the row's
-    sync hash is not touched, so the next plan compares it by the three-way rules."""
+    present, with its values; ownership and what syncd wrote are kept (unless the
+    device was made again by someone else), and the row's sync hash is not touched, so
+    the next plan compares it by the three-way rules."""
     row = conn.execute(
-        sa.select(MIRROR.c["values"].label("read_values"), MIRROR.c.present).where(
-            MIRROR.c.serial_number == device.serial_number
-        )
+        sa.select(
+            MIRROR.c["values"].label("read_values"),
+            MIRROR.c.present,
+            MIRROR.c.ownership,
+            MIRROR.c.device_created_at,
+        ).where(MIRROR.c.serial_number == device.serial_number)
     ).first()
+    if row is not None and _born_again(row.device_created_at, device.created_at, row.ownership):
+        disown(conn, [device.serial_number], dialect)
     previous = row.read_values if row is not None and row.present else None
     values = merged_values(device, previous)
     digest = values_hash(values)
@@ -260,6 +305,7 @@ def observe(conn: Connection, device: Device, now: datetime) -> None:
                 first_seen_at=now,
                 last_seen_at=now,
                 updated_at=now,
+                device_created_at=device.created_at,
             )
         )
         return
@@ -274,6 +320,10 @@ def observe(conn: Connection, device: Device, now: datetime) -> None:
                 "first_seen_at": sa.func.coalesce(MIRROR.c.first_seen_at, now),
                 "last_seen_at": now,
                 "updated_at": now,
+                "device_created_at": sa.func.coalesce(
+                    sa.bindparam("born", device.created_at, type_=UTCDateTime()),
+                    MIRROR.c.device_created_at,
+                ),
             }
         )
     )
@@ -354,7 +404,7 @@ def write_after(
         owner = ownership or default
         present = True
     digest = values_hash(values) if present else ""
-    record = {
+    record: dict[str, Any] = {
         "values": values,
         "values_hash": digest,
         "written": written,
@@ -363,6 +413,10 @@ def write_after(
         "synced_values_hash": digest,
         "updated_at": now,
     }
+    if operation == "delete":
+        record["device_created_at"] = None
+    elif response is not None and response.created_at is not None:
+        record["device_created_at"] = response.created_at
     if present:
         record["last_seen_at"] = now
     stmt = upsert(dialect, MIRROR).values(

@@ -38,7 +38,7 @@ from syncd.store.planning import (
     serials_of_change,
 )
 from syncd.store.rows import ChangeRow, ChangeStatus, RunRow, RunStatus
-from syncd.store.tables import CHANGE, PLAN_CANDIDATE, REJECT, SOURCE_BATCH, SYNC_RUN
+from syncd.store.tables import CHANGE, REJECT, SOURCE_BATCH, SYNC_RUN
 
 #: The keys of an API response summary a change row keeps; anything else is dropped,
 #: so headers (and a token in them) can never reach the audit log.
@@ -224,32 +224,34 @@ def claim_change(db: Database, change_id: int, now: datetime, owner: str | None 
     return claim(db, change_id, now, owner) == "claimed"
 
 
-def dispatch(db: Database, limit: int, lease_until: datetime, now: datetime) -> list[ChangeRow]:
-    """Mark up to ``limit`` pending changes ``dispatched`` (oldest first) and return them:
-    their messages are to be sent now, and a change still ``dispatched`` after
-    ``lease_until`` is sent again by the sweeper (``expired_dispatches``)."""
+def _lease_batch(
+    db: Database, selected: Sequence[Any], limit: int, values: Mapping[str, Any]
+) -> list[ChangeRow]:
+    """Give up to ``limit`` changes matching ``selected`` (oldest first) ``values`` in one
+    transaction, and return them as they are then."""
     with db.write(lock="exclusive") as conn:
         ids = list(
             conn.execute(
-                sa.select(CHANGE.c.id)
-                .where(CHANGE.c.status == "pending")
-                .order_by(CHANGE.c.id)
-                .limit(limit)
+                sa.select(CHANGE.c.id).where(*selected).order_by(CHANGE.c.id).limit(limit)
             ).scalars()
         )
         if not ids:
             return []
-        conn.execute(
-            CHANGE.update()
-            .where(CHANGE.c.id.in_(ids), CHANGE.c.status == "pending")
-            .values(status="dispatched", lease_until=lease_until, updated_at=now)
-        )
+        conn.execute(CHANGE.update().where(CHANGE.c.id.in_(ids), *selected).values(**values))
         rows = (
             conn.execute(sa.select(CHANGE).where(CHANGE.c.id.in_(ids)).order_by(CHANGE.c.id))
             .mappings()
             .all()
         )
     return [_change(row) for row in rows]
+
+
+def dispatch(db: Database, limit: int, lease_until: datetime, now: datetime) -> list[ChangeRow]:
+    """Mark up to ``limit`` pending changes ``dispatched`` (oldest first) and return them:
+    their messages are to be sent now, and a change still ``dispatched`` after
+    ``lease_until`` is sent again by the sweeper (``expired_dispatches``)."""
+    values = {"status": "dispatched", "lease_until": lease_until, "updated_at": now}
+    return _lease_batch(db, [CHANGE.c.status == "pending"], limit, values)
 
 
 def expired_dispatches(
@@ -257,28 +259,8 @@ def expired_dispatches(
 ) -> list[ChangeRow]:
     """The dispatched changes whose lease ran out (their message was lost, or its worker
     died before claiming it), given a new lease, oldest first."""
-    with db.write(lock="exclusive") as conn:
-        ids = list(
-            conn.execute(
-                sa.select(CHANGE.c.id)
-                .where(CHANGE.c.status == "dispatched", CHANGE.c.lease_until < now)
-                .order_by(CHANGE.c.id)
-                .limit(limit)
-            ).scalars()
-        )
-        if not ids:
-            return []
-        conn.execute(
-            CHANGE.update()
-            .where(CHANGE.c.id.in_(ids), CHANGE.c.status == "dispatched")
-            .values(lease_until=lease_until, updated_at=now)
-        )
-        rows = (
-            conn.execute(sa.select(CHANGE).where(CHANGE.c.id.in_(ids)).order_by(CHANGE.c.id))
-            .mappings()
-            .all()
-        )
-    return [_change(row) for row in rows]
+    selected = [CHANGE.c.status == "dispatched", CHANGE.c.lease_until < now]
+    return _lease_batch(db, selected, limit, {"lease_until": lease_until, "updated_at": now})
 
 
 def retry_later(
@@ -409,6 +391,14 @@ def close_if_final(db: Database, run_id: int, note: str, now: datetime) -> RunSt
     """Close an ``applying`` run whose changes are all final: ``failed`` if one failed,
     else ``done``, with ``note`` merged into its summary. Returns the status set, or
     ``None`` if the run is not ``applying`` or still has work waiting."""
+    waiting = (
+        sa.select(CHANGE.c.id)
+        .where(CHANGE.c.run_id == run_id, CHANGE.c.status.in_((*WAITING, "held")))
+        .exists()
+    )
+    with db.read() as conn:  # the common answer, from the index alone: not yet
+        if conn.execute(sa.select(waiting)).scalar():
+            return None
     with db.write() as conn:
         counts: dict[str, int] = dict(
             conn.execute(
@@ -597,9 +587,10 @@ def count_pending(db: Database, run_id: int | None) -> int:
         return int(conn.execute(query).scalar_one())
 
 
-def drop_if_empty(db: Database, run_id: int) -> bool:
-    """Delete a finished run that left nothing behind: no change, no reject, no batch,
-    no tombstone moved (a scheduled poll of an empty inbox). True if it was deleted."""
+def mark_idle(db: Database, run_id: int) -> bool:
+    """A finished run that left nothing behind (no change, reject or batch: a scheduled
+    poll of an empty inbox) becomes ``idle``: kept, but out of the default views. Run
+    ids are never reused. True if it was marked."""
     leftovers = [
         sa.select(CHANGE.c.id).where(CHANGE.c.run_id == run_id).exists(),
         sa.select(REJECT.c.id).where(REJECT.c.run_id == run_id).exists(),
@@ -608,11 +599,10 @@ def drop_if_empty(db: Database, run_id: int) -> bool:
     with db.write() as conn:
         if any(conn.execute(sa.select(test)).scalar() for test in leftovers):
             return False
-        conn.execute(PLAN_CANDIDATE.delete().where(PLAN_CANDIDATE.c.run_id == run_id))
         done = conn.execute(
-            SYNC_RUN.delete().where(
-                SYNC_RUN.c.id == run_id, SYNC_RUN.c.status.in_(("done", "skipped"))
-            )
+            SYNC_RUN.update()
+            .where(SYNC_RUN.c.id == run_id, SYNC_RUN.c.status == "done")
+            .values(status="idle")
         ).rowcount
     return done == 1
 
@@ -637,14 +627,13 @@ def change_counts(db: Database, run_id: int) -> dict[str, int]:
         return {str(status): int(n) for status, n in rows}
 
 
-def runs(db: Database, limit: int) -> list[RunRow]:
-    """The latest runs, newest first."""
+def runs(db: Database, limit: int, *, idle: bool = True) -> list[RunRow]:
+    """The latest runs, newest first (without ``idle`` polls unless ``idle``)."""
+    query = sa.select(SYNC_RUN)
+    if not idle:
+        query = query.where(SYNC_RUN.c.status != "idle")
     with db.read() as conn:
-        rows = (
-            conn.execute(sa.select(SYNC_RUN).order_by(SYNC_RUN.c.id.desc()).limit(limit))
-            .mappings()
-            .all()
-        )
+        rows = conn.execute(query.order_by(SYNC_RUN.c.id.desc()).limit(limit)).mappings().all()
     return [_run(row) for row in rows]
 
 

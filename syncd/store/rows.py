@@ -14,7 +14,15 @@ from syncd.engine import FieldChange, Operation, OperationKind
 BatchMode = Literal["snapshot", "delta"]
 ChangeStatus = Literal["pending", "held", "dispatched", "applying", "applied", "failed", "skipped"]
 RunStatus = Literal[
-    "planning", "held", "applying", "done", "failed", "discarded", "interrupted", "skipped"
+    "planning",
+    "held",
+    "applying",
+    "done",
+    "failed",
+    "discarded",
+    "interrupted",
+    "skipped",
+    "idle",
 ]
 
 #: Change statuses that are final: nothing will happen to the change any more.

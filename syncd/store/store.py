@@ -318,7 +318,7 @@ class Store:
         ``response`` and ``note``, in the same transaction."""
         stamp = _now(now)
         with self._db.write(lock="shared") as conn:
-            mirror.observe(conn, device, stamp)
+            mirror.observe(conn, device, stamp, self.dialect)
             buffer = mirror.CatalogueBuffer()
             buffer.learn(device)
             buffer.save(conn, self.dialect, stamp)
@@ -469,10 +469,11 @@ class Store:
         """Refuse a held run: its changes are skipped, its serials planned again next run."""
         return outbox.discard_run(self._db, run_id, by, reason, _now(now))
 
-    def drop_if_empty(self, run_id: int) -> bool:
-        """Forget a finished run that did nothing at all (a scheduled poll that found no
-        file and nothing to plan), so polling often does not bury the audit log."""
-        return outbox.drop_if_empty(self._db, run_id)
+    def mark_idle(self, run_id: int) -> bool:
+        """Mark a finished run that did nothing at all (a scheduled poll that found no
+        file and nothing to plan) ``idle``: out of the default audit views, so polling
+        often does not bury them."""
+        return outbox.mark_idle(self._db, run_id)
 
     def finish_run(
         self,
@@ -628,6 +629,20 @@ class Store:
             self._db, connector, serials=serials, dry_run=dry_run, source=source, now=_now(now)
         )
 
+    def enqueue_trigger(
+        self,
+        connector: str,
+        *,
+        serials: Sequence[str] | None = None,
+        dry_run: bool = False,
+        source: str = "cli",
+        now: datetime | None = None,
+    ) -> coordination.Queued:
+        """``request_trigger``, saying whether the request joined one already queued."""
+        return coordination.enqueue(
+            self._db, connector, serials=serials, dry_run=dry_run, source=source, now=_now(now)
+        )
+
     def take_triggers(
         self, connector: str, *, dry_run: bool | None = None, now: datetime | None = None
     ) -> coordination.TakenTriggers | None:
@@ -738,9 +753,9 @@ class Store:
         """The run's changes per status (``{"pending": 3, "applied": 10}``)."""
         return outbox.change_counts(self._db, run_id)
 
-    def runs(self, limit: int = 20) -> list[RunRow]:
-        """The latest runs, newest first."""
-        return outbox.runs(self._db, limit)
+    def runs(self, limit: int = 20, *, idle: bool = True) -> list[RunRow]:
+        """The latest runs, newest first (``idle=False``: without idle polls)."""
+        return outbox.runs(self._db, limit, idle=idle)
 
     def run(self, run_id: int) -> RunRow | None:
         """One run by id."""

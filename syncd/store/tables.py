@@ -156,6 +156,9 @@ class Mirror(SQLModel, table=True):
     first_seen_at: datetime | None = _col(UTCDateTime(), nullable=True)
     last_seen_at: datetime | None = _col(UTCDateTime(), nullable=True)
     updated_at: datetime = _col(UTCDateTime())
+    #: The device's ``created_at`` as the API last gave it: a device listed with another
+    #: one was deleted and made again by someone, and is no longer syncd's.
+    device_created_at: datetime | None = _col(UTCDateTime(), nullable=True)
 
     __table_args__ = (
         sa.Index(
@@ -274,6 +277,8 @@ class Change(SQLModel, table=True):
         sa.Index("ix_change_status", "status", "id"),
         sa.Index("ix_change_serial", "serial_number", "id"),
         sa.Index("ix_change_run", "run_id", "id"),
+        # "is anything of this run still on its way?", asked after every applied change
+        sa.Index("ix_change_run_status", "run_id", "status"),
     )
 
 

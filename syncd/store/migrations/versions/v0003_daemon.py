@@ -1,4 +1,5 @@
-"""The daemon's tables: dispatch leases on changes, named lease locks, trigger requests.
+"""The daemon's tables: dispatch leases on changes, named lease locks, trigger requests;
+and each mirrored device's ``created_at``, which tells a device made again by hand.
 
 Revision ID: 0003
 Revises: 0002
@@ -25,6 +26,9 @@ def upgrade() -> None:
     """Add ``change.lease_until``, ``lease_lock`` and ``trigger_request``."""
     with op.batch_alter_table("change") as batch:
         batch.add_column(sa.Column("lease_until", STAMP, nullable=True))
+    op.create_index("ix_change_run_status", "change", ["run_id", "status"])
+    with op.batch_alter_table("mirror") as batch:
+        batch.add_column(sa.Column("device_created_at", STAMP, nullable=True))
     op.create_table(
         "lease_lock",
         sa.Column("name", sa.String(), primary_key=True),
@@ -52,5 +56,8 @@ def downgrade() -> None:
     op.drop_index("ix_trigger_request_state", table_name="trigger_request")
     op.drop_table("trigger_request")
     op.drop_table("lease_lock")
+    op.drop_index("ix_change_run_status", table_name="change")
+    with op.batch_alter_table("mirror") as batch:
+        batch.drop_column("device_created_at")
     with op.batch_alter_table("change") as batch:
         batch.drop_column("lease_until")

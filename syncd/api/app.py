@@ -1,0 +1,105 @@
+"""``create_app(settings)``: the FastAPI app of one configuration.
+
+The app holds an ``ApiContext`` (settings, the store, the secrets) in ``app.state``;
+routes reach it through the ``context`` dependency. The store is opened here (or
+given, and then left open) and closed when the server shuts down. Every blocking
+call (the store, the broker) runs in a worker thread, so a slow database never
+stalls the event loop; the broker is nudged after the answer has gone out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from syncd.api.auth import ApiSecrets
+from syncd.api.http import BodyLimit, InvalidBodyError
+from syncd.config import Settings
+from syncd.errors import RetriableError
+from syncd.store import Store
+
+log = structlog.get_logger("syncd.api")
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    """What every request may need."""
+
+    settings: Settings
+    store: Store
+    secrets: ApiSecrets
+
+
+def context(request: Request) -> ApiContext:
+    """The app's context (a FastAPI dependency)."""
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+def create_app(
+    settings: Settings, *, store: Store | None = None, secrets: ApiSecrets | None = None
+) -> FastAPI:
+    """The API of ``settings``. Reads the secrets (``ConfigError`` if a secret file is
+    unusable) and opens the store unless they are given; a given store stays open."""
+    from syncd.api import triggers, webhooks
+
+    secrets = secrets if secrets is not None else ApiSecrets.from_settings(settings)
+    owned = store is None
+    opened = store if store is not None else Store.from_settings(settings.store)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owned:
+                opened.close()
+
+    app = FastAPI(
+        title="syncd",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.state.ctx = ApiContext(settings, opened, secrets)
+    app.add_middleware(BodyLimit, limit=settings.api.max_body_bytes)
+    app.include_router(triggers.router)
+    app.include_router(webhooks.router)
+    app.add_exception_handler(InvalidBodyError, _invalid)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(RetriableError, _temporary)
+    return app
+
+
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    """422 in the API's one error shape, for a body or a path parameter alike."""
+    if isinstance(exc, RequestValidationError):
+        exc = InvalidBodyError(
+            [
+                {"field": str(error["loc"][-1]), "message": str(error["msg"])}
+                for error in exc.errors()
+            ]
+        )
+    assert isinstance(exc, InvalidBodyError)
+    first = exc.problems[0]
+    return JSONResponse(
+        {"detail": f"{first['field']}: {first['message']}", "errors": exc.problems},
+        status_code=422,
+    )
+
+
+async def _temporary(request: Request, exc: Exception) -> JSONResponse:
+    """The store is down or busy for now: the client may try again shortly."""
+    log.warning("api.unavailable", path=request.url.path, error=type(exc).__name__)
+    return JSONResponse(
+        {"detail": "the state store cannot be reached now; try again shortly"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
