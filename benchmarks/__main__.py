@@ -3,7 +3,8 @@
 ``--million`` adds a run of 1M devices (a few minutes; the set-up phase needs about
 3 GB of RAM; diffsync runs at 1M only with ``--diffsync always``). See
 ``python -m benchmarks --help`` and ``docs/benchmarks.md``. The engine-only timing
-is ``python benchmarks/engine_timing.py``.
+is ``python benchmarks/engine_timing.py``; the daemon's drain of 10k changes by real
+worker processes is ``python -m benchmarks.daemon``.
 """
 
 from benchmarks.reconcile import main

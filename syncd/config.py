@@ -70,6 +70,14 @@ class RateLimitSettings(_Section):
 
     requests_per_second: float = Field(10.0, ge=0.01, le=10_000)
     burst: int = Field(10, ge=1, le=100_000)
+    guard: float = Field(
+        0.05,
+        ge=0,
+        le=5,
+        description="seconds added to the window before a slot is reused: room for the "
+        "time between taking a slot and the request reaching the server (a busy machine, "
+        "the network); costs guard/window of the budget at full speed",
+    )
     storage_uri: str = Field(
         "auto",
         description='where the budget lives: "memory://" (this process), "redis://host:6379/1" '

@@ -13,6 +13,10 @@ meanwhile, and the sweeper sends it again if the retry message is lost), and
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -203,6 +207,8 @@ def make_app(settings: Settings) -> Celery:
     broker.prepare(settings)
     app = Celery("syncd")
     app.conf.update(broker.celery_config(settings))
+    if settings.daemon.scale_out:
+        app.conf.beat_scheduler = "tasks.beat:Scheduler"  # rides out a Redis restart
     app.conf.beat_schedule = beat_schedule(settings)
     ctx = Context(settings)
     registered: dict[str, Any] = {}
@@ -222,7 +228,28 @@ def make_app(settings: Settings) -> Celery:
 
     signals.worker_shutting_down.connect(shutting_down, weak=False)
     signals.worker_shutdown.connect(shut_down, weak=False)
+    signals.beat_embedded_init.connect(_beat_dies_with(os.getpid()), weak=False)
     return app
+
+
+#: ``prctl`` option: the signal this process gets when its parent dies (Linux).
+PR_SET_PDEATHSIG = 1
+
+
+def _beat_dies_with(worker_pid: int) -> Callable[..., None]:
+    """``syncd daemon`` runs beat in a child process of the worker. When the worker is
+    killed (``kill -9``, the OOM killer) nothing stops that child: it lives on as an
+    orphan and sends the schedule forever, once more after each restart. Linux can
+    send it SIGTERM when its parent dies; a parent already gone ends it at once."""
+
+    def embedded_beat_started(**_: Any) -> None:
+        if sys.platform.startswith("linux"):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != worker_pid:
+            os._exit(0)
+
+    return embedded_beat_started
 
 
 def _register(app: Celery, ctx: Context, spec: TaskSpec) -> Any:

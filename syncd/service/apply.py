@@ -59,7 +59,7 @@ class Progress(Protocol):
     def advance(self, change: ChangeRow, outcome: str) -> None: ...
 
 
-OutcomeKind = Literal["applied", "skipped", "failed", "retry", "busy", "gone"]
+OutcomeKind = Literal["applied", "skipped", "failed", "retry", "busy", "gone", "halted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,8 @@ class ApplyOutcome:
     again and due after ``delay`` seconds (a task retries with that countdown).
     ``busy``: an older change of the same serial is still on its way: try again after
     ``delay``. ``gone``: the change was no longer waiting (done, superseded, or taken by
-    another worker): nothing to do.
+    another worker): nothing to do. ``halted``: dispatching is halted (a refused token):
+    not tried, the sweeper sends it again when the halt is over.
     """
 
     kind: OutcomeKind

@@ -462,9 +462,13 @@ class Runner:
         final (the last one's worker closes it)."""
         sent = dispatch(self.store, send, lease=self.settings.outbox.dispatch_lease)
         result.dispatched = sent
-        status: RunStatus = "applying" if self.store.count_waiting(result.run_id) else "done"
-        result.status = status
-        self.store.finish_run(result.run_id, status, summary=result.summary(), now=self.clock())
+        # Workers apply while this dispatches, and the one that finishes the run, or meets
+        # a refused token, closes it: merge the summary without touching its status.
+        run_id = result.run_id
+        self.store.finish_run(run_id, None, summary=result.summary(), now=self.clock())
+        self.store.close_if_final(run_id, "its changes are final", now=self.clock())
+        run = self.store.run(run_id)
+        result.status = run.status if run is not None else "applying"
         return result
 
     def recover(self) -> RecoveryReport:

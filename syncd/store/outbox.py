@@ -153,27 +153,25 @@ def finish_run(
     db: Database,
     run_id: int,
     *,
-    status: RunStatus,
+    status: RunStatus | None,
     summary: Mapping[str, Any] | None,
     error: str | None,
     now: datetime,
 ) -> None:
-    """Close a run; ``summary`` is merged into what the run already recorded."""
+    """Close a run; ``summary`` is merged into what the run already recorded. With
+    ``status=None`` only the summary is merged: the status stays whatever it is now
+    (the daemon's workers may have closed the run meanwhile)."""
     with db.write() as conn:
         current = conn.execute(sa.select(SYNC_RUN.c.summary).where(SYNC_RUN.c.id == run_id)).first()
         if current is None:
             raise RunStateError(f"no run {run_id}")
         merged = {**(current.summary or {}), **(summary or {})}
-        conn.execute(
-            SYNC_RUN.update()
-            .where(SYNC_RUN.c.id == run_id)
-            .values(
-                status=status,
-                summary=merged,
-                error=redact(error) if error else None,
-                finished_at=None if status in ("planning", "applying") else now,
-            )
-        )
+        values: dict[str, Any] = {"summary": merged}
+        if status is not None:
+            values["status"] = status
+            values["error"] = redact(error) if error else None
+            values["finished_at"] = None if status in ("planning", "applying") else now
+        conn.execute(SYNC_RUN.update().where(SYNC_RUN.c.id == run_id).values(**values))
 
 
 #: Statuses of a change that is still on its way to the API.

@@ -488,13 +488,14 @@ class Store:
     def finish_run(
         self,
         run_id: int,
-        status: RunStatus,
+        status: RunStatus | None,
         summary: Mapping[str, Any] | None = None,
         error: str | None = None,
         *,
         now: datetime | None = None,
     ) -> None:
-        """Close a run with its final status (summary merged into the recorded one)."""
+        """Close a run with its final status (summary merged into the recorded one);
+        ``status=None`` merges the summary and leaves the status as it is."""
         outbox.finish_run(
             self._db, run_id, status=status, summary=summary, error=error, now=_now(now)
         )
