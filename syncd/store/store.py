@@ -15,7 +15,7 @@ from syncd.engine import Candidate, Catalogue, Plan
 from syncd.errors import ConfigError, Problem
 from syncd.inventory.models import Device
 from syncd.records import DeviceRecord, Reject
-from syncd.store import access, coordination, mirror, outbox, planning
+from syncd.store import access, coordination, mirror, outbox, planning, retention
 from syncd.store import migrate as migrations
 from syncd.store.db import Database, safe_url, upsert
 from syncd.store.rows import (
@@ -769,3 +769,20 @@ class Store:
         """Persist a small fact (JSON-able)."""
         with self._db.write() as conn:
             planning.set_meta(conn, self.dialect, key, value)
+
+    # -- retention -------------------------------------------------------------------------
+
+    def prune(
+        self,
+        policy: retention.RetentionPolicy,
+        *,
+        dry_run: bool = False,
+        keep_going: Callable[[], bool] | None = None,
+        now: datetime | None = None,
+    ) -> retention.PruneReport:
+        """Export, then delete, the audit detail ``policy`` lets go, chunk by chunk
+        (``syncd.store.retention``): final change rows and rejects past their age or
+        count, idle runs past theirs. Run summaries stay, with a note; nothing on its way
+        or held is ever pruned. ``dry_run`` only counts; ``keep_going`` is asked before
+        each chunk (False stops there). Call it from one process at a time."""
+        return retention.prune(self._db, policy, _now(now), dry_run=dry_run, keep_going=keep_going)
