@@ -31,6 +31,7 @@ REFRESH_MIRROR = "syncd.refresh_mirror"
 DISPATCH = "syncd.dispatch"
 APPLY_CHANGE = "syncd.apply_change"
 SWEEP = "syncd.sweep"
+PRUNE_AUDIT = "syncd.prune_audit"
 
 
 def broker_folders(settings: Settings) -> dict[str, Path]:
