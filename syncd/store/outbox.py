@@ -560,17 +560,35 @@ def changes(
 ) -> list[ChangeRow]:
     """Audit: changes matching every filter given, newest first."""
     query = sa.select(CHANGE)
-    if run_id is not None:
-        query = query.where(CHANGE.c.run_id == run_id)
-    if serial is not None:
-        query = query.where(CHANGE.c.serial_number == serial)
-    if status is not None:
-        query = query.where(CHANGE.c.status == status)
+    filters = [(CHANGE.c.serial_number, serial), (CHANGE.c.run_id, run_id)]
+    filters.append((CHANGE.c.status, status))
+    given = [(column, value) for column, value in filters if value is not None]
+    if given:
+        where, order = newest_first(*given[0])
+        query = query.where(*where, *(c == v for c, v in given[1:])).order_by(*order)
+    else:
+        query = query.order_by(CHANGE.c.id.desc())
     if before_id is not None:
         query = query.where(CHANGE.c.id < before_id)
     with db.read() as conn:
-        rows = conn.execute(query.order_by(CHANGE.c.id.desc()).limit(limit)).mappings().all()
+        rows = conn.execute(query.limit(limit)).mappings().all()
     return [_change(row) for row in rows]
+
+
+def newest_first(column: sa.Column[Any], value: object) -> tuple[list[Any], list[Any]]:
+    """The first filter of an audit query (serial, else run, else status) as the range
+    ``column BETWEEN value AND value``, with ``ORDER BY column DESC, id DESC``, so that
+    the database walks that column's index (``ix_change_serial``, ``ix_change_run``,
+    ``ix_change_status``, ``ix_reject_run``: each ends with ``id``) and stops after one
+    page, at any size.
+
+    Why not ``column = value ORDER BY id DESC``: PostgreSQL then takes ``column`` as
+    settled, and may walk the primary key backwards instead, filtering as it goes; for
+    an old run or a quiet serial that reads millions of rows at 5M changes (its
+    statistics cannot know that a run's ids are all together). A range does not settle
+    the column, so only that index gives the order. SQLite uses the index either way.
+    Returns the ``WHERE`` terms and the ``ORDER BY``."""
+    return [column >= value, column <= value], [column.desc(), column.table.c.id.desc()]
 
 
 def change(db: Database, change_id: int) -> ChangeRow | None:
