@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
+from benchmarks.retention import HOT, Shape, build
 from syncd.engine import FieldChange, Operation, Plan
 from syncd.records import DeviceRecord, Reject
 from syncd.store import Store
@@ -347,9 +349,10 @@ def test_a_crash_while_writing_leaves_a_part_file_that_is_dropped(
     real_line = retention_module.export_line
 
     def crash_mid_file(kind: Any, row: Any) -> bytes:
-        if row["serial_number"] == "B":
+        line = real_line(kind, row)
+        if json.loads(line)["serial_number"] == "B":
             raise CrashError
-        return real_line(kind, row)
+        return line
 
     monkeypatch.setattr(retention_module, "export_line", crash_mid_file)
     with pytest.raises(CrashError):
@@ -386,3 +389,42 @@ def test_a_change_sent_back_to_pending_meanwhile_is_not_pruned(
     records = exported(tmp_path / "export")
     assert [r["serial_number"] for r in records] == ["A"]
     assert list((tmp_path / "export").glob("*" + PENDING)) == []
+
+
+def test_audit_pages_walk_their_index_at_scale(store: Store) -> None:
+    """A page of an old run and a serial's history read one index range, whatever the
+    database's statistics say: at 20k rows PostgreSQL already walks the primary key
+    backwards for ``run_id = 1 ORDER BY id DESC`` (reading every newer row first)."""
+    shape = Shape(20_000)
+    build(store, shape)  # bulk SQL, then VACUUM ANALYZE on PostgreSQL
+    statements: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "FROM change" in statement:
+            statements.append((statement, parameters))
+
+    sa.event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        page = store.changes(run_id=1, limit=100, before_id=shape.first // 2)
+        history = store.changes(serial=HOT, limit=50, before_id=shape.rows)
+        failed = store.changes(status="failed", limit=20)
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", capture)
+
+    assert [c.id for c in page] == list(range(shape.first // 2 - 1, shape.first // 2 - 101, -1))
+    assert {c.run_id for c in page} == {1}
+    assert len(history) == 50
+    assert {c.serial_number for c in history} == {HOT}
+    assert [c.id for c in history] == sorted((c.id for c in history), reverse=True)
+    assert len(failed) == 20
+    assert {c.status for c in failed} == {"failed"}
+    prefix = "EXPLAIN QUERY PLAN " if store.dialect == "sqlite" else "EXPLAIN "
+    plans = []
+    with store.engine.connect() as conn:
+        for statement, parameters in statements:
+            rows = conn.exec_driver_sql(prefix + statement, parameters)
+            plans.append(" ".join(str(part) for row in rows for part in row))
+    indexes = ("ix_change_run", "ix_change_serial", "ix_change_status")
+    for plan, index in zip(plans, indexes, strict=True):
+        assert index in plan, plan
+        assert "change_pkey" not in plan, plan
