@@ -186,6 +186,23 @@ def test_changes_on_their_way_or_held_are_never_pruned(store: Store, tmp_path: P
     assert store.run(held).status == "held"  # type: ignore[union-attr]
 
 
+def test_the_newest_row_stays_so_that_no_id_names_two_rows(store: Store, tmp_path: Path) -> None:
+    run_at(store, T0, "A", "B", "C")
+    store.record_rejects(None, [Reject("csv", f"x.csv:{n}", "bad") for n in range(3)], now=T0)
+    rules = policy(tmp_path, changes_max_age=timedelta(days=1), rejects_max_age=timedelta(days=1))
+
+    report = store.prune(rules, now=T0 + 100 * DAY)
+
+    assert (report.changes.rows, report.rejects.rows) == (2, 2)  # all old; the newest stays
+    exported_ids = {(r["record"], r["id"]) for r in exported(tmp_path / "export")}
+    run_at(store, T0 + 101 * DAY, "D")
+    store.record_rejects(None, [Reject("csv", "y.csv:1", "bad")], now=T0 + 101 * DAY)
+    new_change = max(ids_of(store))
+    new_reject = max(r.id for r in store.rejects())
+    assert ("change", new_change) not in exported_ids
+    assert ("reject", new_reject) not in exported_ids
+
+
 def test_rejects_by_age_and_count(store: Store, tmp_path: Path) -> None:
     store.record_rejects(None, [Reject("csv", "x.csv:9", "bad", "Z")], now=T0)
     for day in range(4):
