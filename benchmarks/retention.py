@@ -376,7 +376,7 @@ def explain(store: Store) -> list[str]:
         (CHANGE.c.serial_number, "SN00000042", 50),
         (CHANGE.c.run_id, 1, 100),
     ):
-        where, order = newest_first(column, value)
+        where, order = newest_first(column, value, store.dialect)
         query = sa.select(CHANGE).where(*where, CHANGE.c.id < 10**9).order_by(*order)
         queries.append(query.limit(limit))
     lines = []

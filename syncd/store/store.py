@@ -224,7 +224,7 @@ class Store:
         """Audit: rejected rows, newest first."""
         query = sa.select(REJECT).order_by(REJECT.c.id.desc())
         if run_id is not None:  # by ix_reject_run, whatever PostgreSQL's statistics say
-            where, order = outbox.newest_first(REJECT.c.run_id, run_id)
+            where, order = outbox.newest_first(REJECT.c.run_id, run_id, self.dialect)
             query = sa.select(REJECT).where(*where).order_by(*order)
         with self._db.read() as conn:
             rows = conn.execute(query.limit(limit)).mappings()
