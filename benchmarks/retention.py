@@ -429,6 +429,7 @@ def bench_backend(backend: str, args: argparse.Namespace, root: Path) -> Result:
         if args.explain:
             result["plans"] = explain(store)
         print(f"[{backend}] queries ...", flush=True)
+        result["load_average"] = os.getloadavg()[0]  # other work on the machine
         result["queries"] = queries(store, shape, args.repeat, args.seed)
         print(f"[{backend}] prune ...", flush=True)
         result["prune"] = prune_all(store, shape, folder)
@@ -461,7 +462,7 @@ def report(results: list[Result]) -> str:
         lines.append(
             f"\n== {result['backend']} {result.get('server', '')} ({result['rows']:,} change "
             f"rows, {result['size_mb']:,.0f} MB; built in {build['load_s']:.0f} s + "
-            f"{build['analyse_s']:.0f} s analyse)"
+            f"{build['analyse_s']:.0f} s analyse; load average {result['load_average']:.1f})"
         )
         for label, key in (("queries", "queries"), ("after the prune", "queries_after")):
             lines.append(f"  {label}: p50 / p99 / max ms (target: < {TARGET_MS:.0f} ms)")
