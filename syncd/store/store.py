@@ -222,12 +222,13 @@ class Store:
 
     def rejects(self, run_id: int | None = None, limit: int = 100) -> list[RejectEntry]:
         """Audit: rejected rows, newest first."""
-        query = sa.select(REJECT).order_by(REJECT.c.id.desc())
+        where: list[Any] = []
+        order: list[Any] = [REJECT.c.id.desc()]
         if run_id is not None:  # by ix_reject_run, whatever PostgreSQL's statistics say
             where, order = outbox.newest_first(REJECT.c.run_id, run_id, self.dialect)
-            query = sa.select(REJECT).where(*where).order_by(*order)
+        query = sa.select(REJECT).where(*where).order_by(*order).limit(limit)
         with self._db.read() as conn:
-            rows = conn.execute(query.limit(limit)).mappings()
+            rows = conn.execute(query).mappings()
             return [RejectEntry(**dict(row)) for row in rows]
 
     def batches(self, connector: str | None = None, limit: int = 50) -> list[BatchEntry]:
