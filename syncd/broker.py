@@ -33,6 +33,7 @@ REFRESH_MIRROR = "syncd.refresh_mirror"
 DISPATCH = "syncd.dispatch"
 APPLY_CHANGE = "syncd.apply_change"
 SWEEP = "syncd.sweep"
+PRUNE_AUDIT = "syncd.prune_audit"
 
 #: The embedded broker's transport: kombu's filesystem transport with whole-file writes
 #: and a prompt stop (``syncd.fsqueue``).

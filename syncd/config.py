@@ -392,6 +392,43 @@ def _long_secret(secret: SecretStr | None, setting: str) -> SecretStr | None:
     return secret
 
 
+class RetentionSettings(_Section):
+    """How long the audit log keeps its detail (``syncd prune``, and the daemon on
+    ``schedule``). Run summaries are kept forever; change rows and rejects past either
+    limit (age, or beyond the newest N) are exported to gzip'd JSON lines under
+    ``export_dir`` and then deleted; changes still on their way (pending, dispatched,
+    applying, held) never are. ``0`` turns a limit off."""
+
+    schedule: Schedule = Field(
+        "1d", description="when the daemon prunes: an interval or a cron line; none: never"
+    )
+    changes_max_age_days: float = Field(
+        365.0, ge=0, le=36_600, description="final change rows older than this go (0: no limit)"
+    )
+    changes_max_count: int = Field(
+        0, ge=0, le=INT64_MAX, description="keep at most the newest N change rows (0: no limit)"
+    )
+    rejects_max_age_days: float = Field(
+        90.0, ge=0, le=36_600, description="rejects older than this go (0: no limit)"
+    )
+    rejects_max_count: int = Field(
+        0, ge=0, le=INT64_MAX, description="keep at most the newest N rejects (0: no limit)"
+    )
+    idle_runs_max_age_hours: float = Field(
+        24.0, ge=0, le=876_000, description="idle polls (nothing found) are deleted after this"
+    )
+    export: bool = Field(True, description="write what is pruned to export_dir first")
+    export_dir: Path = Field(Path("var/audit-export"), description="where exports go")
+    chunk_rows: int = Field(
+        5000, ge=100, le=100_000, description="rows exported and deleted per transaction"
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        return check_schedule(value or None)
+
+
 class FieldPolicySettings(_Section):
     """How syncd treats one inventory field."""
 
@@ -449,6 +486,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     def rate_limit_key(self) -> str:
         """The request budget's name: one per API token (a short hash, never the token)."""
@@ -532,6 +570,11 @@ def _anchor_paths(settings: Settings, base: Path) -> Settings:
             update={"data_dir": (base / settings.daemon.data_dir).resolve()}
         )
         settings = settings.model_copy(update={"daemon": daemon})
+    if not settings.retention.export_dir.is_absolute():
+        retention = settings.retention.model_copy(
+            update={"export_dir": (base / settings.retention.export_dir).resolve()}
+        )
+        settings = settings.model_copy(update={"retention": retention})
     prefix = "sqlite:///"
     url = settings.store.url
     if url.startswith(prefix) and not url.startswith(prefix + "/"):

@@ -25,6 +25,8 @@
     │       ├── NetBoxAuthError          401/403 after its retries: also a FatalError
     │       └── NetBoxRequestError       NetBox refused the query: also a FatalError
     ├── DataError                    a source gave a record that cannot be used (skippable)
+    ├── ExportError                  (syncd.store.retention) an audit export cannot be written:
+    │                                nothing of that chunk was deleted
     ├── RunStateError                (syncd.store.planning) the run is not in a state that
     │                                allows this (approve a run that is not held); a ValueError
     └── LockBusyError                (syncd.locks) another process holds the lock: the run is

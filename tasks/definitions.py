@@ -29,8 +29,10 @@ from celery.schedules import crontab
 from syncd import broker
 from syncd.config import Settings, parse_interval
 from syncd.errors import AuthenticationError, RetriableError, SourceError
+from syncd.locks import LockBusyError
 from syncd.service import daemon
 from syncd.service.outbox import dispatch as dispatch_changes
+from syncd.service.retention import prune
 from syncd.service.stop import StopRequest
 
 #: A run that failed for a transient reason is tried again after this long (seconds),
@@ -136,6 +138,17 @@ def sweep(task: Task, ctx: Context) -> dict[str, Any]:
     return asdict(report)
 
 
+def prune_audit(task: Task, ctx: Context) -> dict[str, Any]:
+    """Export, then prune, the audit log past ``[retention]`` (``syncd prune``); another
+    process pruning already makes this one a no-op."""
+    worker = ctx.worker()
+    try:
+        report = prune(worker.store, ctx.settings.retention, owner=worker.owner, stop=ctx.stop)
+    except LockBusyError as busy:
+        return {"skipped": str(busy)}
+    return report.as_dict()
+
+
 @dataclass(frozen=True, slots=True)
 class TaskSpec:
     """One task: its name (``syncd.broker``), its body, and Celery options."""
@@ -151,6 +164,7 @@ TASKS: tuple[TaskSpec, ...] = (
     TaskSpec(broker.DISPATCH, dispatch),
     TaskSpec(broker.APPLY_CHANGE, apply_change),
     TaskSpec(broker.SWEEP, sweep, {"expires": 60}),
+    TaskSpec(broker.PRUNE_AUDIT, prune_audit),
 )
 
 
@@ -167,7 +181,8 @@ def _every(text: str) -> tuple[Any, float]:
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Beat's entries: each scheduled connector, the inventory listing, the sweeper.
+    """Beat's entries: each scheduled connector, the inventory listing, the sweeper, the
+    audit log's retention (``retention.schedule``).
 
     A scheduled run that is still queued when the next one is due has expired: it is
     dropped rather than run late (two runs would queue behind one busy worker).
@@ -196,7 +211,22 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "schedule": timedelta(seconds=sweep_every),
         "options": {"expires": sweep_every},
     }
+    entries.update(_retention_entry(settings))
     return entries
+
+
+def _retention_entry(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The audit log's prune, on ``retention.schedule`` (none: no entry)."""
+    if not settings.retention.schedule:
+        return {}
+    every, expires = _every(settings.retention.schedule)
+    return {
+        "prune audit log": {
+            "task": broker.PRUNE_AUDIT,
+            "schedule": every,
+            "options": {"expires": expires},
+        }
+    }
 
 
 # -- the app ---------------------------------------------------------------------------------

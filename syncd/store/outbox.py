@@ -558,17 +558,41 @@ def changes(
 ) -> list[ChangeRow]:
     """Audit: changes matching every filter given, newest first."""
     query = sa.select(CHANGE)
-    if run_id is not None:
-        query = query.where(CHANGE.c.run_id == run_id)
-    if serial is not None:
-        query = query.where(CHANGE.c.serial_number == serial)
-    if status is not None:
-        query = query.where(CHANGE.c.status == status)
+    filters = [(CHANGE.c.serial_number, serial), (CHANGE.c.run_id, run_id)]
+    filters.append((CHANGE.c.status, status))
+    given = [(column, value) for column, value in filters if value is not None]
+    if given:
+        where, order = newest_first(*given[0], db.dialect)
+        query = query.where(*where, *(c == v for c, v in given[1:])).order_by(*order)
+    else:
+        query = query.order_by(CHANGE.c.id.desc())
     if before_id is not None:
         query = query.where(CHANGE.c.id < before_id)
     with db.read() as conn:
-        rows = conn.execute(query.order_by(CHANGE.c.id.desc()).limit(limit)).mappings().all()
+        rows = conn.execute(query.limit(limit)).mappings().all()
     return [_change(row) for row in rows]
+
+
+def newest_first(
+    column: sa.Column[Any], value: object, dialect: str
+) -> tuple[list[Any], list[Any]]:
+    """The first filter of an audit query (serial, else run, else status) and its order,
+    so that the database walks that column's index (``ix_change_serial``,
+    ``ix_change_run``, ``ix_change_status``, ``ix_reject_run``: each ends with ``id``)
+    from the cursor and stops after one page, at any size: the ``WHERE`` terms and the
+    ``ORDER BY`` (the column, then ``id``, descending).
+
+    On PostgreSQL the filter is the range ``column >= value AND column <= value``: with
+    ``column = value ORDER BY id DESC`` it takes the column as settled and may walk the
+    primary key backwards instead, filtering as it goes, which reads millions of rows for
+    an old run at 5M changes (its statistics cannot know that a run's ids sit together);
+    a range leaves the index as the only source of the order, and it still starts the
+    walk at ``(value, cursor)``. SQLite keeps the equality: it picks the index anyway, and
+    after a range on the first column it could not start the walk at the cursor."""
+    order = [column.desc(), column.table.c.id.desc()]
+    if dialect == "postgresql":
+        return [column >= value, column <= value], order
+    return [column == value], order
 
 
 def change(db: Database, change_id: int) -> ChangeRow | None:

@@ -14,7 +14,7 @@ from syncd.config import StoreSettings
 from syncd.engine import Candidate, Catalogue, Plan
 from syncd.errors import ConfigError, Problem
 from syncd.records import DeviceRecord, InventoryDevice, Reject
-from syncd.store import access, coordination, mirror, outbox, planning
+from syncd.store import access, coordination, mirror, outbox, planning, retention
 from syncd.store import migrate as migrations
 from syncd.store.db import Database, safe_url, upsert
 from syncd.store.rows import (
@@ -221,11 +221,13 @@ class Store:
 
     def rejects(self, run_id: int | None = None, limit: int = 100) -> list[RejectEntry]:
         """Audit: rejected rows, newest first."""
-        query = sa.select(REJECT)
-        if run_id is not None:
-            query = query.where(REJECT.c.run_id == run_id)
+        where: list[Any] = []
+        order: list[Any] = [REJECT.c.id.desc()]
+        if run_id is not None:  # by ix_reject_run, whatever PostgreSQL's statistics say
+            where, order = outbox.newest_first(REJECT.c.run_id, run_id, self.dialect)
+        query = sa.select(REJECT).where(*where).order_by(*order).limit(limit)
         with self._db.read() as conn:
-            rows = conn.execute(query.order_by(REJECT.c.id.desc()).limit(limit)).mappings()
+            rows = conn.execute(query).mappings()
             return [RejectEntry(**dict(row)) for row in rows]
 
     def batches(self, connector: str | None = None, limit: int = 50) -> list[BatchEntry]:
@@ -780,3 +782,20 @@ class Store:
         """Persist a small fact (JSON-able)."""
         with self._db.write() as conn:
             planning.set_meta(conn, self.dialect, key, value)
+
+    # -- retention -------------------------------------------------------------------------
+
+    def prune(
+        self,
+        policy: retention.RetentionPolicy,
+        *,
+        dry_run: bool = False,
+        keep_going: Callable[[], bool] | None = None,
+        now: datetime | None = None,
+    ) -> retention.PruneReport:
+        """Export, then delete, the audit detail ``policy`` lets go, chunk by chunk
+        (``syncd.store.retention``): final change rows and rejects past their age or
+        count, idle runs past theirs. Run summaries stay, with a note; nothing on its way
+        or held is ever pruned. ``dry_run`` only counts; ``keep_going`` is asked before
+        each chunk (False stops there). Call it from one process at a time."""
+        return retention.prune(self._db, policy, _now(now), dry_run=dry_run, keep_going=keep_going)

@@ -107,7 +107,11 @@ class RejectRow(SQLModel, table=True):
     serial_number: str | None = _col(sa.String(), nullable=True)
     created_at: datetime = _col(UTCDateTime())
 
-    __table_args__ = (sa.Index("ix_reject_run", "run_id", "id"),)
+    __table_args__ = (
+        sa.Index("ix_reject_run", "run_id", "id"),
+        # retention: the oldest rejects first, without reading the newer ones
+        sa.Index("ix_reject_created", "created_at", "id"),
+    )
 
 
 class Desired(SQLModel, table=True):
@@ -279,6 +283,9 @@ class Change(SQLModel, table=True):
         sa.Index("ix_change_run", "run_id", "id"),
         # "is anything of this run still on its way?", asked after every applied change
         sa.Index("ix_change_run_status", "run_id", "status"),
+        # retention (``syncd.store.retention``) walks the oldest changes first; the audit's
+        # time-range filters use it too
+        sa.Index("ix_change_created", "created_at", "id"),
     )
 
 
