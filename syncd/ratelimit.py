@@ -36,6 +36,7 @@ from limits import RateLimitItemPerSecond
 from limits.storage import Storage, storage_from_string
 from limits.strategies import STRATEGIES
 
+from syncd import metrics
 from syncd.config import RateLimitSettings
 
 Strategy = Literal["moving-window", "fixed-window", "sliding-window-counter"]
@@ -149,12 +150,15 @@ class LimitsRateLimiter:
         )
 
     def acquire(self) -> None:
-        """Block until the window has room (and any pause has passed), then take a slot."""
+        """Block until the window has room (and any pause has passed), then take a slot.
+        The time slept is recorded (``syncd.metrics``: the rate limiter's wait)."""
+        waited = 0.0
         while True:
             wait = self.paused_for()
             if wait <= 0:
                 with self._lock:
                     if self._strategy.hit(self._item, self._key):
+                        metrics.limiter_wait(waited)
                         return
                     reset = self._strategy.get_window_stats(self._item, self._key).reset_time
                 wait = reset - time.time()
@@ -162,7 +166,9 @@ class LimitsRateLimiter:
             # paused us meanwhile. The guard keeps a wave of waiters from starting the
             # instant the window frees: a few ms of network jitter would otherwise let the
             # server see two windows' worth of requests in one.
-            self._sleep(min(max(wait, 0.0), float(self._window)) + self._guard)
+            pause = min(max(wait, 0.0), float(self._window)) + self._guard
+            self._sleep(pause)
+            waited += pause
 
     def pause(self, seconds: float) -> None:
         """Hold every user of this limiter (all threads; all processes on a shared
