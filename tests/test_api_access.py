@@ -16,7 +16,6 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,8 @@ from syncd.api.auth import operator, route_access, viewer
 from syncd.config import load_settings
 from syncd.store import Store
 from tests.apisupport import PROCUREMENT, ApiProcess, netbox, write_config
+from tests.test_cli_errors import Cli, said
+from tests.test_cli_errors import cli as cli  # noqa: PLC0414 - the fixture
 
 PEPPER = "pepper-" + secrets.token_hex(16)
 TRIGGER = "trig-" + secrets.token_urlsafe(24)
@@ -255,35 +256,36 @@ def test_tokens_made_listed_and_revoked_with_the_cli_take_effect_over_http(
 
 
 def test_tokens_cannot_be_made_without_the_pepper_nor_with_a_bad_name_or_role(
-    server: Server,
+    server: Server, cli: Cli
 ) -> None:
-    commands = {
-        "no pepper": (("tokens", "add", "nopepper", "--role", "viewer"), None),
-        "bad name": (("tokens", "add", "two words", "--role", "viewer"), PEPPER),
-        "bad role": (("tokens", "add", "boss", "--role", "admin"), PEPPER),
-        "unknown": (("tokens", "revoke", "nobody"), PEPPER),
-    }
-    with ThreadPoolExecutor(len(commands)) as pool:
-        futures = {
-            what: pool.submit(syncd, server.config, *args, pepper=pepper)
-            for what, (args, pepper) in commands.items()
-        }
-        done = {what: future.result() for what, future in futures.items()}
+    # in this process, through the console script's entry point (faster than processes)
+    config = ("--config", str(server.config))
+    pepper = {"SYNCD_API__TOKEN_PEPPER": PEPPER}
+    no_pepper = cli("tokens", "add", "nopepper", "--role", "viewer", *config)
+    bad_name = cli("tokens", "add", "two words", "--role", "viewer", *config, env=pepper)
+    bad_role = cli("tokens", "add", "boss", "--role", "admin", *config, env=pepper)
+    unknown = cli("tokens", "revoke", "nobody", *config, env=pepper)
+    shown = cli("tokens", "list", "--json", *config)
 
-    assert done["no pepper"].returncode == 2
-    assert "set SYNCD_API__TOKEN_PEPPER" in " ".join(done["no pepper"].stderr.split())
-    assert done["no pepper"].stdout == ""
-    assert done["bad name"].returncode == 2
-    assert "a token name is 1 to 64 letters" in " ".join(done["bad name"].stderr.split())
-    assert done["bad role"].returncode == 2
-    assert "'admin' is not one of 'viewer', 'operator'" in " ".join(done["bad role"].stderr.split())
-    assert done["unknown"].returncode == 1
-    assert "no token named 'nobody'" in done["unknown"].stderr
-    assert not {"nopepper", "two words", "boss"} & set(listed(server.config))
+    assert no_pepper.returncode == 2
+    assert "set SYNCD_API__TOKEN_PEPPER" in said(no_pepper)
+    assert no_pepper.stdout == ""
+    assert bad_name.returncode == 2
+    assert "a token name is 1 to 64 letters" in said(bad_name)
+    assert bad_role.returncode == 2
+    assert "'admin' is not one of 'viewer', 'operator'" in said(bad_role)
+    assert unknown.returncode == 1
+    assert "no token named 'nobody'" in said(unknown)
+    names = {entry["name"] for entry in json.loads(shown.stdout)}
+    assert {"grafana", "ci"} <= names
+    assert not {"nopepper", "two words", "boss"} & names
 
 
 def test_the_store_keeps_only_a_keyed_hash_and_no_secret_leaves_the_server(server: Server) -> None:
     # (runs after the others in this module: the whole log so far is checked)
+    server.call("POST", "/v1/triggers", server.viewer, json={"connector": "procurement"})  # 403
+    server.call("GET", "/metrics", server.operator[::-1])  # 401
+    server.call("GET", "/metrics", server.viewer)
     database = b"".join(path.read_bytes() for path in server.config.parent.glob("syncd.db*"))
     url = f"sqlite:///{server.config.parent / 'syncd.db'}"
     with Store.open(url) as store, store.engine.connect() as conn:
@@ -294,7 +296,6 @@ def test_the_store_keeps_only_a_keyed_hash_and_no_secret_leaves_the_server(serve
     output = server.api.output()
 
     assert stored["grafana"] == expected
-    assert server.answers, "the tests before this one spoke to the server"
     for secret in (server.viewer, server.operator, PEPPER, TRIGGER, HOOK):
         assert secret.encode() not in database
         assert secret not in output

@@ -171,13 +171,14 @@ def route_access(app: FastAPI) -> list[RouteAccess]:
 
 
 def declared_access(dependant: Dependant) -> tuple[str, ...]:
-    """The kinds of access a route's dependencies (and theirs) declare."""
-    found: list[str] = []
+    """The kinds of access a route's dependencies (and theirs) declare, each once (a
+    route may both declare ``operator`` and take ``who: Operator``)."""
+    found: dict[str, None] = {}
 
     def walk(node: Dependant) -> None:
         for sub in node.dependencies:
             if sub.call in ACCESS:
-                found.append(ACCESS[sub.call])
+                found[ACCESS[sub.call]] = None
             walk(sub)
 
     walk(dependant)

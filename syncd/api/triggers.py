@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from syncd.api.app import ApiContext, context
-from syncd.api.auth import operator, viewer
+from syncd.api.auth import Operator, viewer
 from syncd.api.http import InvalidBodyError, parse, read_json, refuse
 from syncd.config import INT64_MAX
 from syncd.service.triggers import HTTP, enabled_connectors, nudge, queue_run
@@ -61,8 +61,10 @@ router = APIRouter(prefix=PREFIX)
 Context = Annotated[ApiContext, Depends(context)]
 
 
-@router.post("", status_code=202, dependencies=[Depends(operator)])
-async def post_trigger(request: Request, background: BackgroundTasks, ctx: Context) -> JSONResponse:
+@router.post("", status_code=202)
+async def post_trigger(
+    request: Request, background: BackgroundTasks, ctx: Context, who: Operator
+) -> JSONResponse:
     """Queue a run of a connector (some serials only, or a dry run, if asked)."""
     body = parse(TriggerBody, await read_json(request))
     names = enabled_connectors(ctx.settings)
@@ -87,6 +89,7 @@ async def post_trigger(request: Request, background: BackgroundTasks, ctx: Conte
         merged=queued.merged,
         serials=len(body.serials) if body.serials else "all",
         dry_run=body.dry_run,
+        token=who.name,
     )
     url = f"{PREFIX}/{queued.id}"
     answer = {
