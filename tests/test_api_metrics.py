@@ -10,6 +10,7 @@ against what the sandbox says it received.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -97,14 +98,16 @@ def test_metrics_after_real_runs_match_the_store_and_the_sandbox(
     env.drop([*wanted, GHOST])
     first = syncd_run(env, config)  # 10 creates, one refused
     sent = env.sandbox.requests()  # what syncd sent (the hand edit below is not syncd's)
-    with env.sandbox.client() as sandbox:  # a hand edit of a device syncd created
-        edited = sandbox.patch(
-            f"inventory_device_serial/{wanted[0].serial_number}/", json={"name": "by-hand"}
-        )
-        assert edited.status_code == 200
+    with env.sandbox.client() as sandbox:  # hand edits of two devices syncd created
+        for row in wanted[:2]:
+            edited = sandbox.patch(
+                f"inventory_device_serial/{row.serial_number}/", json={"name": "by-hand"}
+            )
+            assert edited.status_code == 200
     env.sandbox.clear_requests()
-    second = syncd_run(env, config)  # the edit is reported as a conflict
-    env.drop([wanted[0], wanted[1], GHOST])
+    second = syncd_run(env, config)  # the edits are reported as conflicts
+    moved = dataclasses.replace(wanted[1], location="DC2")  # a change after the conflict
+    env.drop([wanted[0], moved, GHOST])
     third = syncd_run(env, config)  # 3 of 11 rows: the volume gate holds the plan
     sent += env.sandbox.requests()
     viewer = make_viewer(config)
@@ -150,11 +153,16 @@ def test_metrics_after_real_runs_match_the_store_and_the_sandbox(
         assert value(metrics["syncd_outbox_depth"], "syncd_outbox_depth", status=status) == 0
     assert metrics["syncd_outbox_oldest_age_seconds"][0].value == 0
     assert metrics["syncd_held_runs"][0].value == 1
-    # drift: the refused device is missing, the 8 dropped ones wait as orphans, 1 conflict
+    # drift: the refused device is missing, the 8 dropped ones wait as orphans, and both
+    # hand edits stand as conflicts (3 conflict rows: the moved device's is reported again)
     drift = {s.labels["kind"]: s.value for s in metrics["syncd_drift_devices"]}
     assert drift["missing"] == 1
     assert drift["orphans"] == tombstones == 8
-    assert drift["conflicts"] == 1
+    assert (
+        value(metrics["syncd_changes"], "syncd_changes", operation="conflict", status="skipped")
+        == 3
+    )
+    assert drift["conflicts"] == 2
     # requests: exactly what the sandbox received, by method and status, from 3 processes
     received = Counter((r.method, str(r.status)) for r in sent)
     requests = {
