@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from syncd import metrics
-from syncd.api.metrics import families, render
+from syncd.api.metrics import PageCache, families, render
 from syncd.config import RetrySettings
 from syncd.errors import ConnectionFailedError, NotFoundError, ValidationRejectedError
 from syncd.inventory import InventoryClient
@@ -164,3 +164,22 @@ def test_the_oldest_waiting_change_is_aged_against_the_time_given() -> None:
         "conflicts": 0,
         "unplanned": 0,
     }
+
+
+def test_a_page_is_counted_once_for_scrapes_within_its_time() -> None:
+    clock = [100.0]
+    made: list[bytes] = []
+
+    def make() -> bytes:
+        made.append(f"page {len(made) + 1}".encode())
+        return made[-1]
+
+    cache = PageCache(ttl=5.0, clock=lambda: clock[0])
+    first = cache.get(make)
+    clock[0] += 4.9
+    again = cache.get(make)
+    clock[0] += 0.2
+    later = cache.get(make)
+
+    assert (first, again, later) == (b"page 1", b"page 1", b"page 2")
+    assert len(made) == 2

@@ -1,7 +1,8 @@
 """``GET /metrics``: syncd in the Prometheus text format (a viewer token, as Bearer).
 
-Everything is read from the store when scraped, so the numbers are those of every
-syncd process, on every machine, whichever ``syncd serve`` is asked:
+Everything is read from the store when scraped (a page is served again for up to
+``CACHE_SECONDS``), so the numbers are those of every syncd process, on every machine,
+whichever ``syncd serve`` is asked:
 
 - counted from the store's rows (gauges, since rows change status and can be pruned:
   a count that can go down is not a Prometheus counter): ``syncd_runs`` by connector
@@ -18,11 +19,13 @@ syncd process, on every machine, whichever ``syncd serve`` is asked:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -48,10 +51,41 @@ Context = Annotated[ApiContext, Depends(context)]
 DRIFT_KINDS = ("missing", "orphans", "conflicts", "unplanned")
 
 
+#: A page is served again for this long (seconds) instead of counted again.
+CACHE_SECONDS = 5.0
+
+
+class PageCache:
+    """The last page, served again for ``ttl`` seconds, and counted by one thread at a
+    time: two Prometheus servers scraping together (or one retrying) cost the store one
+    count, and scrapes never pile up behind a slow one (counting a million changes
+    takes a second or two on SQLite)."""
+
+    def __init__(self, ttl: float = CACHE_SECONDS, clock: Callable[[], float] = time.monotonic):
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._page: bytes | None = None
+        self._made_at = 0.0
+
+    def get(self, make: Callable[[], bytes]) -> bytes:
+        """The cached page while fresh, else ``make()``'s."""
+        with self._lock:
+            if self._page is not None and self._clock() - self._made_at < self._ttl:
+                return self._page
+            self._page = make()
+            self._made_at = self._clock()
+            return self._page
+
+
 @router.get("/metrics")
-async def metrics_page(ctx: Context) -> Response:
-    """Every metric, counted or summed from the store now."""
-    text = await run_in_threadpool(render, ctx.store)
+async def metrics_page(request: Request, ctx: Context) -> Response:
+    """Every metric, counted or summed from the store (at most ``CACHE_SECONDS`` ago)."""
+    state = request.app.state
+    if getattr(state, "metrics_cache", None) is None:
+        state.metrics_cache = PageCache()
+    cache: PageCache = state.metrics_cache
+    text = await run_in_threadpool(cache.get, lambda: render(ctx.store))
     return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 

@@ -87,9 +87,9 @@ def figures(db: Database) -> Figures:
                 connector, SYNC_RUN.c.status
             )
         )
-        changes = conn.execute(
+        changes = conn.execute(  # in the order of ix_change_status_operation: no sort
             sa.select(CHANGE.c.operation, CHANGE.c.status, sa.func.count()).group_by(
-                CHANGE.c.operation, CHANGE.c.status
+                CHANGE.c.status, CHANGE.c.operation
             )
         )
         oldest = conn.execute(
@@ -129,7 +129,9 @@ def _drift() -> list[tuple[str, sa.Select[Any]]]:
         .where(later.c.serial_number == CHANGE.c.serial_number, later.c.id > CHANGE.c.id)
         .exists()
     )
-    conflicts = sa.select(sa.func.count()).where(CHANGE.c.operation == "conflict", ~newer)
+    conflicts = sa.select(sa.func.count()).where(  # reported kinds are skipped at once
+        CHANGE.c.status == "skipped", CHANGE.c.operation == "conflict", ~newer
+    )
     changed = sa.union(
         sa.select(DESIRED.c.serial_number).where(DESIRED.c.sources_hash != DESIRED.c.synced_hash),
         sa.select(MIRROR.c.serial_number).where(

@@ -1,5 +1,6 @@
 """API tokens (kept as keyed hashes, with their role), the metric samples that
-processes add up in the store for ``/metrics``, and the connector a run read.
+processes add up in the store for ``/metrics``, the connector a run read, and an index
+on ``change (status, operation)`` that ``/metrics`` counts changes with.
 
 Revision ID: 0004
 Revises: 0003
@@ -23,9 +24,11 @@ STAMP = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
-    """Create ``api_token`` and ``metric_sample``; add ``sync_run.connector``."""
+    """Create ``api_token`` and ``metric_sample``; add ``sync_run.connector`` and the
+    index ``/metrics`` counts changes with."""
     with op.batch_alter_table("sync_run") as batch:
         batch.add_column(sa.Column("connector", sa.String(), nullable=True))
+    op.create_index("ix_change_status_operation", "change", ["status", "operation"])
     op.create_table(
         "api_token",
         sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
@@ -53,5 +56,6 @@ def downgrade() -> None:
     op.drop_index("ix_api_token_hash", table_name="api_token")
     op.drop_index("ix_api_token_name", table_name="api_token")
     op.drop_table("api_token")
+    op.drop_index("ix_change_status_operation", table_name="change")
     with op.batch_alter_table("sync_run") as batch:
         batch.drop_column("connector")
