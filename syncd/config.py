@@ -329,11 +329,13 @@ MAX_API_BODY = 64 * 1024 * 1024
 class ApiSettings(_Section):
     """The HTTP API (``syncd serve``): on-demand runs and the NetBox webhook receiver.
 
-    Its two secrets, like the inventory token, never come from the TOML file: the
+    Its secrets, like the inventory token, never come from the TOML file: the
     trigger token (``Authorization: Bearer`` of ``POST /v1/triggers``) from
     ``SYNCD_API__TRIGGER_TOKEN`` or ``trigger_token_file``, the webhook secret (the key
     NetBox signs its webhooks with) from ``SYNCD_API__WEBHOOK_SECRET`` or
-    ``webhook_secret_file``. An endpoint whose secret is not set answers 503."""
+    ``webhook_secret_file``, and the pepper API tokens are hashed with (``syncd tokens``)
+    from ``SYNCD_API__TOKEN_PEPPER`` or ``token_pepper_file``. An endpoint whose secret
+    is not set answers 503."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, hide_input_in_errors=True)
 
@@ -351,6 +353,10 @@ class ApiSettings(_Section):
         None, description="only from the environment: SYNCD_API__WEBHOOK_SECRET"
     )
     webhook_secret_file: Path | None = None
+    token_pepper: SecretStr | None = Field(
+        None, description="only from the environment: SYNCD_API__TOKEN_PEPPER"
+    )
+    token_pepper_file: Path | None = None
     max_body_bytes: int = Field(
         1024 * 1024,
         ge=1024,
@@ -358,7 +364,7 @@ class ApiSettings(_Section):
         description="largest request body accepted (a larger one is refused with 413)",
     )
 
-    @field_validator("trigger_token", "webhook_secret")
+    @field_validator("trigger_token", "webhook_secret", "token_pepper")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and 0 < len(value.get_secret_value().strip()) < MIN_API_SECRET:
@@ -381,6 +387,14 @@ class ApiSettings(_Section):
                 self.webhook_secret, self.webhook_secret_file, setting="api.webhook_secret_file"
             ),
             "api.webhook_secret_file",
+        )
+
+    def resolved_token_pepper(self) -> SecretStr | None:
+        """The key API tokens are hashed with (``syncd.service.access``): environment,
+        else ``token_pepper_file``; ``None`` when neither is set."""
+        return _long_secret(
+            read_secret(self.token_pepper, self.token_pepper_file, setting="api.token_pepper_file"),
+            "api.token_pepper_file",
         )
 
 
@@ -591,6 +605,7 @@ _SECRETS: tuple[tuple[str, str], ...] = (
     ("inventory", "token"),
     ("api", "trigger_token"),
     ("api", "webhook_secret"),
+    ("api", "token_pepper"),
 )
 
 

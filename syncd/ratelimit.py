@@ -40,6 +40,7 @@ from limits import RateLimitItemPerSecond
 from limits.storage import MovingWindowSupport, Storage, storage_from_string
 from limits.strategies import STRATEGIES
 
+from syncd import metrics
 from syncd.config import RateLimitSettings
 
 Strategy = Literal["moving-window", "fixed-window", "sliding-window-counter"]
@@ -160,7 +161,9 @@ class LimitsRateLimiter:
 
     def acquire(self) -> None:
         """Block until the window, stretched by the guard, has room (and any pause has
-        passed), then take a slot."""
+        passed), then take a slot. The time slept is recorded (``syncd.metrics``: the
+        rate limiter's wait)."""
+        waited = 0.0
         while True:
             wait = self.paused_for()
             if wait <= 0:
@@ -168,12 +171,15 @@ class LimitsRateLimiter:
                     wait = self._crowded_for()
                     if wait <= 0:
                         if self._strategy.hit(self._item, self._key):
+                            metrics.limiter_wait(waited)
                             return
                         stats = self._strategy.get_window_stats(self._item, self._key)
                         wait = stats.reset_time + self._guard - time.time()
             # Re-check at least once per window: another process may have freed room or
             # paused us meanwhile.
-            self._sleep(min(max(wait, 0.001), float(self._window) + self._guard))
+            pause = min(max(wait, 0.001), float(self._window) + self._guard)
+            self._sleep(pause)
+            waited += pause
 
     def _crowded_for(self) -> float:
         """Seconds until fewer than ``amount`` requests started in the last ``window +

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from syncd.cli.common import DEFAULT_CONFIG, ConfigOption, console, err_console, settings_from
-from syncd.config import RetentionSettings
-from syncd.service.retention import prune
-from syncd.service.stop import stop_on_signals
-from syncd.store import Store
-from syncd.store.retention import KindReport, PruneReport
+
+if TYPE_CHECKING:  # imported where used: `syncd --help` stays light
+    from syncd.config import RetentionSettings
+    from syncd.store.retention import KindReport, PruneReport
 
 
 def prune_command(
@@ -32,6 +30,10 @@ def prune_command(
     detail went. Changes pending, on their way or held are never pruned. The first
     Ctrl-C stops after the chunk in hand; what is done stays done.
     """
+    from syncd.service.retention import prune
+    from syncd.service.stop import stop_on_signals
+    from syncd.store import Store
+
     settings = settings_from(config)
     with Store.from_settings(settings.store) as store, stop_on_signals() as stop:
         report = prune(store, settings.retention, dry_run=dry_run, stop=stop)
@@ -45,6 +47,8 @@ def prune_command(
 
 def show_report(report: PruneReport, settings: RetentionSettings) -> None:
     """What went (or would go), how much, and where it was (or would be) exported."""
+    from rich.table import Table
+
     for note in report.settled:
         err_console.print(f"settled from an earlier prune: {note}", highlight=False)
     console.print(f"limits: {limits_text(settings)}", highlight=False)

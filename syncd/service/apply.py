@@ -230,10 +230,12 @@ def apply_one(
     change = store.change(change_id) if claimed == "claimed" else None
     if change is None:
         return ApplyOutcome("gone", change_id)
-    stale = _recheck(store, client, change, rules)
-    if stale is not None:
-        return stale
-    return apply_change(store, client, change, policy=rules)
+    # every log line of this change names its run and serial (in whatever thread it runs)
+    with structlog.contextvars.bound_contextvars(run=change.run_id, serial=change.serial_number):
+        stale = _recheck(store, client, change, rules)
+        if stale is not None:
+            return stale
+        return apply_change(store, client, change, policy=rules)
 
 
 def _recheck(

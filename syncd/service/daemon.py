@@ -28,7 +28,7 @@ from typing import Any
 
 import structlog
 
-from syncd import process
+from syncd import metrics, process
 from syncd.config import Settings
 from syncd.errors import AuthenticationError, SyncdError
 from syncd.inventory import InventoryClient
@@ -98,7 +98,9 @@ class Worker:
         return cls(settings, store, client, locks_for(settings, store))
 
     def close(self) -> None:
-        """Close the client and the store."""
+        """Add what is left of the process's metric increments to the store, and close
+        the client and the store."""
+        metrics.flush(self.store)
         self.client.close()
         self.store.close()
 
@@ -231,7 +233,7 @@ def _skipped(worker: Worker, name: str, trigger: str, busy: LockBusyError) -> Ru
     trigger requests wait for the next one)."""
     store = worker.store
     policy = worker.runner().policy
-    run_id = store.begin_run(trigger, policy.fingerprint(), owner=worker.owner)
+    run_id = store.begin_run(trigger, policy.fingerprint(), owner=worker.owner, connector=name)
     why = f"connector {name!r} is already running ({busy.holder or 'another process'})"
     store.finish_run(run_id, "skipped", summary={"connector": name}, error=why)
     log.info("daemon.run_skipped", connector=name, run=run_id, reason=why)
@@ -283,6 +285,7 @@ def apply(worker: Worker, change_id: int) -> ApplyOutcome:
         change = worker.store.change(change_id)
         if change is not None:
             worker.store.close_if_final(change.run_id, "its changes are final")
+    metrics.flush(worker.store, every=metrics.FLUSH_EVERY)
     return outcome
 
 
@@ -309,6 +312,7 @@ def sweep(worker: Worker, send: Sender, send_run: RunSender | None = None) -> Sw
     report.dispatched = dispatch(store, send, lease=settings.outbox.dispatch_lease)
     report.requeued_triggers = store.requeue_stale_triggers(STALE_TRIGGER)
     close_runs(store, owner=worker.owner, now=utcnow())
+    metrics.flush(store)
     if send_run is not None:
         for name in store.queued_triggers():
             send_run(name)

@@ -73,9 +73,16 @@ def response_summary(response: Mapping[str, Any] | None) -> dict[str, Any] | Non
 
 
 def begin_run(
-    db: Database, trigger: str, policy_fingerprint: str, now: datetime, owner: str | None = None
+    db: Database,
+    trigger: str,
+    policy_fingerprint: str,
+    now: datetime,
+    owner: str | None = None,
+    *,
+    connector: str | None = None,
 ) -> int:
-    """Open a run in ``planning``, owned by the process ``owner``; returns its id."""
+    """Open a run in ``planning``, owned by the process ``owner``, of the sources
+    ``connector`` names; returns its id."""
     with db.write() as conn:
         run_id = conn.execute(
             SYNC_RUN.insert()
@@ -86,6 +93,7 @@ def begin_run(
                 policy_fingerprint=policy_fingerprint,
                 summary={},
                 owner=owner,
+                connector=connector,
             )
             .returning(SYNC_RUN.c.id)
         ).scalar_one()
