@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from celery.beat import SchedulingError
 from redbeat.schedulers import LUA_EXTEND_TO_SCRIPT, RedBeatScheduler, get_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError, ResponseError
@@ -53,6 +54,24 @@ class Scheduler(RedBeatScheduler):  # type: ignore[misc]
             self._outage = True
             return RETRY
         return interval
+
+    def apply_async(self, entry: Any, *args: Any, **kwargs: Any) -> Any:
+        """Send a due entry; if Redis went away meanwhile, say so in one line (redbeat
+        would log the error with a traceback) and let the next tick wait for Redis. The
+        entry is due again at its next time; a run it would have started is not lost
+        work (the sweeper and the next run pick up whatever waits in the store)."""
+        try:
+            return super().apply_async(entry, *args, **kwargs)
+        except (*UNREACHABLE, SchedulingError) as exc:
+            # celery wraps a failed send in SchedulingError; redbeat's own bookkeeping
+            # (``reserve``) raises the Redis error as it is
+            cause = exc.__context__ if isinstance(exc, SchedulingError) else exc
+            if not isinstance(cause, UNREACHABLE):
+                raise
+            if not self._outage:
+                log.warning("beat.redis_unavailable", error=str(cause), entry=entry.name)
+            self._outage = True
+            return None
 
     def _take_lock(self) -> bool:
         """Take beat's lock if it is free (without waiting): as redbeat does at start."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,20 @@ def settled(store_url: str, creates: int) -> bool:
     changes = all_changes(store_url)
     applied = sum(c.operation == "create" and c.status == "applied" for c in changes)
     return applied == creates and not any(c.status in WAITING for c in changes)
+
+
+def changes_state(store_url: str) -> str:
+    """The changes by operation and status, and the first few still on their way (for
+    a test's failure message)."""
+    changes = all_changes(store_url)
+    counts = Counter((c.operation, c.status) for c in changes)
+    stuck = [
+        f"#{c.id} {c.operation} {c.serial_number} {c.status} attempts={c.attempts} "
+        f"error={c.error!r}"
+        for c in changes
+        if c.status in WAITING
+    ][:5]
+    return f"{dict(counts)} waiting: {stuck}"
 
 
 #: Statuses of a change on its way to the API.

@@ -37,12 +37,19 @@ def free_port() -> int:
     return port
 
 
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) -> None:
-    """Poll ``condition`` until it is true; fail naming ``what`` after ``timeout`` s."""
+def wait_for(
+    condition: Callable[[], object],
+    what: str,
+    timeout: float = 30.0,
+    state: Callable[[], str] | None = None,
+) -> None:
+    """Poll ``condition`` until it is true; fail naming ``what`` (and ``state()``, what
+    was seen instead) after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            seen = f"; instead: {state()}" if state is not None else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{seen}")
         time.sleep(0.05)
 
 
