@@ -4,7 +4,8 @@
 3 GB of RAM; diffsync runs at 1M only with ``--diffsync always``). See
 ``python -m benchmarks --help`` and ``docs/benchmarks.md``. The engine-only timing
 is ``python benchmarks/engine_timing.py``; the daemon's drain of 10k changes by real
-worker processes is ``python -m benchmarks.daemon``. ``python -m benchmarks retention`` is the
+worker processes is ``python -m benchmarks.daemon``, a NetBox webhook to the
+inventory write ``python -m benchmarks.webhook``. ``python -m benchmarks retention`` is the
 audit log's retention benchmark (5M change rows; ``benchmarks/retention.py``).
 """
 
