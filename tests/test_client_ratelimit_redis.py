@@ -7,8 +7,10 @@ Starts a throw-away ``redis-server`` on loopback; skipped when none is installed
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -58,3 +60,47 @@ def test_a_pause_on_redis_holds_the_other_limiter(redis_uri: str) -> None:
     second.acquire()
     assert time.monotonic() - begun >= 0.5
     second.reset()
+
+
+def test_the_guard_holds_across_limiters_sharing_redis(redis_uri: str) -> None:
+    """Three limiter objects (three worker processes) with four threads each: no
+    ``amount + 1`` slots are ever taken within ``window + guard``, as Redis's clock
+    stamped them. Checked apart from taking, two processes could both see room for the
+    last slot (two workers put 51 requests in one second of a 50/s budget)."""
+    amount, guard, takes = 5, 0.3, 20
+    limiters = [
+        LimitsRateLimiter(amount, amount, storage_uri=redis_uri, key="guarded", guard=guard)
+        for _ in range(3)
+    ]
+    granted: list[float] = []
+    record = threading.Lock()
+    for limiter in limiters:
+        take = limiter._guarded_take
+        assert take is not None
+
+        def stamped(*args: Any, take: Callable[..., object] = take, **kwargs: Any) -> object:
+            answer = take(*args, **kwargs)
+            if answer != 0:
+                with record:
+                    granted.append(float(answer))  # type: ignore[arg-type]
+            return answer
+
+        limiter._guarded_take = stamped
+
+    def work(limiter: LimitsRateLimiter, count: int) -> None:
+        for _ in range(count):
+            limiter.acquire()
+
+    threads = [
+        threading.Thread(target=work, args=(limiter, takes // 12 + (i < takes % 12)))
+        for i, limiter in enumerate(limiter for limiter in limiters for _ in range(4))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert len(granted) == takes
+    granted.sort()
+    gaps = [later - earlier for earlier, later in zip(granted, granted[amount:], strict=False)]
+    assert min(gaps) >= 1 + guard - 1e-6, gaps
