@@ -48,7 +48,7 @@ from benchmarks.daemon import machine, percentile
 from syncd.log import configure
 from syncd.sandbox.testing import RequestRecord, SandboxProcess, SandboxToken
 from tests.apisupport import ApiProcess, queued_requests, recorded_webhook, sign, with_serial
-from tests.fakenetbox import TOKEN_ENV, FakeNetBox, connector_options
+from tests.fakenetbox import TOKEN_ENV, FakeNetBox, connector_options, sandbox_mapping
 from tests.procs import SyncdProcess, wait_for
 from tests.runsupport import RunEnv
 
@@ -76,16 +76,6 @@ class NetBoxBenchEnv(RunEnv):
             "policy": self.policy,
             "daemon": self.daemon,
         }
-
-
-def mapping(fake: FakeNetBox) -> dict[str, Any]:
-    """Every NetBox model onto sandbox type 3, every tenant onto organization 123."""
-    models = {d["device_type"]["model"] for d in fake.devices}
-    tenants = {d["tenant"]["name"] for d in fake.devices if d["tenant"]}
-    return {
-        "type_map": dict.fromkeys(models, 3),
-        "organization_map": dict.fromkeys(tenants, 123),
-    }
 
 
 @dataclass
@@ -200,7 +190,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     with SandboxProcess(tokens=tokens) as sandbox, FakeNetBox() as fake:
         env = NetBoxBenchEnv(sandbox=sandbox, inbox=root, store_url=f"sqlite:///{root / 'db'}")
         env.netbox_options = connector_options(fake)
-        env.policy = mapping(fake)
+        env.policy = sandbox_mapping(fake)
         env.daemon = {"data_dir": str(root / "daemon")}
         os.environ[TOKEN_ENV] = fake.v2_token  # the in-process sync reads NetBox with it
         ids = synced_devices(env, fake)
