@@ -43,7 +43,7 @@ class RetryBudget:
         """Seconds left of this call's total budget."""
         return self._deadline - self._clock()
 
-    def __call__(self, exc: Exception) -> bool | float:
+    def __call__(self, exc: BaseException) -> bool | float:
         """``False`` to give up on ``exc``, else the seconds to wait before the next try."""
         if not isinstance(exc, RetriableError):
             return False
