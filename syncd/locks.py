@@ -16,14 +16,14 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from syncd.errors import SyncdError
+from syncd.errors import StateError
 
 if TYPE_CHECKING:
     from syncd.config import Settings
     from syncd.store import Store
 
 
-class LockBusyError(SyncdError):
+class LockBusyError(StateError):
     """The lock is held by another owner (``holder`` says who, if known)."""
 
     def __init__(self, name: str, holder: str | None) -> None:

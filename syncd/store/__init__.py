@@ -28,8 +28,8 @@ refused (``complete_change(..., replan=False)``) is not re-sent until its inputs
 change.
 """
 
+from syncd.errors import SchemaOutOfDateError
 from syncd.store.access import StoreUnavailableError
-from syncd.store.migrate import SchemaOutOfDateError
 from syncd.store.planning import RunStateError
 from syncd.store.rows import (
     BatchEntry,
