@@ -93,7 +93,7 @@ def config_example() -> None:
 def _register() -> None:
     if any(command.name == "plan" for command in app.registered_commands):
         return  # done already (main() called again, in one process)
-    from syncd.cli import api, daemon, revert, runs
+    from syncd.cli import api, audit, daemon, revert, runs
     from syncd.cli.demo import demo_command
     from syncd.cli.sandbox import sandbox_command
 
@@ -103,9 +103,13 @@ def _register() -> None:
     app.command("approve")(runs.approve_command)
     app.command("discard")(runs.discard_command)
     app.command("revert")(revert.revert_command)
-    app.command("runs")(runs.runs_command)
-    app.command("changes")(runs.changes_command)
-    app.command("rejects")(runs.rejects_command)
+    app.command("runs")(audit.runs_command)
+    app.command("changes")(audit.changes_command)
+    app.command("rejects")(audit.rejects_command)
+    app.command("show")(audit.show_command)
+    app.add_typer(audit.conflicts_app, name="conflicts")
+    app.command("drift")(audit.drift_command)
+    app.command("history")(audit.history_command)
     app.command("demo")(demo_command)
     app.command("daemon")(daemon.daemon_command)
     app.command("worker")(daemon.worker_command)
