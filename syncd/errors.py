@@ -26,14 +26,16 @@
     │       └── NetBoxRequestError       NetBox refused the query: also a FatalError
     ├── DataError                    a source gave a record that cannot be used (skippable)
     ├── StateError                   the thing asked for is not in a state that allows it
-    │   └── RunStateError            (syncd.store.planning) approve a run that is not held;
-    │                                also a ValueError
+    │   ├── RunStateError            (syncd.store.planning) approve a run that is not held;
+    │   │                            also a ValueError
+    │   └── LockBusyError            (syncd.locks) another process holds the lock: the run is
+    │                                recorded as skipped, not retried
     ├── NoSuchError                  what was asked for does not exist (no run 42, no open
     │                                conflict of that field); ``UnknownRunError`` is one
     ├── InvalidInputError            a request (CLI option, HTTP query) cannot be used: a
     │                                filter, a time or a cursor that means nothing
-    └── LockBusyError                (syncd.locks) another process holds the lock: the run is
-                                     recorded as skipped, not retried
+    └── ExportError                  (syncd.store.retention) an audit export cannot be written:
+                                     nothing of that chunk was deleted
 
 ``failure_kind(exc)`` says what each branch means to the faces: the name a person
 reads, the exit code of the command line and the HTTP status of the API, from one

@@ -1,5 +1,10 @@
 """``create_app(settings)``: the FastAPI app of one configuration.
 
+Every route declares who may call it with one dependency of ``syncd.api.auth``
+(``public``, ``viewer``, ``operator``, ``netbox_signature``); a route without one fails
+the role table's test. Request bodies are limited to ``api.max_body_bytes`` for every
+route, by the ``BodyLimit`` middleware.
+
 The app holds an ``ApiContext`` (settings, the store, the secrets) in ``app.state``;
 routes reach it through the ``context`` dependency. The store is opened here (or
 given, and then left open) and closed when the server shuts down. Every blocking
@@ -48,7 +53,7 @@ def create_app(
 ) -> FastAPI:
     """The API of ``settings``. Reads the secrets (``ConfigError`` if a secret file is
     unusable) and opens the store unless they are given; a given store stays open."""
-    from syncd.api import triggers, webhooks
+    from syncd.api import health, metrics, triggers, webhooks
 
     secrets = secrets if secrets is not None else ApiSecrets.from_settings(settings)
     owned = store is None
@@ -73,6 +78,8 @@ def create_app(
     app.add_middleware(BodyLimit, limit=settings.api.max_body_bytes)
     app.include_router(triggers.router)
     app.include_router(webhooks.router)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
     app.add_exception_handler(InvalidBodyError, _invalid)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(SyncdError, _failure)

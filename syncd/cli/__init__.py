@@ -93,7 +93,7 @@ def config_example() -> None:
 def _register() -> None:
     if any(command.name == "plan" for command in app.registered_commands):
         return  # done already (main() called again, in one process)
-    from syncd.cli import api, audit, daemon, revert, runs
+    from syncd.cli import api, audit, daemon, retention, revert, runs, tokens
     from syncd.cli.demo import demo_command
     from syncd.cli.sandbox import sandbox_command
 
@@ -117,6 +117,8 @@ def _register() -> None:
     app.command("trigger")(daemon.trigger_command)
     app.command("retry")(daemon.retry_command)
     app.command("serve")(api.serve_command)
+    app.command("prune")(retention.prune_command)
+    app.add_typer(tokens.tokens_app, name="tokens")
     db_app = typer.Typer(help="The state store.", no_args_is_help=True, rich_markup_mode=None)
     db_app.command("upgrade")(runs.db_upgrade_command)
     app.add_typer(db_app, name="db")

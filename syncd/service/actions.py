@@ -53,6 +53,7 @@ __all__ = [
     "revert_run",
 ]
 
+
 def require_held(store: Store, run_id: int) -> RunRow:
     """The run, if it is held for approval; else ``UnknownRunError``/``RunStateError``."""
     run = store.run(run_id)

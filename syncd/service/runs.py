@@ -6,15 +6,17 @@ later, the Celery tasks all call these functions; none of them holds logic of it
 
 from __future__ import annotations
 
+import contextvars
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import structlog
 
 from connectors.base import Connector, build_connector
-from syncd import engine, process
+from syncd import engine, metrics, process
 from syncd.config import Settings
 from syncd.engine import Candidate, Operation, Plan, PlanContext, Policy
 from syncd.errors import NotFoundError, SyncdError
@@ -34,6 +36,8 @@ from syncd.store.planning import REVERT_TRIGGER
 log = structlog.get_logger("syncd.run")
 
 Clock = Callable[[], datetime]
+P = ParamSpec("P")
+T = TypeVar("T")
 
 #: The run id a dry run works under inside its rehearsal: never taken from the runs'
 #: sequence, never kept (``Runner.rehearse``).
@@ -270,6 +274,40 @@ def _until_stopped(devices: Iterable[Device], stopping: Callable[[], bool]) -> I
         yield device
 
 
+#: What a run's ``connector`` says (``/metrics`` labels runs by it) when the run read
+#: every enabled source, or none (only the inventory).
+ALL_SOURCES = "(all)"
+NO_SOURCE = "(inventory)"
+
+
+def connector_label(sources: Sequence[str] | None) -> str:
+    """What a run of ``sources`` (``RunScope.sources``) is called by connector."""
+    if sources is None:
+        return ALL_SOURCES
+    return "+".join(sorted(sources)) if sources else NO_SOURCE
+
+
+def _scoped(method: Callable[Concatenate[Runner, P], T]) -> Callable[Concatenate[Runner, P], T]:
+    """Run ``method`` in a copy of the context, so the run id it binds to every log line
+    (structlog's context variables) ends with it; then add the process's metric
+    increments (API requests, rate-limiter waits) to the store's sums (not when stopped
+    at once: that exits without waiting for the store)."""
+
+    @functools.wraps(method)
+    def scoped(self: Runner, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            result = contextvars.copy_context().run(method, self, *args, **kwargs)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:
+            metrics.flush(self.store)
+            raise
+        metrics.flush(self.store)
+        return result
+
+    return scoped
+
+
 class Runner:
     """Runs the pipeline for one configuration over one store and one API client."""
 
@@ -371,6 +409,7 @@ class Runner:
 
     # -- whole runs --------------------------------------------------------------------------
 
+    @_scoped
     def run(
         self,
         *,
@@ -401,8 +440,13 @@ class Runner:
             return self.rehearse(trigger=trigger, scope=reach, measure_drift=measure_drift)
         recovered = self.recover()
         run_id = self.store.begin_run(
-            trigger, self.policy.fingerprint(), owner=self.owner, now=self.clock()
+            trigger,
+            self.policy.fingerprint(),
+            owner=self.owner,
+            now=self.clock(),
+            connector=connector_label(reach.sources),
         )
+        structlog.contextvars.bind_contextvars(run=run_id)
         log.info("run.start", run=run_id, dry_run=dry_run, trigger=trigger)
         result = RunResult(run_id=run_id, status="planning", plan=Plan(operations=[]))
         result.dry_run = dry_run
@@ -538,9 +582,13 @@ class Runner:
         final (the last one's worker closes it)."""
         sent = dispatch(self.store, send, lease=self.settings.outbox.dispatch_lease)
         result.dispatched = sent
-        status: RunStatus = "applying" if self.store.count_waiting(result.run_id) else "done"
-        result.status = status
-        self.store.finish_run(result.run_id, status, summary=result.summary(), now=self.clock())
+        # Workers apply while this dispatches, and the one that finishes the run, or meets
+        # a refused token, closes it: merge the summary without touching its status.
+        run_id = result.run_id
+        self.store.finish_run(run_id, None, summary=result.summary(), now=self.clock())
+        self.store.close_if_final(run_id, "its changes are final", now=self.clock())
+        run = self.store.run(run_id)
+        result.status = run.status if run is not None else "applying"
         return result
 
     def recover(self) -> RecoveryReport:
@@ -553,6 +601,7 @@ class Runner:
             lease=timedelta(seconds=self.settings.outbox.claim_lease),
         )
 
+    @_scoped
     def approve(self, run_id: int, by: str, *, progress: Progress | None = None) -> ApproveResult:
         """Release a held run and apply what still holds of it, now.
 
@@ -562,6 +611,7 @@ class Runner:
         again) is skipped. Every serial of the run is then planned afresh by the next
         run, so an edit made meanwhile to a field the plan did not touch is still seen.
         """
+        structlog.contextvars.bind_contextvars(run=run_id)
         self.recover()
         self.refresh_mirror()
         released = self.store.approve_run(run_id, by, now=self.clock())

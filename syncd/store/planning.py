@@ -295,7 +295,11 @@ def _insert_changes(
     kinds: dict[str, int] = {}
     pending = 0
     waiting = "held" if held else "pending"
-    processor = CHANGE.c.created_at.type.bind_processor(conn.dialect)
+    # The dialect's own form of the type: its processor writes SQLite's text exactly as
+    # SQLAlchemy's other statements do ('... 12:00:00.000000'; the driver's default
+    # adapter would drop zero microseconds and break the order of string comparisons).
+    column_type = CHANGE.c.created_at.type.dialect_impl(conn.dialect)
+    processor = column_type.bind_processor(conn.dialect)
     stamp = processor(now) if processor is not None else now
     for chunk in iter_chunks(operations):
         rows = []

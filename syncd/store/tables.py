@@ -110,7 +110,11 @@ class RejectRow(SQLModel, table=True):
     serial_number: str | None = _col(sa.String(), nullable=True)
     created_at: datetime = _col(UTCDateTime())
 
-    __table_args__ = (sa.Index("ix_reject_run", "run_id", "id"),)
+    __table_args__ = (
+        sa.Index("ix_reject_run", "run_id", "id"),
+        # retention: the oldest rejects first, without reading the newer ones
+        sa.Index("ix_reject_created", "created_at", "id"),
+    )
 
 
 class Desired(SQLModel, table=True):
@@ -230,6 +234,9 @@ class SyncRun(SQLModel, table=True):
     #: The process running it (``syncd.process.ProcessIdentity``), so a run whose process
     #: died can be closed by the next one.
     owner: str | None = _col(sa.String(), nullable=True)
+    #: The source it read: a connector's name, ``(all)`` or ``(inventory)``
+    #: (``syncd.service.runs.connector_label``); ``None`` for runs of older versions.
+    connector: str | None = _col(sa.String(), nullable=True)
 
 
 class PlanCandidate(SQLModel, table=True):
@@ -282,6 +289,12 @@ class Change(SQLModel, table=True):
         sa.Index("ix_change_run", "run_id", "id"),
         # "is anything of this run still on its way?", asked after every applied change
         sa.Index("ix_change_run_status", "run_id", "status"),
+        # retention (``syncd.store.retention``) walks the oldest changes first; the audit's
+        # time-range filters use it too
+        sa.Index("ix_change_created", "created_at", "id"),
+        # /metrics counts changes by status and operation from this index alone (a scan
+        # of the table would read every row's JSON: seconds at millions of rows)
+        sa.Index("ix_change_status_operation", "status", "operation"),
     )
 
 
@@ -370,6 +383,42 @@ class StoreMeta(SQLModel, table=True):
     value: Any = _col(sa.JSON(), nullable=True)
 
 
+class ApiToken(SQLModel, table=True):
+    """An API token of ``syncd serve`` (``syncd tokens``): its name and role, never the
+    token. ``token_hash`` is the token's HMAC-SHA256 under the server's pepper
+    (``syncd.service.access``), so a copy of the database cannot be used to log in."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = _pk(BigId, autoincrement=True)
+    name: str = _col(sa.String())
+    role: str = _col(sa.String())
+    token_hash: str = _col(sa.String())
+    created_at: datetime = _col(UTCDateTime())
+    last_used_at: datetime | None = _col(UTCDateTime(), nullable=True)
+    #: Set once the token is revoked: it is refused from then on, and keeps its name
+    #: (the audit log names who did what by it).
+    revoked_at: datetime | None = _col(UTCDateTime(), nullable=True)
+
+    __table_args__ = (
+        sa.Index("ix_api_token_name", "name", unique=True),
+        sa.Index("ix_api_token_hash", "token_hash", unique=True),
+    )
+
+
+class MetricSample(SQLModel, table=True):
+    """A counter or histogram sample measured in some process (API requests, rate
+    limiter waits), added up here so that ``/metrics`` serves the sum of every process,
+    on any machine, across restarts (``syncd.metrics``). ``labels`` is canonical JSON."""
+
+    __tablename__ = "metric_sample"
+
+    name: str = _pk(sa.String())
+    labels: str = _pk(sa.String())
+    value: float = _col(sa.Float())
+    updated_at: datetime = _col(UTCDateTime())
+
+
 def table(model: type[SQLModel]) -> sa.Table:
     """The Core ``Table`` behind a table class."""
     result = model.__table__  # type: ignore[attr-defined]
@@ -394,3 +443,5 @@ LEASE_LOCK = table(LeaseLock)
 TRIGGER_REQUEST = table(TriggerRequest)
 OPEN_CONFLICT = table(OpenConflict)
 KEPT_VALUE = table(KeptValue)
+API_TOKEN = table(ApiToken)
+METRIC_SAMPLE = table(MetricSample)

@@ -1,7 +1,7 @@
 """Open conflicts and the values an operator kept; where a batch's data lies now.
 
-Revision ID: 0004_conflicts
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-08
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_conflicts"
-down_revision: str | None = "0003"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
