@@ -294,7 +294,7 @@ def test_approve_or_discard_of_a_run_id_beyond_64_bits(
 ) -> None:
     config = store_config(tmp_path, f"sqlite:///{tmp_path / 'syncd.db'}")
     done = cli(command, str(2**64), "--config", str(config))
-    assert_refused(done, EXIT_CONFIG, "run_id", "less than or equal to 9223372036854775807")
+    assert_refused(done, EXIT_CONFIG, "'RUN'", "less than or equal to 9223372036854775807")
 
 
 def test_runs_with_a_negative_limit(cli: Cli, tmp_path: Path) -> None:
