@@ -1,0 +1,253 @@
+"""The audit as an operator reads it: ``syncd changes|runs|rejects|show|conflicts`` with
+their filters and ``--output table|json|csv``, answered from the store a real run wrote
+against the sandbox.
+
+The commands run in this process through the console script's entry point
+(``syncd.cli.main``), which is what ``syncd`` runs, and much faster than a process each.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from syncd.cli import common, main
+from syncd.sandbox.testing import SandboxProcess
+from tests.runsupport import HEADER, RunEnv, rows
+
+#: The row the inventory API accepts and the CSV must not let a spreadsheet evaluate.
+FORMULA = "=SUM(1)"
+
+
+@dataclass(frozen=True)
+class Done:
+    """What one command did."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        assert self.returncode == 0, self.stdout + self.stderr
+        return json.loads(self.stdout)
+
+
+Cli = Callable[..., Done]
+
+
+@dataclass
+class World:
+    """Run 1 created four devices (one named like a formula) and rejected one row; then
+    SN00001 and SN00002 were renamed by hand and run 2 reported both as conflicts."""
+
+    env: RunEnv
+    config: Path
+    cli: Cli
+
+
+def _csv(devices: list[Any], extra: str = "") -> str:
+    lines = [",".join(HEADER), *(",".join(d.cells()) for d in devices)]
+    return "\n".join(lines) + "\n" + extra
+
+
+BAD_ROW = "BAD1,bad,Cisco Catalyst 9300,Acme Corp IT,999.1.1.1,DC1\n"
+
+
+@pytest.fixture
+def world(sandbox: SandboxProcess, tmp_path: Path, restored_logging: None) -> World:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    env = RunEnv(sandbox=sandbox, inbox=inbox, store_url=f"sqlite:///{tmp_path / 'syncd.db'}")
+    env.csv_options = {"max_error_ratio": 0.5}
+    config = env.write_config(tmp_path / "syncd.toml")
+    token = sandbox.token.get_secret_value()
+
+    def cli(*args: str, columns: int = 200) -> Done:
+        overrides: dict[str, str | None] = {k: None for k in os.environ if k.startswith("SYNCD_")}
+        overrides |= {"COLUMNS": str(columns), "SYNCD_INVENTORY__TOKEN": token}
+        with CliRunner().isolation(env=overrides) as (out, err, _):
+            common.console._console = common.err_console._console = None  # made for this width
+            try:
+                main([*args, "--config", str(config)])
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            sys.stdout.flush()  # as the process does when it exits
+            return Done(code, out.getvalue().decode(), err.getvalue().decode())
+
+    return World(env, config, cli)
+
+
+@pytest.fixture
+def audited(world: World) -> World:
+    devices = rows(4)
+    devices[3].name = FORMULA
+    world.env.drop(_csv(devices, BAD_ROW))
+    assert world.env.run().status == "done"
+    with world.env.sandbox.client() as api:
+        for serial, name in (("SN00001", "by-hand"), ("SN00002", "by-hand-2")):
+            assert api.patch(f"inventory_device_serial/{serial}/", json={"name": name}).is_success
+    second = world.env.run()
+    assert sorted(op.serial_number for op in second.plan.of_kind("conflict")) == [
+        "SN00001",
+        "SN00002",
+    ]
+    return world
+
+
+def _csv_rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_changes_filtered_and_paged_with_before_and_after(audited: World) -> None:
+    cli = audited.cli
+    one = cli("changes", "--serial", "SN00001", "-o", "json").json()
+    assert [(c["run"], c["operation"], c["status"]) for c in one] == [
+        (2, "conflict", "skipped"),
+        (1, "create", "applied"),
+    ]
+    conflict, create = one
+    assert conflict["changes"]["name"]["before"] == "by-hand"
+    assert conflict["changes"]["name"]["after"] == "sw-00001"
+    assert conflict["trigger"] == "cli"
+    assert conflict["sources"] == ["procurement"]
+    assert create["response"]["status_code"] == 201
+
+    only = cli("changes", "--operation", "conflict", "-o", "json").json()
+    assert sorted(c["serial_number"] for c in only) == ["SN00001", "SN00002"]
+    assert cli("changes", "--conflicts", "--run", "1", "-o", "json").json() == []
+    assert [c["id"] for c in cli("changes", "--limit", "2", "--json").json()] == [6, 5]
+    older = cli("changes", "--limit", "2", "--before", "5", "-o", "json").json()
+    assert [c["id"] for c in older] == [4, 3]
+
+    table = cli("changes", "--limit", "2", columns=80)
+    assert table.returncode == 0, table.stderr
+    assert max(len(line) for line in table.stdout.splitlines()) <= 80
+    assert "more: syncd changes --before 5" in table.stdout
+
+
+def test_changes_csv_is_safe_for_spreadsheets(audited: World) -> None:
+    done = audited.cli("changes", "--serial", "SN00004", "--output", "csv")
+    assert done.returncode == 0, done.stderr
+    by_field = {row["field"]: row for row in _csv_rows(done.stdout)}
+    assert by_field["name"]["after"] == "'" + FORMULA  # shown as text, never evaluated
+    assert by_field["type"]["after"] == "3"
+    assert by_field["name"]["api_status"] == "201"
+    assert audited.env.devices()["SN00004"]["name"] == FORMULA  # the data itself is as given
+
+
+def test_bad_filters_are_refused_with_the_option_named(audited: World) -> None:
+    unknown = audited.cli("changes", "--operation", "frobnicate")
+    assert unknown.returncode == 2
+    assert "operation" in unknown.stderr
+    assert "frobnicate" in unknown.stderr
+    when = audited.cli("changes", "--since", "yesterday")
+    assert when.returncode == 2
+    assert "--since" in when.stderr
+
+
+def test_runs_show_and_rejects_point_at_the_file_where_it_lies(audited: World) -> None:
+    cli, inbox = audited.cli, audited.env.inbox
+    runs = cli("runs", "-o", "json").json()
+    assert [(r["id"], r["trigger"], r["status"]) for r in runs] == [
+        (2, "cli", "done"),
+        (1, "cli", "done"),
+    ]
+    as_csv = _csv_rows(cli("runs", "-o", "csv").stdout)
+    assert [row["id"] for row in as_csv] == ["2", "1"]
+
+    rejects = cli("rejects", "-o", "json").json()
+    assert len(rejects) == 1
+    assert rejects[0]["serial_number"] == "BAD1"
+    assert rejects[0]["location_now"] == f"{inbox / 'processed' / 'drop-001.csv'}:6"
+    assert (inbox / "processed" / "drop-001.csv").read_text().splitlines()[5].startswith("BAD1")
+    assert cli("rejects", "--run", "2", "-o", "json").json() == []
+
+    shown = cli("show", "1", "-o", "json").json()
+    assert shown["changes_by_operation"] == {"create": 4}
+    assert [b["stored_at"] for b in shown["batches"]] == [str(inbox / "processed" / "drop-001.csv")]
+    assert len(shown["changes"]) == 4
+    table = cli("show", "1")
+    assert table.returncode == 0, table.stderr
+    assert f"{inbox / 'processed' / 'drop-001.csv'}:6" in table.stdout
+    assert "3 (Cisco Catalyst 9300)" in table.stdout  # names beside ids
+
+    missing = cli("show", "99")
+    assert missing.returncode == 1
+    assert "no run 99" in missing.stderr
+
+
+def test_open_conflicts_stay_listed_until_resolved(audited: World) -> None:
+    cli, env = audited.cli, audited.env
+    plan = cli("plan")
+    assert plan.returncode == 0, plan.stderr
+    assert "2 open conflict(s)" in plan.stdout
+    listed = cli("conflicts", "-o", "json").json()
+    assert [
+        (c["serial_number"], c["field"], c["inventory_value"], c["source_value"]) for c in listed
+    ] == [
+        ("SN00001", "name", "by-hand", "sw-00001"),
+        ("SN00002", "name", "by-hand-2", "sw-00002"),
+    ]
+
+    kept = cli("conflicts", "resolve", "SN00001", "name", "--keep-inventory", "--by", "alice")
+    assert kept.returncode == 0, kept.stderr
+    assert [c["serial_number"] for c in cli("conflicts", "-o", "json").json()] == ["SN00002"]
+    # SN00001 planned again (its location moved): the kept name is neither written nor reported
+    devices = rows(4)
+    devices[0].location = "DC7"
+    devices[3].name = FORMULA
+    env.drop(_csv(devices))
+    env.sandbox.clear_requests()
+    again = env.run()
+    assert "SN00001" in {op.serial_number for op in again.plan.operations}
+    assert again.plan.of_kind("conflict") == []
+    assert env.devices()["SN00001"]["name"] == "by-hand"
+    assert env.devices()["SN00001"]["location"] == "DC7"
+    assert [c["serial_number"] for c in cli("conflicts", "-o", "json").json()] == ["SN00002"]
+
+    taken = cli("conflicts", "resolve", "SN00002", "name", "--take-source")
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    assert env.devices()["SN00002"]["name"] == "sw-00002"
+    last = cli("changes", "--serial", "SN00002", "--limit", "1", "-o", "json").json()[0]
+    assert (last["operation"], last["status"], last["trigger"]) == ("update", "applied", "resolve")
+    assert last["changes"]["name"] == {
+        "before": "by-hand-2",
+        "after": "sw-00002",
+        "before_known": True,
+    }
+    assert cli("conflicts", "-o", "json").json() == []
+
+    twice = cli("conflicts", "resolve", "SN00002", "name", "--take-source")
+    assert twice.returncode == 1
+    assert "no open conflict" in twice.stderr
+    both = cli("conflicts", "resolve", "SN00001", "name", "--keep-inventory", "--take-source")
+    assert both.returncode == 2
+
+
+def test_plan_leaves_the_inbox_and_the_run_numbers_alone(world: World) -> None:
+    cli, env = world.cli, world.env
+    dropped = env.drop(rows(3))
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.returncode == 2, plan.stdout + plan.stderr  # changes to make
+    assert "create" in plan.stdout
+    assert dropped.exists()
+    assert not (env.inbox / "processed").exists()
+    assert cli("runs", "-o", "json").json() == []
+    assert env.writes() == []
+
+    assert env.run().run_id == 1  # the dry run took no number
+    assert not dropped.exists()
+    assert cli("plan", "--detailed-exitcode").returncode == 0  # nothing to do
+    env.drop(_csv(rows(3), BAD_ROW))
+    assert cli("plan", "--detailed-exitcode").returncode == 1  # a row rejected
