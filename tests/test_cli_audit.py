@@ -251,3 +251,22 @@ def test_plan_leaves_the_inbox_and_the_run_numbers_alone(world: World) -> None:
     assert cli("plan", "--detailed-exitcode").returncode == 0  # nothing to do
     env.drop(_csv(rows(3), BAD_ROW))
     assert cli("plan", "--detailed-exitcode").returncode == 1  # a row rejected
+
+
+def test_taking_the_source_value_is_refused_once_the_source_changed(audited: World) -> None:
+    cli, env = audited.cli, audited.env
+    devices = rows(4)
+    devices[1].name = "renamed-at-the-source"
+    devices[3].name = FORMULA
+    env.drop(_csv(devices))
+    with env.runner() as runner:  # the new file is read, not planned yet
+        run_id = runner.store.begin_run("test", runner.policy.fingerprint())
+        runner.ingest(run_id)
+        runner.store.finish_run(run_id, "done")
+    env.sandbox.clear_requests()
+
+    taken = cli("conflicts", "resolve", "SN00002", "name", "--take-source")
+    assert taken.returncode == 1
+    assert "the sources changed since" in taken.stderr
+    assert env.writes() == []  # the old source value was not written
+    assert env.devices()["SN00002"]["name"] == "by-hand-2"

@@ -13,7 +13,8 @@ inventory has it until a person decides):
   neither written nor reported while the inventory and the sources stay as they are;
   a change on either side ends it (the usual rules take over again);
 - **take the source's value**: the device is read first (a device changed since is
-  refused, as any stale plan is), then one ``update`` is recorded as a run of its own
+  refused, as any stale plan is, and so is a source that changed since the plan), then
+  one ``update`` is recorded as a run of its own
   (trigger ``resolve``) and applied through the outbox like any change: rate-limited,
   audited, and the value becomes what syncd last wrote.
 """
@@ -178,6 +179,13 @@ def _still_as_reported(runner: Runner, conflict: ConflictRow) -> None:
         raise StateError(
             f"{serial}: {name} is {now!r} in the inventory now, not {conflict.inventory_value!r} "
             "as reported: the next plan judges it afresh"
+        )
+    # The source's value is the one the plan saw, unless a source row stored since (or
+    # a new policy) wants another, which only the next plan can tell.
+    if not runner.store.planned_as_stored(serial, runner.policy.fingerprint()):
+        raise StateError(
+            f"{serial}: the sources changed since this conflict was found: the next plan "
+            "judges it afresh (then resolve it again if it is still open)"
         )
 
 

@@ -24,6 +24,7 @@ from syncd.store.outbox import change_from_row, run_from_row
 from syncd.store.rows import BatchEntry, ChangeRow, RejectEntry, RunRow
 from syncd.store.tables import (
     CHANGE,
+    DESIRED,
     KEPT_VALUE,
     MIRROR,
     OPEN_CONFLICT,
@@ -494,3 +495,15 @@ def mirror_row(db: Database, serial: str) -> dict[str, Any] | None:
     if row is None:
         return None
     return dict(row)
+
+
+def planned_as_stored(db: Database, serial: str) -> bool:
+    """Whether the last released plan of ``serial`` saw its sources as they are stored
+    now (their combined hash is the one planned)."""
+    with db.read() as conn:
+        row = conn.execute(
+            sa.select(DESIRED.c.sources_hash, DESIRED.c.synced_hash).where(
+                DESIRED.c.serial_number == serial
+            )
+        ).first()
+    return row is not None and row.sources_hash == row.synced_hash

@@ -891,6 +891,13 @@ class Store:
         """The mirror's entry for ``serial``."""
         return audit.mirror_row(self._db, serial)
 
+    def planned_as_stored(self, serial: str, policy_fingerprint: str) -> bool:
+        """Whether the last released plan of ``serial`` saw its sources as stored now,
+        under this policy (else the next plan may judge it otherwise)."""
+        with self._db.read() as conn:
+            policy = planning.get_meta(conn, planning.PLANNED_POLICY)
+        return policy == policy_fingerprint and audit.planned_as_stored(self._db, serial)
+
     # -- retention -------------------------------------------------------------------------
 
     def prune(
