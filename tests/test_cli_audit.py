@@ -270,3 +270,62 @@ def test_taking_the_source_value_is_refused_once_the_source_changed(audited: Wor
     assert "the sources changed since" in taken.stderr
     assert env.writes() == []  # the old source value was not written
     assert env.devices()["SN00002"]["name"] == "by-hand-2"
+
+
+def _bare(*args: str, cwd: Path) -> Done:
+    """``syncd ARGS`` in ``cwd``, no config given."""
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        with CliRunner().isolation(env={"COLUMNS": "80", "SYNCD_CONFIG": None}) as (out, err, _):
+            common.console._console = common.err_console._console = None
+            try:
+                main(list(args))
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            sys.stdout.flush()
+            return Done(code, out.getvalue().decode(), err.getvalue().decode())
+    finally:
+        os.chdir(here)
+
+
+def test_version_and_help_speak_plainly(tmp_path: Path, restored_logging: None) -> None:
+    from syncd import __version__
+
+    version = _bare("--version", cwd=tmp_path)
+    assert (version.returncode, version.stdout.strip()) == (0, f"syncd {__version__}")
+    for command in (["approve"], ["retry"], ["changes"], ["revert"], ["conflicts", "resolve"]):
+        shown = _bare(*command, "--help", cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        assert "range>" not in shown.stdout
+        assert "<list[" not in shown.stdout
+        assert "<str>" not in shown.stdout
+        assert "<path>" not in shown.stdout
+    assert "--run ID" in _bare("retry", "--help", cwd=tmp_path).stdout
+
+
+def test_config_check_reads_syncd_toml_here(
+    tmp_path: Path, sandbox: SandboxProcess, restored_logging: None
+) -> None:
+    missing = _bare("config", "check", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "syncd.toml" in missing.stderr
+    env = RunEnv(sandbox=sandbox, inbox=tmp_path, store_url=f"sqlite:///{tmp_path / 's.db'}")
+    env.write_config(tmp_path / "syncd.toml")
+    found = _bare("config", "check", cwd=tmp_path)
+    assert found.returncode == 0, found.stderr
+    assert "syncd.toml: OK" in found.stdout
+
+
+def test_a_file_still_being_written_is_reported_waiting(world: World) -> None:
+    world.env.csv_options = {"stable_seconds": 600}
+    world.env.write_config(world.config)
+    fresh = world.env.inbox / "fresh.csv"
+    fresh.write_text(_csv(rows(2)), encoding="utf-8")
+    plan = world.cli("plan")
+    assert plan.returncode == 0, plan.stderr
+    said = " ".join(plan.stdout.split())
+    assert "fresh.csv: waiting:" in said
+    assert "s left (stable_seconds = 600)" in said
+    assert fresh.exists()

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, get_args
 
 import typer
 
-from syncd.cli.common import EXIT_CONFIG, EXIT_RETRIABLE, console, err_console, fail
+from syncd.cli.common import DEFAULT_CONFIG, EXIT_CONFIG, EXIT_RETRIABLE, console, err_console, fail
 from syncd.errors import SyncdError
 
 if TYPE_CHECKING:
@@ -36,7 +36,12 @@ app.add_typer(config_app, name="config")
 
 @config_app.command("check")
 def config_check(
-    file: Annotated[Path, typer.Argument(help="the TOML config file to check")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE", help=f"the TOML config file to check (default: ./{DEFAULT_CONFIG})"
+        ),
+    ] = DEFAULT_CONFIG,
 ) -> None:
     """Validate FILE (and the SYNCD_* environment); report every problem with where it is.
 
@@ -126,8 +131,67 @@ def _register() -> None:
 
 def main(args: Sequence[str] | None = None) -> None:
     """Console-script entry point; ``args`` instead of the command line (for tests)."""
+    from typer.main import get_command
+
     _register()
+    command = get_command(app)
+    _plain_metavars(command)
     try:
-        app(args=None if args is None else list(args))
+        command(args=None if args is None else list(args))
     except SyncdError as exc:  # every command: a clear message and an exit code, no traceback
         fail(exc)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from syncd import __version__
+
+        console.print(f"syncd {__version__}", highlight=False)
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_version, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """syncd keeps the Inventory Device Serial API in step with NetBox and CSV drops."""
+
+
+def _plain_metavars(command: Any) -> None:
+    """Help that names values as a person would (``--limit N``, ``--config PATH``), not
+    as typer types them (``<int range>``, ``<list[str]>``): an option without a metavar
+    of its own gets one from its type, and an argument shows its name alone."""
+    from typer.core import TyperArgument, TyperOption
+
+    for param in command.params:
+        if isinstance(param, TyperArgument):
+            setattr(param, "display_type_rich", _no_type)  # noqa: B010 - typer's hook
+        elif isinstance(param, TyperOption) and not param.is_flag and param.metavar is None:
+            param.metavar = _metavar(param)
+    for sub in getattr(command, "commands", {}).values():
+        _plain_metavars(sub)
+
+
+def _no_type(ctx: Any = None) -> None:
+    return None
+
+
+def _metavar(param: Any) -> str | None:
+    described = param.type_descriptor
+    if described.is_choice:
+        return None  # typer shows the choices: <table|json|csv>
+    kind = get_args(described.annotation)[0] if described.is_list else described.annotation
+    if param.name in ("run_id", "change", "change_id"):
+        return "ID"
+    if described.is_path:
+        return "PATH"
+    if kind is int:
+        return "N"
+    if kind is float:
+        return "NUMBER"
+    return "TEXT"
