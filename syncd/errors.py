@@ -87,7 +87,13 @@ class TimeoutError_(RetriableError):  # noqa: N801, N818 - the underscore avoids
 
 
 class ConnectionFailedError(RetriableError):
-    """The connection could not be made, or was dropped before a full answer."""
+    """The connection could not be made, or was dropped before a full answer.
+
+    ``nothing_listens``: this machine refused it (nothing listens on that loopback port),
+    which trying again within one call will not change: a call gives up at once.
+    """
+
+    nothing_listens: bool = False
 
 
 # -- rejected ------------------------------------------------------------------------------
