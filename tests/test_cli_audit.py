@@ -15,13 +15,16 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from pydantic import SecretStr
 
 from syncd.cli import common, main
+from syncd.errors import AuthenticationError
 from syncd.sandbox.testing import SandboxProcess
 from tests.runsupport import HEADER, RunEnv, rows
 
@@ -329,3 +332,41 @@ def test_a_file_still_being_written_is_reported_waiting(world: World) -> None:
     assert "fresh.csv: waiting:" in said
     assert "s left (stable_seconds = 600)" in said
     assert fresh.exists()
+
+
+def test_drift_names_each_orphan_with_when_it_falls_due(world: World) -> None:
+    cli, env = world.cli, world.env
+    env.policy = {"orphan_grace_runs": 3, "orphan_grace_hours": 24}
+    env.write_config(world.config)
+    env.drop(rows(3))
+    assert env.run().status == "done"
+    env.drop(rows(2))
+    assert env.run().status == "done"
+
+    found = cli("drift", "-o", "json").json()
+    [orphan] = found["orphans_waiting"]
+    assert orphan["serial_number"] == "SN00003"
+    assert orphan["runs_left"] == 2
+    missing_since = datetime.fromisoformat(orphan["missing_since"])
+    assert datetime.fromisoformat(orphan["due_not_before"]) == missing_since + timedelta(hours=24)
+    table = cli("drift")
+    assert "SN00003" in table.stdout
+    said = " ".join(table.stdout.split())
+    assert "deleted once 2 more run(s) miss it, not before" in said
+    assert env.devices()["SN00003"]  # still there
+
+
+def test_show_gives_a_failed_run_its_error(world: World) -> None:
+    world.env.drop(rows(2))
+    with (
+        pytest.raises(AuthenticationError),
+        world.env.runner(token=SecretStr("wrong-token-0123")) as runner,
+    ):
+        runner.run(dry_run=False)
+    shown = world.cli("show", "1", "-o", "json").json()
+    assert shown["status"] == "failed"
+    assert "401" in shown["error"]
+    table = world.cli("show", "1")
+    assert "failed" in table.stdout
+    assert "401" in table.stdout
+    assert "wrong-token-0123" not in table.stdout + shown["error"]
