@@ -12,8 +12,9 @@ import csv
 import io
 import json
 import os
+import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,7 +27,7 @@ from pydantic import SecretStr
 from syncd.cli import common, main
 from syncd.errors import AuthenticationError
 from syncd.sandbox.testing import SandboxProcess
-from tests.runsupport import HEADER, RunEnv, rows
+from tests.runsupport import HEADER, RunEnv, load_form, rows
 
 #: The row the inventory API accepts and the CSV must not let a spreadsheet evaluate.
 FORMULA = "=SUM(1)"
@@ -275,12 +276,14 @@ def test_taking_the_source_value_is_refused_once_the_source_changed(audited: Wor
     assert env.devices()["SN00002"]["name"] == "by-hand-2"
 
 
-def _bare(*args: str, cwd: Path) -> Done:
-    """``syncd ARGS`` in ``cwd``, no config given."""
+def _bare(*args: str, cwd: Path, env: Mapping[str, str] | None = None) -> Done:
+    """``syncd ARGS`` in ``cwd``, no config given (nor a token, unless in ``env``)."""
     here = Path.cwd()
     os.chdir(cwd)
+    overrides: dict[str, str | None] = {k: None for k in os.environ if k.startswith("SYNCD_")}
+    overrides |= {"COLUMNS": "80", **(env or {})}
     try:
-        with CliRunner().isolation(env={"COLUMNS": "80", "SYNCD_CONFIG": None}) as (out, err, _):
+        with CliRunner().isolation(env=overrides) as (out, err, _):
             common.console._console = common.err_console._console = None
             try:
                 main(list(args))
@@ -308,7 +311,7 @@ def test_version_and_help_speak_plainly(tmp_path: Path, restored_logging: None) 
     assert "--run ID" in _bare("retry", "--help", cwd=tmp_path).stdout
 
 
-def test_config_check_reads_syncd_toml_here(
+def test_config_check_reads_syncd_toml_here_and_wants_what_a_run_needs(
     tmp_path: Path, sandbox: SandboxProcess, restored_logging: None
 ) -> None:
     missing = _bare("config", "check", cwd=tmp_path)
@@ -316,9 +319,29 @@ def test_config_check_reads_syncd_toml_here(
     assert "syncd.toml" in missing.stderr
     env = RunEnv(sandbox=sandbox, inbox=tmp_path, store_url=f"sqlite:///{tmp_path / 's.db'}")
     env.write_config(tmp_path / "syncd.toml")
-    found = _bare("config", "check", cwd=tmp_path)
+    no_token = _bare("config", "check", cwd=tmp_path)
+    assert no_token.returncode == 2
+    assert "inventory.token" in no_token.stderr
+    token = {"SYNCD_INVENTORY__TOKEN": sandbox.token.get_secret_value()}
+    found = _bare("config", "check", cwd=tmp_path, env=token)
     assert found.returncode == 0, found.stderr
     assert "syncd.toml: OK" in found.stdout
+    env.sandbox.load(load_form(rows(2)))
+    online = _bare("config", "check", "--online", cwd=tmp_path, env=token)
+    assert online.returncode == 0, online.stderr
+    assert "accepted: 2 device(s) listed" in " ".join(online.stdout.split())
+    wrong = _bare(
+        "config", "check", "--online", cwd=tmp_path, env={"SYNCD_INVENTORY__TOKEN": "x" * 20}
+    )
+    assert wrong.returncode == 3  # fatal: the API refused the token
+    assert "401" in wrong.stderr
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    nowhere = {**token, "SYNCD_INVENTORY__BASE_URL": f"http://127.0.0.1:{port}/api/v1"}
+    refused = _bare("config", "check", "--online", cwd=tmp_path, env=nowhere)
+    assert refused.returncode == 4
+    assert f"127.0.0.1:{port}" in " ".join(refused.stderr.split())
 
 
 def test_a_file_still_being_written_is_reported_waiting(world: World) -> None:
@@ -370,3 +393,26 @@ def test_show_gives_a_failed_run_its_error(world: World) -> None:
     assert "failed" in table.stdout
     assert "401" in table.stdout
     assert "wrong-token-0123" not in table.stdout + shown["error"]
+
+
+NETBOX_EXPORT = (
+    "Name,Status,Tenant,Site,Type,Serial number,IP Address\n"
+    "edge-1,Active,Acme Corp IT,DC1,Cisco Catalyst 9300,NB001,10.99.0.11/24\n"
+    "edge-2,Planned,Globex Retail,DC2,FortiGate 100F,NB002,\n"
+)
+
+
+def test_a_netbox_ui_export_is_read_when_the_policy_ignores_status(world: World) -> None:
+    env = world.env
+    env.drop(NETBOX_EXPORT, name="netbox_devices.csv")
+    result = env.run()  # the default policy leaves status to the inventory
+    assert result.ingest.rejects == 0
+    devices = env.devices()
+    assert devices["NB001"]["ip_address"] == "10.99.0.11"
+    assert devices["NB002"]["organization"]["id"] == 2
+
+    env.policy = {"fields": {"status": {"mode": "managed"}}}
+    env.drop(NETBOX_EXPORT.replace("edge-1", "edge-one"), name="again.csv")
+    managed = env.run()  # now the column is read, and its words are not statuses
+    assert managed.ingest.rejects == 2
+    assert "not a status" in managed.rejects[0].reason

@@ -59,6 +59,8 @@ class CsvDropConnector:
         self.name = name
         self.config = config
         self.state = state
+        #: Fields whose columns are not read (``skip_fields``).
+        self.skipped: frozenset[str] = frozenset()
         self.ledger: IngestLedger
         if state is None:
             self.ledger = JsonLedger(config.ledger_path)
@@ -74,6 +76,11 @@ class CsvDropConnector:
         """What would stop a fetch (inbox missing, folders that cannot be made), found
         without touching anything; each problem's location is an option name."""
         return self.inbox.problems()
+
+    def skip_fields(self, fields: frozenset[str]) -> None:
+        """Leave the columns of ``fields`` unread (the policy ignores them): their cells
+        are neither parsed nor kept. A required field is always read."""
+        self.skipped = fields - set(self.config.required_fields) - {"serial_number"}
 
     def waiting(self) -> list[tuple[str, str]]:
         """The files the last ``fetch()`` or ``peek()`` left for later, and why: ``waiting:
@@ -264,6 +271,7 @@ class CsvFileBatch:
             columns=config.columns,
             required=config.required_fields,
             clear_empty=config.empty_cells == "clear",
+            skipped=self._connector.skipped,
         )
         spool = None
         try:

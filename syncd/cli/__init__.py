@@ -18,6 +18,9 @@ from syncd.cli.common import DEFAULT_CONFIG, EXIT_CONFIG, EXIT_RETRIABLE, consol
 from syncd.errors import SyncdError
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from syncd.config import Settings
     from syncd.errors import Problem
 
 app = typer.Typer(
@@ -42,16 +45,20 @@ def config_check(
             metavar="FILE", help=f"the TOML config file to check (default: ./{DEFAULT_CONFIG})"
         ),
     ] = DEFAULT_CONFIG,
+    online: Annotated[
+        bool, typer.Option("--online", help="also read one page of the inventory API")
+    ] = False,
 ) -> None:
     """Validate FILE (and the SYNCD_* environment); report every problem with where it is.
 
-    Beyond the file: the token file must hold a token, each connector's folders must
-    exist or be creatable, and the store must open (nothing is created or changed).
+    Beyond the file, what a run needs: a token (environment or token file), each
+    connector's folders existing or creatable, the store opening (nothing is created or
+    changed); with --online, the inventory API answering the token.
     """
     from syncd import log
     from syncd.checks import check_environment
     from syncd.config import load_settings
-    from syncd.errors import ConfigError
+    from syncd.errors import ConfigError, Problem
 
     try:
         settings = load_settings(file, required=True)
@@ -61,9 +68,13 @@ def config_check(
     if report.problems:
         _print_problems(str(file), report.problems)
     try:
-        token = "set" if settings.inventory.resolved_token() else "NOT SET (SYNCD_INVENTORY__TOKEN)"
+        secret = settings.inventory.resolved_token()
     except ConfigError as exc:
         _print_problems(str(file), exc.problems)
+    if secret is None:
+        missing = "no token: set SYNCD_INVENTORY__TOKEN or inventory.token_file (a run needs one)"
+        _print_problems(str(file), [Problem("inventory.token", missing)])
+    said = "set"
     api, store = (_hide_userinfo(u) for u in (settings.inventory.base_url, settings.store.url))
     if report.unavailable is not None:
         err_console.print(
@@ -72,7 +83,18 @@ def config_check(
             highlight=False,
         )
         raise typer.Exit(EXIT_RETRIABLE)
-    console.print(f"{file}: OK (inventory {api}, token {token}, store {store})")
+    if online:
+        said = f"accepted: {_reach_api(settings, secret)} device(s) listed"
+    console.print(f"{file}: OK (inventory {api}, token {said}, store {store})")
+
+
+def _reach_api(settings: Settings, token: SecretStr) -> int:
+    """One read of the inventory API with the token: how many devices it lists (a
+    failure exits with its code and names what failed)."""
+    from syncd.inventory import InventoryClient
+
+    with InventoryClient.from_settings(settings.inventory, token=token) as client:
+        return client.list_devices(limit=1).count
 
 
 def _print_problems(source: str, problems: list[Problem]) -> NoReturn:

@@ -165,8 +165,13 @@ class StoreState:
 
 def build_connectors(settings: Settings, store: Store | None = None) -> list[Connector]:
     """Every enabled connector of the config, built through its entry point; with a
-    store, connectors that keep state (NetBox's watermark) keep it there."""
-    return [
+    store, connectors that keep state (NetBox's watermark) keep it there. A connector
+    that can (``skip_fields``) is told which fields the policy ignores, so it need not
+    read them (a CSV column of NetBox's ``Active``/``Planned`` under an ignored
+    ``status`` is no reason to refuse a row)."""
+    policy = build_policy(settings.policy)
+    ignored = frozenset(name for name, rule in policy.fields.items() if rule.mode == "ignore")
+    built = [
         build_connector(
             c.name,
             c.plugin,
@@ -177,6 +182,11 @@ def build_connectors(settings: Settings, store: Store | None = None) -> list[Con
         for i, c in enumerate(settings.connectors)
         if c.enabled
     ]
+    for connector in built:
+        skip = getattr(connector, "skip_fields", None)
+        if skip is not None:
+            skip(ignored)
+    return built
 
 
 @dataclass(slots=True)
