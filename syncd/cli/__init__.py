@@ -65,15 +65,20 @@ def config_check(
     except ConfigError as exc:
         _print_problems(str(exc.source), exc.problems)
     report = check_environment(settings, file)
-    if report.problems:
-        _print_problems(str(file), report.problems)
+    problems = list(report.problems)
+    secret = None
     try:
         secret = settings.inventory.resolved_token()
     except ConfigError as exc:
-        _print_problems(str(file), exc.problems)
-    if secret is None:
-        missing = "no token: set SYNCD_INVENTORY__TOKEN or inventory.token_file (a run needs one)"
-        _print_problems(str(file), [Problem("inventory.token", missing)])
+        problems += exc.problems
+    else:
+        if secret is None:
+            missing = (
+                "no token: set SYNCD_INVENTORY__TOKEN or inventory.token_file (a run needs it)"
+            )
+            problems.append(Problem("inventory.token", missing))
+    if problems or secret is None:
+        _print_problems(str(file), problems)
     said = "set"
     api, store = (_hide_userinfo(u) for u in (settings.inventory.base_url, settings.store.url))
     if report.unavailable is not None:
