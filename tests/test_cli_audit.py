@@ -13,6 +13,7 @@ import io
 import json
 import os
 import socket
+import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -416,3 +417,28 @@ def test_a_netbox_ui_export_is_read_when_the_policy_ignores_status(world: World)
     managed = env.run()  # now the column is read, and its words are not statuses
     assert managed.ingest.rejects == 2
     assert "not a status" in managed.rejects[0].reason
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(world: World) -> None:
+    bad = "".join(
+        f"BAD{n},b,Cisco Catalyst 9300,Acme Corp IT,999.0.0.{n},DC1\n" for n in range(3000)
+    )
+    world.env.drop(_csv([], bad))
+    assert world.env.run().ingest.rejects == 3000
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    command = [sys.executable, "-m", "syncd", "rejects", "-o", "json", "--limit", "0"]
+    with subprocess.Popen(
+        [*command, "--config", str(world.config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:  # as `syncd rejects -o json | head -1`
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        assert proc.stdout.readline() == "[\n"
+        proc.stdout.close()
+        err = proc.stderr.read()
+        code = proc.wait(timeout=60)
+    assert "Traceback" not in err
+    assert code in (0, 1), (code, err)
