@@ -310,6 +310,8 @@ def test_version_and_help_speak_plainly(tmp_path: Path, restored_logging: None) 
         assert "<str>" not in shown.stdout
         assert "<path>" not in shown.stdout
     assert "--run ID" in _bare("retry", "--help", cwd=tmp_path).stdout
+    usage = _bare("approve", "--help", cwd=tmp_path).stdout.splitlines()[0]
+    assert usage.endswith("approve [OPTIONS] RUN")
 
 
 def test_config_check_reads_syncd_toml_here_and_wants_what_a_run_needs(

@@ -8,7 +8,7 @@ more than typer.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, get_args
 
@@ -197,7 +197,10 @@ def _plain_metavars(command: Any) -> None:
 
     for param in command.params:
         if isinstance(param, TyperArgument):
+            if param.metavar is None and param.name:
+                param.metavar = param.name.upper()
             setattr(param, "display_type_rich", _no_type)  # noqa: B010 - typer's hook
+            setattr(param, "_usage_display_name", _usage_name(param))  # noqa: B010 - same
         elif isinstance(param, TyperOption) and not param.is_flag and param.metavar is None:
             param.metavar = _metavar(param)
     for sub in getattr(command, "commands", {}).values():
@@ -206,6 +209,14 @@ def _plain_metavars(command: Any) -> None:
 
 def _no_type(ctx: Any = None) -> None:
     return None
+
+
+def _usage_name(param: Any) -> Callable[[], str]:
+    """The usage line's name of an argument: ``RUN``, or ``[RUN]`` when it may be left
+    out (typer writes a required one ``{RUN}``)."""
+    name = str(param.display_name_raw)
+    shown = name if param.required else f"[{name}]"
+    return lambda: shown + ("..." if param.nargs != 1 else "")
 
 
 def _metavar(param: Any) -> str | None:
