@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from syncd.errors import SyncdError
+from syncd.errors import StateError
 from syncd.process import liveness
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("syncd.locks")
 
 
-class LockBusyError(SyncdError):
+class LockBusyError(StateError):
     """The lock is held by another owner (``holder`` says who, if known)."""
 
     def __init__(self, name: str, holder: str | None) -> None:

@@ -181,7 +181,8 @@ def test_a_queued_dry_run_is_taken_as_a_dry_run_by_the_sweepers_message(env: Run
         changes = worker.store.changes(run_id=outcome.run_id)
         assert worker.store.queued_triggers() == []
     assert row is not None
-    assert (row.state, row.run_id) == ("done", outcome.run_id)
+    assert (row.state, row.run_id, outcome.run_id) == ("done", None, None)  # no run kept
+    assert row.detail == "dry run: done"
     assert changes == []  # planned, not recorded: a dry run
     assert box.sent == []
     assert env.writes() == []

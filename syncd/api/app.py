@@ -26,8 +26,9 @@ from fastapi.responses import JSONResponse
 from syncd.api.auth import ApiSecrets
 from syncd.api.http import BodyLimit, InvalidBodyError
 from syncd.config import Settings
-from syncd.errors import RetriableError
-from syncd.store import Store
+from syncd.errors import RetriableError, SyncdError, failure_kind
+from syncd.log import redact
+from syncd.store import Store, StoreUnavailableError
 
 log = structlog.get_logger("syncd.api")
 
@@ -81,7 +82,7 @@ def create_app(
     app.include_router(metrics.router)
     app.add_exception_handler(InvalidBodyError, _invalid)
     app.add_exception_handler(RequestValidationError, _invalid)
-    app.add_exception_handler(RetriableError, _temporary)
+    app.add_exception_handler(SyncdError, _failure)
     return app
 
 
@@ -102,11 +103,27 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _temporary(request: Request, exc: Exception) -> JSONResponse:
-    """The store is down or busy for now: the client may try again shortly."""
-    log.warning("api.unavailable", path=request.url.path, error=type(exc).__name__)
-    return JSONResponse(
-        {"detail": "the state store cannot be reached now; try again shortly"},
-        status_code=503,
-        headers={"Retry-After": "5"},
-    )
+#: Seconds a client is asked to wait after a temporary failure that named no delay.
+RETRY_AFTER = 5
+
+
+async def _failure(request: Request, exc: Exception) -> JSONResponse:
+    """A ``SyncdError`` in the API's one error shape, with the status of its branch
+    (``syncd.errors.failure_kind``, the table the command line's exit codes come from).
+
+    A server-side failure (5xx) says what kind it was but not its text, which may name
+    internal places; a temporary one asks the client to come back (``Retry-After``)."""
+    assert isinstance(exc, SyncdError)
+    kind = failure_kind(exc)
+    status = kind.http_status
+    headers: dict[str, str] = {}
+    if isinstance(exc, StoreUnavailableError):
+        detail = "the state store cannot be reached now; try again shortly"
+    elif status >= 500:
+        detail = f"{kind.name}: syncd could not do this now (see its log)"
+    else:
+        detail = redact(str(exc))
+    if isinstance(exc, RetriableError):
+        headers["Retry-After"] = str(round(exc.retry_after or RETRY_AFTER))
+    log.warning("api.failed", path=request.url.path, error=type(exc).__name__, status=status)
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)

@@ -209,10 +209,16 @@ def _run_connector(
             store.finish_triggers(ids, "failed", detail=f"{type(exc).__name__}: {exc}")
         raise
     status: RunStatus = result.status  # type: ignore[assignment]
+    if result.dry_run:  # a rehearsal: no run was kept, so none to point at
+        if ids:
+            state: TriggerState = "done" if status == "done" else "failed"
+            store.finish_triggers(ids, state, detail=f"dry run: {status}")
+        log.info("daemon.dry_run", connector=name, status=status)
+        return RunOutcome(name, None, status, "dry run", 0, ids)
     if not ids and trigger == "schedule" and _idle(result) and store.mark_idle(result.run_id):
         return RunOutcome(name, result.run_id, "idle", "nothing to do")
     if ids:
-        state: TriggerState = "done" if status in ("done", "applying", "held") else "failed"
+        state = "done" if status in ("done", "applying", "held") else "failed"
         store.finish_triggers(ids, state, run_id=result.run_id, detail=status)
     log.info("daemon.run", connector=name, run=result.run_id, status=status)
     return RunOutcome(name, result.run_id, status, "", result.dispatched, ids)

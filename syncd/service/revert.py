@@ -36,7 +36,7 @@ from syncd.errors import NotFoundError
 from syncd.service.apply import Progress
 from syncd.service.runs import Runner, RunResult
 from syncd.store import ChangeRow, RunStateError
-from syncd.store.planning import REVERT_TRIGGER
+from syncd.store.planning import REVERT_TRIGGER, UnknownRunError
 
 log = structlog.get_logger("syncd.revert")
 
@@ -122,7 +122,7 @@ def _changes(runner: Runner, run_id: int | None, change_id: int | None) -> list[
     if change_id is not None:
         change = store.change(change_id)
         if change is None:
-            raise RunStateError(f"no change {change_id}")
+            raise UnknownRunError(f"no change {change_id}")
         if change.status != "applied" or change.operation not in _REVERTIBLE:
             raise RunStateError(
                 f"change {change_id} is a {change.status} {change.operation}: only an "
@@ -130,7 +130,7 @@ def _changes(runner: Runner, run_id: int | None, change_id: int | None) -> list[
             )
         return [change]
     if store.run(run_id or 0) is None:
-        raise RunStateError(f"no run {run_id}")
+        raise UnknownRunError(f"no run {run_id}")
     applied = store.changes(run_id=run_id, status="applied", limit=1_000_000)
     return [c for c in applied if c.operation in _REVERTIBLE]
 

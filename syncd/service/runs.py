@@ -24,6 +24,7 @@ from syncd.inventory import Device, InventoryClient
 from syncd.locks import Locks, StoreLocks, held
 from syncd.log import redact
 from syncd.service.apply import ApplyPolicy, ApplyReport, Progress, apply_pending
+from syncd.service.audit import DriftCounts, drift_counts
 from syncd.service.ingest import IngestReport, ingest
 from syncd.service.outbox import dispatch
 from syncd.service.policy import build_policy
@@ -38,6 +39,9 @@ Clock = Callable[[], datetime]
 P = ParamSpec("P")
 T = TypeVar("T")
 
+#: The run id a dry run works under inside its rehearsal: never taken from the runs'
+#: sequence, never kept (``Runner.rehearse``).
+DRY_RUN_ID = 0
 #: The most changes one approval checks and releases at once.
 HELD_PLAN_LIMIT = 1_000_000
 #: The operations of a recorded plan a run keeps in memory for its caller to show.
@@ -85,6 +89,9 @@ class RunResult:
     #: Operations recorded in the store but not kept in ``plan.operations`` (a plan of
     #: more than ``PLAN_KEPT``): ``syncd changes --run RUN --limit N`` lists them all.
     operations_not_kept: int = 0
+    #: What still differs after this plan (open conflicts, devices missing from the
+    #: inventory, orphans waiting), when the caller asked for it (``measure_drift``).
+    drift: DriftCounts | None = None
 
     @property
     def held(self) -> bool:
@@ -115,6 +122,15 @@ class RunResult:
             out["failed"] = self.applied.failed
         if self.dispatched:
             out["dispatched"] = self.dispatched
+        if self.ingest.waiting:
+            out["waiting"] = [
+                {"source": w.connector, "origin": w.origin, "reason": w.reason}
+                for w in self.ingest.waiting
+            ]
+        if self.drift is not None:
+            out["open_conflicts"] = self.drift.conflicts
+            out["missing_from_inventory"] = self.drift.missing
+            out["orphans_waiting"] = self.drift.orphans
         out.update(self.recovery.summary())
         return out
 
@@ -149,8 +165,13 @@ class StoreState:
 
 def build_connectors(settings: Settings, store: Store | None = None) -> list[Connector]:
     """Every enabled connector of the config, built through its entry point; with a
-    store, connectors that keep state (NetBox's watermark) keep it there."""
-    return [
+    store, connectors that keep state (NetBox's watermark) keep it there. A connector
+    that can (``skip_fields``) is told which fields the policy ignores, so it need not
+    read them (a CSV column of NetBox's ``Active``/``Planned`` under an ignored
+    ``status`` is no reason to refuse a row)."""
+    policy = build_policy(settings.policy)
+    ignored = frozenset(name for name, rule in policy.fields.items() if rule.mode == "ignore")
+    built = [
         build_connector(
             c.name,
             c.plugin,
@@ -161,6 +182,11 @@ def build_connectors(settings: Settings, store: Store | None = None) -> list[Con
         for i, c in enumerate(settings.connectors)
         if c.enabled
     ]
+    for connector in built:
+        skip = getattr(connector, "skip_fields", None)
+        if skip is not None:
+            skip(ignored)
+    return built
 
 
 @dataclass(slots=True)
@@ -331,10 +357,12 @@ class Runner:
 
     # -- the steps ---------------------------------------------------------------------------
 
-    def ingest(self, run_id: int | None, scope: RunScope | None = None) -> IngestReport:
+    def ingest(
+        self, run_id: int | None, scope: RunScope | None = None, *, rehearse: bool = False
+    ) -> IngestReport:
         """Read every ready batch of the sources in ``scope`` (all, by default) into the
         store; with serials, a source that can pulls only those (a stop request ends it
-        between two batches)."""
+        between two batches). ``rehearse``: a dry run's (see ``ingest``)."""
         reach = scope if scope is not None else RunScope()
         chosen: list[Connector] = [
             c for c in self.connectors if reach.sources is None or c.name in reach.sources
@@ -348,6 +376,7 @@ class Runner:
             run_id=run_id,
             now=self.clock(),
             stopping=self._stopping,
+            rehearse=rehearse,
         )
 
     def refresh_mirror(self) -> MirrorStats:
@@ -400,10 +429,14 @@ class Runner:
         progress: Progress | None = None,
         scope: RunScope | None = None,
         send: Sender | None = None,
+        measure_drift: bool = False,
     ) -> RunResult:
         """Recover what dead processes left, ingest, refresh the mirror, plan; then record
-        and apply the plan (unless ``dry_run``, which writes nothing to the API and
-        records no change).
+        and apply the plan (unless ``dry_run``: see ``rehearse``).
+
+        ``measure_drift`` (a dry run's) counts what would still differ once the plan is
+        applied (``RunResult.drift``: open conflicts, devices missing, orphans waiting);
+        after a run, ``syncd.service.audit.drift_counts`` tells it.
 
         ``scope`` narrows what the run reads (some sources, some serials, no listing).
         With ``send`` the plan's changes are dispatched (``send(change_id)`` each, for a
@@ -413,7 +446,9 @@ class Runner:
         two changes; the run is then closed ``interrupted`` with what it did.
         """
         reach = scope if scope is not None else RunScope(sources=None if read_sources else ())
-        recovered = RecoveryReport() if dry_run else self.recover()
+        if dry_run:
+            return self.rehearse(trigger=trigger, scope=reach, measure_drift=measure_drift)
+        recovered = self.recover()
         run_id = self.store.begin_run(
             trigger,
             self.policy.fingerprint(),
@@ -430,16 +465,13 @@ class Runner:
             stopped = self._gather(result, reach)
             if stopped is None:
                 with held(self.locks, PLANNER_LOCK, self.owner, PLANNER_LEASE, wait=PLANNER_WAIT):
-                    stopped = self._plan(result, record=not dry_run)
+                    stopped = self._plan(result)
         except BaseException as exc:
             self._fail(run_id, exc)
             raise
         if stopped is not None:
             return self._interrupted(result, stopped)
         result.status = "done"
-        if dry_run:
-            self.store.finish_run(run_id, "done", summary=result.summary(), now=self.clock())
-            return result
         if result.plan.held:
             result.status = "held"
             log.warning("run.held", run=run_id, reasons=result.plan.hold_reasons)
@@ -449,12 +481,63 @@ class Runner:
             return self._dispatch(result, send)
         return self._apply(result, progress)
 
-    def _gather(self, result: RunResult, scope: RunScope) -> str | None:
-        """Ingest and read the inventory as ``scope`` says, into ``result``; returns where
-        a stop request ended it (``None``: it did not)."""
-        result.ingest = self.ingest(result.run_id, scope)
-        if self._stopping():
-            return "before reading the inventory"
+    def rehearse(
+        self, *, trigger: str = "plan", scope: RunScope | None = None, measure_drift: bool = False
+    ) -> RunResult:
+        """A dry run: everything a run does up to its plan, and nothing left behind.
+
+        The inventory is read first, for real (what it holds is a fact, kept in the
+        mirror). Then, inside one store transaction that is rolled back at the end
+        (``Store.rehearsal``), the run is opened under ``DRY_RUN_ID`` (no number is taken
+        from the runs' sequence), the sources are read as a run reads them (a CSV file
+        is read where it lies: not claimed, not moved, its content not remembered as
+        accepted), the candidates are chosen and planned. The result holds the plan;
+        the store, the inbox and the API are as they were.
+        """
+        reach = scope if scope is not None else RunScope()
+        result = RunResult(run_id=DRY_RUN_ID, status="planning", plan=Plan(operations=[]))
+        result.dry_run = True
+        log.info("run.start", run="dry", dry_run=True, trigger=trigger)
+        stopped = self._read_inventory(result, reach)
+        if stopped is None:
+            with self.store.rehearsal():
+                self.store.begin_run(
+                    trigger,
+                    self.policy.fingerprint(),
+                    owner=self.owner,
+                    now=self.clock(),
+                    run_id=DRY_RUN_ID,
+                )
+                result.ingest = self.ingest(DRY_RUN_ID, reach, rehearse=True)
+                stopped = "before planning" if self._stopping() else None
+                if stopped is None:
+                    result.plan = self.make_plan(DRY_RUN_ID)
+                    result.rejects = self.store.rejects(run_id=DRY_RUN_ID, limit=1000)[::-1]
+                    if measure_drift:
+                        result.drift = self._dry_drift(result.plan)
+        if stopped is not None:
+            result.status = "interrupted"
+            log.warning("run.interrupted", run="dry", reason=f"stopped {stopped}")
+            return result
+        result.status = "done"
+        return result
+
+    def _dry_drift(self, plan: Plan) -> DriftCounts:
+        """Drift as it would be once this plan is applied: the open conflicts of the
+        serials it did not plan, plus its own; the devices missing that it does not
+        create; the orphans it counts waiting."""
+        counts = drift_counts(self.store, besides_run=DRY_RUN_ID)
+        return DriftCounts(
+            conflicts=counts.conflicts
+            + sum(max(1, len(op.changes)) for op in plan.operations if op.kind == "conflict"),
+            missing=max(0, counts.missing - plan.counts.get("create", 0)),
+            # every tombstoned serial is a candidate of every run: the plan counts them all
+            orphans=plan.counts.get("orphans_waiting", 0) + plan.counts.get("orphans_kept", 0),
+        )
+
+    def _read_inventory(self, result: RunResult, scope: RunScope) -> str | None:
+        """Read the inventory as ``scope`` says, into ``result``; returns where a stop
+        request ended it (``None``: it did not)."""
         listing = scope.list_inventory
         if listing is None:
             listing = self.store.get_meta(MIRROR_LISTED) is None
@@ -468,17 +551,20 @@ class Runner:
             self.read_devices(scope.serials)
         return "before planning" if self._stopping() else None
 
-    def _plan(self, result: RunResult, *, record: bool) -> str | None:
-        """Plan (and record, unless a dry run) under the planner lock; returns where a
-        stop request ended it.
+    def _gather(self, result: RunResult, scope: RunScope) -> str | None:
+        """Ingest and read the inventory as ``scope`` says, into ``result``; returns where
+        a stop request ended it (``None``: it did not)."""
+        result.ingest = self.ingest(result.run_id, scope)
+        if self._stopping():
+            return "before reading the inventory"
+        return self._read_inventory(result, scope)
+
+    def _plan(self, result: RunResult) -> str | None:
+        """Plan and record under the planner lock; returns where a stop request ended it.
 
         A recorded plan streams its operations into the store as they are planned
         (never all in memory); the result keeps the first ``PLAN_KEPT`` of them.
         """
-        if not record:
-            result.plan = self.make_plan(result.run_id)
-            result.rejects = self.store.rejects(run_id=result.run_id, limit=1000)[::-1]
-            return None
         with self.store.plan_writer(result.run_id) as writer:
             kept = _Kept(writer.add)
             result.plan = self.make_plan(result.run_id, sink=kept)

@@ -32,8 +32,8 @@ their age or count to gzip'd JSON lines and then deletes them, chunk by chunk, a
 drops old idle runs; run summaries stay (``syncd.store.retention``).
 """
 
+from syncd.errors import SchemaOutOfDateError
 from syncd.store.access import StoreUnavailableError
-from syncd.store.migrate import SchemaOutOfDateError
 from syncd.store.planning import RunStateError
 from syncd.store.rows import (
     BatchEntry,

@@ -29,6 +29,7 @@ from syncd.process import GIVEN_UP
 from syncd.store.db import Database
 from syncd.store.planning import (
     RunStateError,
+    UnknownRunError,
     drop_candidates,
     force_replan,
     held_serials,
@@ -80,24 +81,27 @@ def begin_run(
     owner: str | None = None,
     *,
     connector: str | None = None,
+    run_id: int | None = None,
 ) -> int:
     """Open a run in ``planning``, owned by the process ``owner``, of the sources
-    ``connector`` names; returns its id."""
+    ``connector`` names; returns its id (the next of the sequence, or ``run_id``: a
+    rehearsal's, which takes none)."""
+    values: dict[str, Any] = {
+        "trigger": trigger,
+        "started_at": now,
+        "status": "planning",
+        "policy_fingerprint": policy_fingerprint,
+        "summary": {},
+        "owner": owner,
+        "connector": connector,
+    }
+    if run_id is not None:
+        values["id"] = run_id
     with db.write() as conn:
-        run_id = conn.execute(
-            SYNC_RUN.insert()
-            .values(
-                trigger=trigger,
-                started_at=now,
-                status="planning",
-                policy_fingerprint=policy_fingerprint,
-                summary={},
-                owner=owner,
-                connector=connector,
-            )
-            .returning(SYNC_RUN.c.id)
+        made = conn.execute(
+            SYNC_RUN.insert().values(**values).returning(SYNC_RUN.c.id)
         ).scalar_one()
-    return int(run_id)
+    return int(made)
 
 
 def approve_run(db: Database, run_id: int, by: str, now: datetime) -> int:
@@ -172,7 +176,7 @@ def finish_run(
     with db.write() as conn:
         current = conn.execute(sa.select(SYNC_RUN.c.summary).where(SYNC_RUN.c.id == run_id)).first()
         if current is None:
-            raise RunStateError(f"no run {run_id}")
+            raise UnknownRunError(f"no run {run_id}")
         merged = {**(current.summary or {}), **(summary or {})}
         values: dict[str, Any] = {"summary": merged}
         if status is not None:
@@ -543,6 +547,11 @@ def _run(row: RowMapping) -> RunRow:
         approved_at=row["approved_at"],
         owner=row["owner"],
     )
+
+
+#: A ``change`` row as a ``ChangeRow``, a ``sync_run`` row as a ``RunRow`` (for the audit).
+change_from_row = _change
+run_from_row = _run
 
 
 def pending_changes(db: Database, run_id: int | None, limit: int) -> list[ChangeRow]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -14,7 +15,7 @@ from syncd.config import StoreSettings
 from syncd.engine import Candidate, Catalogue, Plan
 from syncd.errors import ConfigError, Problem
 from syncd.records import DeviceRecord, InventoryDevice, Reject
-from syncd.store import access, coordination, mirror, outbox, planning, retention
+from syncd.store import access, audit, coordination, mirror, outbox, planning, retention
 from syncd.store import metrics as metric_rows
 from syncd.store import migrate as migrations
 from syncd.store import tokens as token_rows
@@ -127,6 +128,16 @@ class Store:
     def close(self) -> None:
         """Close every pooled connection."""
         self._db.dispose()
+
+    def rehearsal(self) -> AbstractContextManager[object]:
+        """Until the block ends, everything this thread does with the store happens in
+        one transaction that is then rolled back (a dry run: see ``Database.rehearsal``)."""
+        return self._db.rehearsal()
+
+    @property
+    def rehearsing(self) -> bool:
+        """Whether this thread is in a rehearsal (nothing it writes will remain)."""
+        return self._db.rehearsing
 
     def __enter__(self) -> Self:
         return self
@@ -424,16 +435,20 @@ class Store:
         owner: str | None = None,
         now: datetime | None = None,
         connector: str | None = None,
+        run_id: int | None = None,
     ) -> int:
         """Open a run (status ``planning``), owned by the process ``owner`` (default:
         this one), of the sources ``connector`` names (``service.runs.connector_label``);
-        returns its id."""
+        returns its id. ``run_id`` gives it one outside the sequence: only in a rehearsal
+        (``rehearsal``), where the run is never kept."""
+        if run_id is not None and not self._db.rehearsing:
+            raise ValueError("a run gets an id of its choosing only in a rehearsal")
         stamp = _now(now)
         with self._db.write() as conn:
             planning.forget_candidates(conn)
         who = owner if owner is not None else str(process.current())
         return outbox.begin_run(
-            self._db, trigger, policy_fingerprint, stamp, who, connector=connector
+            self._db, trigger, policy_fingerprint, stamp, who, connector=connector, run_id=run_id
         )
 
     def candidate_serials(self, run_id: int) -> list[str]:
@@ -788,6 +803,100 @@ class Store:
         """Persist a small fact (JSON-able)."""
         with self._db.write() as conn:
             planning.set_meta(conn, self.dialect, key, value)
+
+    # -- the faces' audit (``syncd.store.audit``) ------------------------------------------
+
+    def audit_changes(
+        self, query: audit.ChangeQuery, *, limit: int, before: int | None = None
+    ) -> list[ChangeRow]:
+        """Changes matching ``query``, newest first, ``limit`` of them below id ``before``."""
+        return audit.changes(self._db, query, limit=limit, before=before)
+
+    def audit_rejects(
+        self, query: audit.RejectQuery, *, limit: int, before: int | None = None
+    ) -> list[audit.RejectPlace]:
+        """Rejects matching ``query``, newest first, with where their file lies now."""
+        return audit.rejects(self._db, query, limit=limit, before=before)
+
+    def audit_runs(
+        self, query: audit.RunQuery, *, limit: int, before: int | None = None
+    ) -> list[RunRow]:
+        """Runs matching ``query``, newest first."""
+        return audit.runs(self._db, query, limit=limit, before=before)
+
+    def run_triggers(self, run_ids: Iterable[int]) -> dict[int, str]:
+        """What made each of these runs (``schedule``, ``cli``, ``webhook``...)."""
+        return audit.run_triggers(self._db, run_ids)
+
+    def run_batches(self, run_id: int) -> list[BatchEntry]:
+        """The source batches a run read, in order."""
+        return audit.batches_of_run(self._db, run_id)
+
+    def change_kinds(self, run_id: int) -> dict[str, int]:
+        """The run's changes per operation (``{"create": 3, "conflict": 1}``)."""
+        return audit.change_kinds(self._db, run_id)
+
+    def note_batch_place(self, batch_id: int, where: str) -> None:
+        """Record where a batch's data lies once its source set it down."""
+        audit.note_batch_place(self._db, batch_id, where)
+
+    def open_conflicts(
+        self, *, serial: str | None = None, limit: int | None = None
+    ) -> list[audit.ConflictRow]:
+        """Open conflicts by serial and field."""
+        return audit.open_conflicts(self._db, serial=serial, limit=limit)
+
+    def count_open_conflicts(self, *, besides_run: int | None = None) -> int:
+        """How many fields are in open conflict (``besides_run``: not counting the serials
+        that run is planning)."""
+        return audit.count_open_conflicts(self._db, besides_run=besides_run)
+
+    def keep_inventory_value(
+        self, conflict: audit.ConflictRow, *, by: str, now: datetime | None = None
+    ) -> None:
+        """Settle ``conflict`` by keeping the inventory's value: no longer written nor
+        reported while both sides stay as they are."""
+        audit.keep_value(self._db, conflict, by=by, now=_now(now), dialect=self.dialect)
+
+    def take_conflict(self, serial: str, field: str) -> audit.ConflictRow | None:
+        """Remove one open conflict and return it (``None``: there is none)."""
+        with self._db.write() as conn:
+            return audit.take_conflict(conn, serial, field)
+
+    def drop_kept(self, serial: str, field: str) -> bool:
+        """Forget a decision to keep the inventory's value of a field."""
+        return audit.drop_kept(self._db, serial, field)
+
+    def kept_values(self, *, serial: str | None = None) -> list[audit.KeptRow]:
+        """The standing decisions to keep the inventory's value."""
+        return audit.kept_values(self._db, serial=serial)
+
+    def missing_devices(self, *, limit: int) -> list[audit.MissingRow]:
+        """Serials a source wants that the inventory does not hold, with their last change."""
+        return audit.missing(self._db, limit=limit)
+
+    def count_missing(self) -> int:
+        """How many serials a source wants are not in the inventory."""
+        return audit.count_missing(self._db)
+
+    def orphans(self, *, limit: int | None = None) -> list[audit.OrphanRow]:
+        """Owned devices no source wants, waiting out their grace."""
+        return audit.orphans(self._db, limit=limit)
+
+    def source_rows(self, serial: str) -> list[dict[str, Any]]:
+        """Every source's stored row for ``serial``."""
+        return audit.source_rows(self._db, serial)
+
+    def mirror_row(self, serial: str) -> dict[str, Any] | None:
+        """The mirror's entry for ``serial``."""
+        return audit.mirror_row(self._db, serial)
+
+    def planned_as_stored(self, serial: str, policy_fingerprint: str) -> bool:
+        """Whether the last released plan of ``serial`` saw its sources as stored now,
+        under this policy (else the next plan may judge it otherwise)."""
+        with self._db.read() as conn:
+            policy = planning.get_meta(conn, planning.PLANNED_POLICY)
+        return policy == policy_fingerprint and audit.planned_as_stored(self._db, serial)
 
     # -- retention -------------------------------------------------------------------------
 

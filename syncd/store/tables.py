@@ -51,6 +51,9 @@ class SourceBatch(SQLModel, table=True):
     inserted: int = _col(sa.Integer())
     updated: int = _col(sa.Integer())
     removed: int = _col(sa.Integer())
+    #: Where the batch's data lies once the source set it down (a CSV file moved to
+    #: ``processed/`` or ``failed/``), so a reject's file:line can be followed there.
+    stored_at: str | None = _col(sa.Text(), nullable=True)
 
     __table_args__ = (sa.Index("ix_source_batch_connector", "connector", "id"),)
 
@@ -329,6 +332,48 @@ class TriggerRequest(SQLModel, table=True):
     __table_args__ = (sa.Index("ix_trigger_request_state", "state", "connector", "id"),)
 
 
+class OpenConflict(SQLModel, table=True):
+    """A field of a device that the inventory and the sources disagree on, and that syncd
+    leaves alone until a person decides (a hand edit kept, by default); ``field`` ``""``:
+    the whole serial (a collision in a source).
+
+    Rewritten for a serial each time a released plan plans it, so it says what the
+    latest plan found: a conflict stays listed on every plan until it is resolved
+    (``syncd conflicts resolve``), the inventory or the source changes, or the policy
+    does. ``inventory_value``/``source_value`` are in write form (ids for type and
+    organization).
+    """
+
+    __tablename__ = "open_conflict"
+
+    serial_number: str = _pk(sa.String())
+    field: str = _pk(sa.String())
+    inventory_value: Any = _col(sa.JSON(), nullable=True)
+    source_value: Any = _col(sa.JSON(), nullable=True)
+    sources: list[str] = _col(sa.JSON())
+    origins: list[str] = _col(sa.JSON())
+    reason: str = _col(sa.Text())
+    run_id: int = _col(BigId)
+    change_id: int | None = _col(BigId, nullable=True)
+    first_seen_at: datetime = _col(UTCDateTime())
+    last_seen_at: datetime = _col(UTCDateTime())
+
+
+class KeptValue(SQLModel, table=True):
+    """A conflict resolved by keeping the inventory's value: while the inventory holds
+    ``inventory_value`` and the sources want ``source_value``, the field is settled
+    (neither written nor reported). A change of either side ends the decision."""
+
+    __tablename__ = "kept_value"
+
+    serial_number: str = _pk(sa.String())
+    field: str = _pk(sa.String())
+    inventory_value: Any = _col(sa.JSON(), nullable=True)
+    source_value: Any = _col(sa.JSON(), nullable=True)
+    decided_by: str = _col(sa.String())
+    decided_at: datetime = _col(UTCDateTime())
+
+
 class StoreMeta(SQLModel, table=True):
     """Small facts the store keeps between runs (the last planned policy fingerprint)."""
 
@@ -396,5 +441,7 @@ CHANGE = table(Change)
 STORE_META = table(StoreMeta)
 LEASE_LOCK = table(LeaseLock)
 TRIGGER_REQUEST = table(TriggerRequest)
+OPEN_CONFLICT = table(OpenConflict)
+KEPT_VALUE = table(KeptValue)
 API_TOKEN = table(ApiToken)
 METRIC_SAMPLE = table(MetricSample)
