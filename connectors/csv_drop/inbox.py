@@ -160,74 +160,16 @@ class ClaimLock:
         self._finalizer()
 
 
-@dataclass(eq=False)
-class Claim:
-    """An entry this process holds: ``name`` in the claim folder ``folder`` (held open,
-    inside ``parent``, the ``processing`` folder), locked until set down. ``kind`` is
-    empty for a regular file, else what the entry is instead (it is never opened)."""
+class _FileIn:
+    """What reading a dropped file needs, whether claimed or read where it lies:
+    ``name`` in ``folder``, opened through the folder's descriptor."""
 
     folder: Folder
     name: str
-    lock: ClaimLock
-    parent: Folder
-    recovered: bool = False
-    kind: str = ""
-
-    @property
-    def directory(self) -> Path:
-        """The claim folder."""
-        return self.folder.path
 
     @property
     def path(self) -> Path:
-        """Where the claimed file is now (for people: reading goes through ``open()``)."""
-        return self.folder.path / self.name
-
-    def open(self) -> BinaryIO:
-        """The claimed file, open for reading; ``OSError`` unless it is a regular file."""
-        fd = self.folder.open_file(self.name, os.O_RDONLY | os.O_NONBLOCK)
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise OSError(errno.EINVAL, "not a regular file")
-            return os.fdopen(fd, "rb")
-        except BaseException:
-            os.close(fd)
-            raise
-
-    def identity(self) -> tuple[int, int]:
-        """Size and mtime (ns) of the claimed entry."""
-        info = self.folder.lstat(self.name)
-        return info.st_size, info.st_mtime_ns
-
-    def spool_writer(self) -> TextIO:
-        """Append to the rejects found while reading, for the report."""
-        fd = self.folder.open_file(SPOOL_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        return os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace")
-
-    def spool_reader(self) -> TextIO | None:
-        """The rejects written while reading, or ``None`` if there were none."""
-        try:
-            fd = self.folder.open_file(SPOOL_NAME, os.O_RDONLY)
-        except FileNotFoundError:
-            return None
-        return os.fdopen(fd, encoding="utf-8", errors="backslashreplace")
-
-
-class InPlace:
-    """A dropped file read where it lies (a dry run): never claimed, moved or noted. It
-    offers what a batch reads through a ``Claim`` (``open``, ``identity``, a spool that
-    is thrown away)."""
-
-    recovered = False
-
-    def __init__(self, folder: Folder, name: str) -> None:
-        self.folder = folder
-        self.name = name
-        self.kind = _kind(folder, name)
-
-    @property
-    def path(self) -> Path:
-        """Where the file is."""
+        """Where the file is now (for people: reading goes through ``open()``)."""
         return self.folder.path / self.name
 
     def open(self) -> BinaryIO:
@@ -245,6 +187,51 @@ class InPlace:
         """Size and mtime (ns) of the file."""
         info = self.folder.lstat(self.name)
         return info.st_size, info.st_mtime_ns
+
+
+@dataclass(eq=False)
+class Claim(_FileIn):
+    """An entry this process holds: ``name`` in the claim folder ``folder`` (held open,
+    inside ``parent``, the ``processing`` folder), locked until set down. ``kind`` is
+    empty for a regular file, else what the entry is instead (it is never opened)."""
+
+    folder: Folder
+    name: str
+    lock: ClaimLock
+    parent: Folder
+    recovered: bool = False
+    kind: str = ""
+
+    @property
+    def directory(self) -> Path:
+        """The claim folder."""
+        return self.folder.path
+
+    def spool_writer(self) -> TextIO:
+        """Append to the rejects found while reading, for the report."""
+        fd = self.folder.open_file(SPOOL_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        return os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace")
+
+    def spool_reader(self) -> TextIO | None:
+        """The rejects written while reading, or ``None`` if there were none."""
+        try:
+            fd = self.folder.open_file(SPOOL_NAME, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        return os.fdopen(fd, encoding="utf-8", errors="backslashreplace")
+
+
+class InPlace(_FileIn):
+    """A dropped file read where it lies (a dry run): never claimed, moved or noted. It
+    offers what a batch reads through a ``Claim`` (``open``, ``identity``, a spool that
+    is thrown away)."""
+
+    recovered = False
+
+    def __init__(self, folder: Folder, name: str) -> None:
+        self.folder = folder
+        self.name = name
+        self.kind = _kind(folder, name)
 
     def spool_writer(self) -> TextIO:
         """Where a claim keeps its rejects for the report: nowhere (nothing is written)."""

@@ -25,10 +25,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, get_args
 
 from syncd.config import PolicySettings
-from syncd.engine import Catalogue
+from syncd.engine import OPERATION_KINDS, Catalogue
 from syncd.errors import InvalidInputError
 from syncd.store import BatchEntry, ChangeRow, RunRow, Store
 from syncd.store.audit import (
@@ -42,33 +42,16 @@ from syncd.store.audit import (
     RunQuery,
 )
 from syncd.store.planning import UnknownRunError
+from syncd.store.rows import ChangeStatus, RunStatus
 
 T = TypeVar("T")
 
 #: The most rows one page holds.
 MAX_PAGE = 10_000
-#: Operation kinds and change statuses, as filters accept them.
-OPERATIONS: tuple[str, ...] = ("create", "adopt", "update", "delete", "conflict", "reject", "skip")
-CHANGE_STATUSES: tuple[str, ...] = (
-    "pending",
-    "held",
-    "dispatched",
-    "applying",
-    "applied",
-    "failed",
-    "skipped",
-)
-RUN_STATUSES: tuple[str, ...] = (
-    "planning",
-    "held",
-    "applying",
-    "done",
-    "failed",
-    "discarded",
-    "interrupted",
-    "skipped",
-    "idle",
-)
+#: Operation kinds, change and run statuses, as filters accept them.
+OPERATIONS: tuple[str, ...] = OPERATION_KINDS
+CHANGE_STATUSES: tuple[str, ...] = get_args(ChangeStatus)
+RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 
 
 @dataclass(frozen=True, slots=True)
