@@ -51,9 +51,17 @@ ROLE_TABLE: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/metrics"): ("viewer", "/metrics"),
     ("GET", "/healthz"): ("public", "/healthz"),
     ("GET", "/readyz"): ("public", "/readyz"),
+    ("GET", "/v1/runs"): ("viewer", "/v1/runs"),
+    ("GET", "/v1/runs/{run_id}"): ("viewer", "/v1/runs/1"),
+    ("GET", "/v1/changes"): ("viewer", "/v1/changes"),
+    ("GET", "/v1/rejects"): ("viewer", "/v1/rejects"),
+    ("GET", "/v1/devices/{serial:path}/history"): ("viewer", "/v1/devices/A/B/history"),
+    ("GET", "/v1/drift"): ("viewer", "/v1/drift"),
 }
 #: A body each POST route accepts from a caller with the right role.
-BODIES: dict[str, Any] = {"/v1/triggers": {"connector": "procurement"}}
+BODIES: dict[str, Any] = {
+    "/v1/triggers": {"connector": "procurement"},
+}
 
 
 def access_problems(app: FastAPI, table: dict[tuple[str, str], tuple[str, str]]) -> list[str]:
