@@ -51,6 +51,7 @@ ROLE_TABLE: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/metrics"): ("viewer", "/metrics"),
     ("GET", "/healthz"): ("public", "/healthz"),
     ("GET", "/readyz"): ("public", "/readyz"),
+    ("GET", "/openapi.json"): ("public", "/openapi.json"),
     ("GET", "/v1/runs"): ("viewer", "/v1/runs"),
     ("GET", "/v1/runs/{run_id}"): ("viewer", "/v1/runs/1"),
     ("GET", "/v1/changes"): ("viewer", "/v1/changes"),

@@ -53,7 +53,7 @@ def create_app(
 ) -> FastAPI:
     """The API of ``settings``. Reads the secrets (``ConfigError`` if a secret file is
     unusable) and opens the store unless they are given; a given store stays open."""
-    from syncd.api import actions, audit, health, metrics, triggers, webhooks
+    from syncd.api import actions, audit, health, metrics, openapi, triggers, webhooks
 
     secrets = secrets if secrets is not None else ApiSecrets.from_settings(settings)
     owned = store is None
@@ -83,6 +83,7 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(audit.router)
     app.include_router(actions.router)
+    app.include_router(openapi.router)
     app.add_exception_handler(InvalidBodyError, _invalid)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(SyncdError, _failure)
