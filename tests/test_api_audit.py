@@ -13,6 +13,7 @@ import dataclasses
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -40,6 +41,7 @@ class Served:
     """A store written by real runs, and ``syncd serve`` over it."""
 
     env: RunEnv
+    api: ApiProcess
     http: httpx.Client
     viewer: dict[str, str]
     operator: dict[str, str]
@@ -81,6 +83,7 @@ def _serve(env: RunEnv, root: Path) -> Iterator[Served]:
     with ApiProcess(path, env=environment) as api, api.client() as http:
         yield Served(
             env,
+            api,
             http,
             {"Authorization": f"Bearer {viewer.get_secret_value()}"},
             {"Authorization": f"Bearer {operator.get_secret_value()}"},
@@ -142,6 +145,7 @@ def test_runs_and_one_run_answer_what_the_store_holds(audited: Served) -> None:
     assert _ids(audited.ok("/v1/runs", status="failed")["items"]) == [1]
     assert audited.ok("/v1/runs", trigger="schedule")["items"] == []
     assert one["status"] == "failed"
+    assert one["error"] == stored[-1][3] is not None
     assert one["changes_by_operation"] == {"create": 6}
     assert one["changes_by_status"] == dict(
         audited.sql("SELECT status, count(*) FROM change WHERE run_id = 1 GROUP BY status")
@@ -279,6 +283,9 @@ def test_approve_of_a_held_plan_applies_it_and_names_who(served: Served) -> None
     after = served.env.devices()["SN00002"]["location"]
     again = served.http.post(path, headers=served.operator)
     [(status, by)] = served.sql("SELECT status, approved_by FROM sync_run WHERE id = :i", i=run_id)
+    detail = served.ok(f"/v1/runs/{run_id}")
+    with Store.open(served.env.store_url) as store:
+        orphans = store.orphans()
 
     assert as_viewer.status_code == 403
     assert before == "DC1"  # the viewer's attempt did nothing
@@ -291,6 +298,22 @@ def test_approve_of_a_held_plan_applies_it_and_names_who(served: Served) -> None
     assert again.status_code == 409
     assert f"run {run_id} is done, not held" in again.json()["detail"]
     assert served.http.post("/v1/runs/99/approve", headers=served.operator).status_code == 404
+    # the run's detail names the orphans the smaller source left, with when each falls due
+    waiting = {o["serial_number"]: o for o in detail["orphans_waiting"]}
+    assert (
+        sorted(waiting)
+        == sorted(o.serial_number for o in orphans)
+        == [f"SN{i:05d}" for i in range(3, 11)]
+    )
+    for orphan in orphans:
+        due = datetime.fromisoformat(waiting[orphan.serial_number]["due_not_before"])
+        assert due - orphan.first_missing.replace(tzinfo=UTC) == timedelta(hours=24)
+        assert waiting[orphan.serial_number]["runs_left"] == 3 - orphan.runs_missing
+    # no secret reached the server's output
+    output = served.api.output()
+    for secret in (served.viewer, served.operator):
+        assert secret["Authorization"].removeprefix("Bearer ") not in output
+    assert served.env.sandbox.token.get_secret_value() not in output
 
 
 def test_discard_of_a_held_plan_skips_it(served: Served) -> None:
