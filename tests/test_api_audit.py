@@ -205,6 +205,7 @@ def test_paging_walks_every_change_exactly_once(audited: Served) -> None:
 
     assert seen == [i for (i,) in audited.sql("SELECT id FROM change ORDER BY id DESC")]
     assert pages == 4  # 7 changes, 2 a page
+    assert applied["next"].startswith("/v1/changes?")  # relative: right behind any proxy
     assert "status=applied" in applied["next"]  # the next page keeps the filters
     older = audited.http.get(applied["next"], headers=audited.viewer).json()["items"]
     assert {c["status"] for c in older} == {"applied"}

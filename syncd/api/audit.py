@@ -5,7 +5,7 @@ Each route reads through ``syncd.service.audit``, as ``syncd runs|show|changes|r
 history|drift`` do, with the same filters under the same names, and answers the same
 JSON (the service's ``*_json``). Listings are newest first, one page at a time:
 ``limit`` rows below the id ``before``; the answer's ``next_before`` is the cursor of
-the next page and ``next`` the URL that fetches it (``null`` on the last page).
+the next page and ``next`` the path and query that fetch it (``null`` on the last page).
 
 A serial may hold ``/``: the history route takes the rest of the path, so both
 ``/v1/devices/A/B/history`` and ``/v1/devices/A%2FB/history`` name serial ``A/B``.
@@ -51,12 +51,15 @@ def _when(text: str | None, name: str) -> datetime | None:
 
 
 def _paged(request: Request, page: Page[T], shape: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
-    """``page_json`` and ``next``: this request's URL for the next page."""
+    """``page_json`` and ``next``: this request's path and query for the next page
+    (relative, so it holds behind a proxy that rewrites the scheme or the host)."""
     answer = audit.page_json(page, shape)
     cursor = page.next_before
-    answer["next"] = (
-        None if cursor is None else str(request.url.include_query_params(before=cursor))
-    )
+    if cursor is None:
+        answer["next"] = None
+    else:
+        url = request.url.include_query_params(before=cursor)
+        answer["next"] = f"{url.path}?{url.query}"
     return answer
 
 
