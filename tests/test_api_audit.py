@@ -378,9 +378,11 @@ def test_revert_dry_run_then_for_real(served: Served) -> None:
     assert done.json()["status"] == "done"
     assert done.json()["refused"] == []
     assert served.env.devices()["SN00003"]["name"] == "sw-00003"
-    assert served.sql("SELECT trigger FROM sync_run WHERE id = :i", i=done.json()["run"]) == [
-        ("revert",)
-    ]
+    with Store.open(served.env.store_url) as store:
+        revert_run = store.run(done.json()["run"])
+    assert revert_run is not None
+    assert revert_run.trigger == "revert"
+    assert revert_run.summary["requested_by"] == "alice"
 
 
 def test_action_bodies_are_checked_and_size_limited(served: Served) -> None:

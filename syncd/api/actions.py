@@ -4,7 +4,8 @@
 Each goes through ``syncd.service.actions``, as ``syncd approve|discard|revert|retry``
 do, and is done before the answer goes out (an approval applies the plan's changes
 through the rate-limited outbox, in a worker thread). The token's name is who did it:
-kept as ``approved_by`` of an approval or a discard, and logged for every action. A run
+kept as ``approved_by`` of an approval, in the error of a discard (``discarded by``),
+as ``requested_by`` in a revert run's summary, and logged for every action. A run
 that does not exist is 404, one not held 409 (``syncd.errors.failure_kind``).
 
 Bodies are optional JSON objects (an empty body takes the defaults), refused when they
@@ -142,7 +143,7 @@ async def post_revert(run_id: Id, request: Request, ctx: Context, who: Operator)
     def work() -> dict[str, Any]:
         _known(ctx, run_id)  # before the inventory is read
         with _runner(ctx) as runner:
-            outcome = actions.revert_run(runner, run_id=run_id, dry_run=body.dry_run)
+            outcome = actions.revert_run(runner, run_id=run_id, dry_run=body.dry_run, by=who.name)
         result = outcome.run
         return {
             **audit.plan_json(result),
