@@ -51,9 +51,23 @@ ROLE_TABLE: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/metrics"): ("viewer", "/metrics"),
     ("GET", "/healthz"): ("public", "/healthz"),
     ("GET", "/readyz"): ("public", "/readyz"),
+    ("GET", "/openapi.json"): ("public", "/openapi.json"),
+    ("GET", "/v1/runs"): ("viewer", "/v1/runs"),
+    ("GET", "/v1/runs/{run_id}"): ("viewer", "/v1/runs/1"),
+    ("GET", "/v1/changes"): ("viewer", "/v1/changes"),
+    ("GET", "/v1/rejects"): ("viewer", "/v1/rejects"),
+    ("GET", "/v1/devices/{serial:path}/history"): ("viewer", "/v1/devices/A/B/history"),
+    ("GET", "/v1/drift"): ("viewer", "/v1/drift"),
+    ("POST", "/v1/runs/{run_id}/approve"): ("operator", "/v1/runs/1/approve"),
+    ("POST", "/v1/runs/{run_id}/discard"): ("operator", "/v1/runs/1/discard"),
+    ("POST", "/v1/runs/{run_id}/revert"): ("operator", "/v1/runs/1/revert"),
+    ("POST", "/v1/changes/retry"): ("operator", "/v1/changes/retry"),
 }
 #: A body each POST route accepts from a caller with the right role.
-BODIES: dict[str, Any] = {"/v1/triggers": {"connector": "procurement"}}
+BODIES: dict[str, Any] = {
+    "/v1/triggers": {"connector": "procurement"},
+    "/v1/changes/retry": {"run": 1},
+}
 
 
 def access_problems(app: FastAPI, table: dict[tuple[str, str], tuple[str, str]]) -> list[str]:

@@ -53,7 +53,7 @@ def create_app(
 ) -> FastAPI:
     """The API of ``settings``. Reads the secrets (``ConfigError`` if a secret file is
     unusable) and opens the store unless they are given; a given store stays open."""
-    from syncd.api import health, metrics, triggers, webhooks
+    from syncd.api import actions, audit, health, metrics, openapi, triggers, webhooks
 
     secrets = secrets if secrets is not None else ApiSecrets.from_settings(settings)
     owned = store is None
@@ -69,6 +69,7 @@ def create_app(
 
     app = FastAPI(
         title="syncd",
+        version=_version(),
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -80,10 +81,19 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(audit.router)
+    app.include_router(actions.router)
+    app.include_router(openapi.router)
     app.add_exception_handler(InvalidBodyError, _invalid)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(SyncdError, _failure)
     return app
+
+
+def _version() -> str:
+    from syncd import __version__
+
+    return __version__
 
 
 async def _invalid(request: Request, exc: Exception) -> JSONResponse:

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from syncd.cli.common import console
-from syncd.engine import Catalogue, Operation, Plan
+from syncd.engine import Catalogue, Plan
 from syncd.engine.model import WRITE_KINDS
 from syncd.service import BatchReport, RunResult
 from syncd.service.audit import (
@@ -32,11 +32,13 @@ from syncd.service.audit import (
     RunDetail,
     change_json,
     location_now,
+    operation_json,
+    plan_json,
 )
 from syncd.store import ChangeRow, RunRow
 from syncd.store.audit import ConflictRow
 
-__all__ = ["change_json"]  # the change's JSON shape is the service's (syncd.service.audit)
+__all__ = ["change_json", "operation_json", "plan_json"]  # shapes defined in syncd.service.audit
 
 _KIND_STYLE = {
     "create": "green",
@@ -276,22 +278,6 @@ def changes_table(rows: Iterable[ChangeRow | ChangeView], labels: Labels = _NO_L
             answer,
         )
     return table
-
-
-def operation_json(op: Operation) -> dict[str, Any]:
-    return {
-        "operation": op.kind,
-        "serial_number": op.serial_number,
-        "changes": {k: {"before": c.before, "after": c.after} for k, c in op.changes.items()},
-        "reason": op.reason,
-        "sources": list(op.sources),
-        "origins": list(op.origins),
-    }
-
-
-def plan_json(result: RunResult) -> dict[str, Any]:
-    """The whole document ``write_plan_json`` streams (for callers that want a dict)."""
-    return {**result.summary(), "plan": [operation_json(op) for op in result.plan.operations]}
 
 
 def _dumps(value: object) -> str:

@@ -25,10 +25,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args
 
 from syncd.config import PolicySettings
-from syncd.engine import OPERATION_KINDS, Catalogue
+from syncd.engine import OPERATION_KINDS, Catalogue, Operation
 from syncd.errors import InvalidInputError
 from syncd.store import BatchEntry, ChangeRow, RunRow, Store
 from syncd.store.audit import (
@@ -43,6 +43,9 @@ from syncd.store.audit import (
 )
 from syncd.store.planning import UnknownRunError
 from syncd.store.rows import ChangeStatus, RunStatus
+
+if TYPE_CHECKING:
+    from syncd.service.runs import RunResult
 
 T = TypeVar("T")
 
@@ -595,6 +598,23 @@ def device_history_json(history: DeviceHistory) -> dict[str, Any]:
         "more_changes_before": history.changes.next_before,
         "rejects": [reject_json(r) for r in history.rejects],
     }
+
+
+def operation_json(op: Operation) -> dict[str, Any]:
+    """A planned operation (not yet recorded as a change)."""
+    return {
+        "operation": op.kind,
+        "serial_number": op.serial_number,
+        "changes": {k: {"before": c.before, "after": c.after} for k, c in op.changes.items()},
+        "reason": op.reason,
+        "sources": list(op.sources),
+        "origins": list(op.origins),
+    }
+
+
+def plan_json(result: RunResult) -> dict[str, Any]:
+    """A run's figures and its whole plan (``syncd plan --json``, a revert over HTTP)."""
+    return {**result.summary(), "plan": [operation_json(op) for op in result.plan.operations]}
 
 
 def page_json(page: Page[T], shape: Callable[[T], Mapping[str, Any]]) -> dict[str, Any]:

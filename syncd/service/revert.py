@@ -69,9 +69,11 @@ def revert(
     change_id: int | None = None,
     dry_run: bool = False,
     progress: Progress | None = None,
+    by: str | None = None,
 ) -> RevertResult:
     """Undo run ``run_id``'s applied changes, or the one change ``change_id`` (see the
-    module). ``dry_run`` shows the plan and the refusals and writes nothing."""
+    module). ``dry_run`` shows the plan and the refusals and writes nothing. ``by``:
+    who asked (an API token's name), kept in the revert run's summary."""
     store = runner.store
     changes = _changes(runner, run_id, change_id)
     of_run = run_id if run_id is not None else (changes[0].run_id if changes else None)
@@ -95,6 +97,8 @@ def revert(
             for r in refused[:100]
         ],
     }
+    if by is not None:
+        summary["requested_by"] = by
     if dry_run:
         result.status = "done"
         store.finish_run(revert_id, "done", summary={**result.summary(), **summary})
