@@ -104,7 +104,7 @@ class Stack:
                     f"{workdir} exists and was not made by this script: name another --workdir"
                 )
             shutil.rmtree(workdir)
-        for folder in (workdir, self.inbox, self.logs, self.secret("x").parent):
+        for folder in (workdir, self.inbox, self.logs, workdir / "secrets"):
             folder.mkdir(parents=True, exist_ok=True)
         (workdir / MARKER).touch()
         _write_secret(self.secret("inventory_token"), secrets.token_urlsafe(32))
