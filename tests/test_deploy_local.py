@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,8 @@ import pytest
 
 from syncd.cli.demo import example_file
 from syncd.store import Store
-from tests.procs import wait_for
+from tests.pg import REQUIRE_ENV
+from tests.procs import redis_binary, wait_for
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "local.sh"
 SECRETS = ("inventory_token", "operator_token", "token_pepper")
@@ -160,3 +162,35 @@ def test_a_folder_it_did_not_make_is_refused_and_left_alone(tmp_path: Path) -> N
 def _json(line: str) -> dict[str, object]:
     value: dict[str, object] = json.loads(line)
     return value
+
+
+@pytest.mark.postgres
+def test_check_passes_scaled_out_on_a_throw_away_postgres(tmp_path: Path, workdir: Path) -> None:
+    redis_binary()  # skipped without redis-server (a failure under SYNCD_REQUIRE_REDIS=1)
+    _postgres_programs()
+    clusters_before = set(Path(tempfile.gettempdir()).glob("syncd-local-pg-*"))
+    out = tmp_path / "out.txt"
+    proc = _script("--check", "--postgres", "--scale-out", workdir=workdir, out=out)
+    code = _finish(proc, out, timeout=180)
+    output = out.read_text(errors="replace")
+    assert code == 0, output
+    assert "ready: broker, store" in output
+    assert "stopped cleanly: check passed" in output
+    assert _left_running(workdir) == {}
+    # the cluster is gone with its folder; the store URL it printed has no password
+    assert set(Path(tempfile.gettempdir()).glob("syncd-local-pg-*")) == clusters_before
+    assert "store    postgresql+psycopg://syncd@127.0.0.1:" in output
+    _no_secret_shown(workdir, output)
+
+
+def _postgres_programs() -> None:
+    """Skip without PostgreSQL's programs (a failure under SYNCD_REQUIRE_POSTGRES=1)."""
+    from syncd.topology import LocalStackError
+    from syncd.topology.postgres import find_programs
+
+    try:
+        find_programs()
+    except LocalStackError as exc:
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"PostgreSQL is required ({REQUIRE_ENV}=1): {exc}")
+        pytest.skip(str(exc))

@@ -26,7 +26,8 @@ USER = "syncd"
 DATABASE = "syncd"
 
 
-def _bindir() -> Path:
+def find_programs() -> Path:
+    """The folder of PostgreSQL's programs (the newest installed version)."""
     found = sorted(
         Path("/usr/lib/postgresql").glob("*/bin/initdb"),
         key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
@@ -107,7 +108,7 @@ class LocalPostgres:
 
 def start_postgres() -> LocalPostgres:
     """Start a cluster (see the module); ``LocalStackError`` saying why it cannot."""
-    bindir, run_as = _bindir(), _run_as()
+    bindir, run_as = find_programs(), _run_as()
     root = Path(tempfile.mkdtemp(prefix="syncd-local-pg-"))
     if run_as:
         shutil.chown(root, user=run_as, group=run_as)
