@@ -34,8 +34,11 @@
     │                                conflict of that field); ``UnknownRunError`` is one
     ├── InvalidInputError            a request (CLI option, HTTP query) cannot be used: a
     │                                filter, a time or a cursor that means nothing
-    └── ExportError                  (syncd.store.retention) an audit export cannot be written:
-                                     nothing of that chunk was deleted
+    ├── ExportError                  (syncd.store.retention) an audit export cannot be written:
+    │                                nothing of that chunk was deleted
+    └── LocalStackError              (syncd.topology) a process of the local deployment did not
+        │                            start, died or did not stop (names it and its log)
+        └── CheckFailedError         (syncd.topology.check) the end to end saw something else
 
 ``failure_kind(exc)`` says what each branch means to the faces: the name a person
 reads, the exit code of the command line and the HTTP status of the API, from one

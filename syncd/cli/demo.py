@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -38,8 +39,7 @@ def example_file(name: str) -> str:
 def demo_config(base_url: str, workdir: Path) -> str:
     """The example config, pointed at this sandbox and this working directory."""
     text = example_file("syncd.example.toml")
-    # (the section the key is in, the key, its demo value); a key is looked for after
-    # its section's header, since several sections share names (``schedule``)
+    # (the section the key is in, the key, its demo value)
     replacements = (
         ("[inventory]", "base_url", json.dumps(base_url)),
         ("[store]", "url", json.dumps(f"sqlite:///{workdir / 'syncd.db'}")),
@@ -51,11 +51,18 @@ def demo_config(base_url: str, workdir: Path) -> str:
         ("[inventory.rate_limit]", "requests_per_second", "50.0"),
         ("[inventory.rate_limit]", "burst", "50"),
     )
+    return set_keys(text, replacements)
+
+
+def set_keys(text: str, replacements: Iterable[tuple[str, str, str]]) -> str:
+    """The example config ``text`` with each ``(section, key, value)`` set: a key is
+    looked for after its section's header, since several sections share names
+    (``schedule``); ``RuntimeError`` if the example lost a key a caller relies on."""
     for section, key, value in replacements:
         start = text.index(f"\n{section}\n")
         head, tail = text[:start], text[start:]
         tail, found = re.subn(rf"(?m)^{key} = [^#\n]*", f"{key} = {value}   ", tail, count=1)
-        if not found:  # the example lost a key the demo relies on: say so, plainly
+        if not found:  # say so, plainly
             raise RuntimeError(f"the example config has no {key} under {section}")
         text = head + tail
     return text
