@@ -26,15 +26,9 @@ from pathlib import Path
 
 import pytest
 
+from syncd.topology.procs import free_port
+
 REQUIRE_REDIS_ENV = "SYNCD_REQUIRE_REDIS"
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def wait_for(
