@@ -230,7 +230,7 @@ def test_demo_runs_the_embedded_daemon_end_to_end(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "done" in out
     assert "{'applied': 40}" in out  # picked up on the schedule and applied
-    assert "procurement.csv:42" in out  # the bad IP row, by line
+    assert "processed/procurement.csv:42" in out  # the bad IP row, by line, where it lies now
     assert "0 write call(s) (nothing had changed)" in out  # the triggered run
     assert "stopped with exit code 0" in out
     assert "0 change(s) left on their way" in out
