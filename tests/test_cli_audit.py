@@ -421,6 +421,27 @@ def test_a_netbox_ui_export_is_read_when_the_policy_ignores_status(world: World)
     assert "not a status" in managed.rejects[0].reason
 
 
+#: NetBox 4's device list exported with its default columns, plus ``Serial number``.
+NETBOX_DEFAULT_EXPORT = (
+    "Name,Status,Tenant,Site,Location,Rack,Role,Manufacturer,Type,IP Address,Serial number\n"
+    "edge-3,Active,Acme Corp IT,DC1,Hall A,R12,Router,Cisco,Cisco Catalyst 9300,"
+    "10.99.0.13/24,NB003\n"
+    "edge-4,Offline,Acme Corp IT,DC2,,,Firewall,Fortinet,FortiGate 100F,,NB004\n"
+)
+
+
+def test_a_netbox_default_export_joins_site_and_location_as_the_connector_does(
+    world: World,
+) -> None:
+    world.env.drop(NETBOX_DEFAULT_EXPORT, name="netbox_default.csv")
+    result = world.env.run()
+    assert result.ingest.rejects == 0
+    devices = world.env.devices()
+    assert devices["NB003"]["location"] == "DC1 / Hall A"  # Rack is not mapped by default
+    assert devices["NB004"]["location"] == "DC2"
+    assert devices["NB003"]["ip_address"] == "10.99.0.13"
+
+
 def test_a_reader_that_stops_early_gets_no_traceback(world: World) -> None:
     bad = "".join(
         f"BAD{n},b,Cisco Catalyst 9300,Acme Corp IT,999.0.0.{n},DC1\n" for n in range(3000)

@@ -8,9 +8,16 @@ import pytest
 from pydantic import ValidationError
 
 from connectors.csv_drop import CsvDropConfig
-from connectors.csv_drop.header import HeaderError, normalize_header, plan_header
+from connectors.csv_drop.header import (
+    PATH_SEPARATOR,
+    HeaderError,
+    join_path,
+    normalize_header,
+    plan_header,
+)
 from connectors.csv_drop.reader import sniff_delimiter
 from connectors.csv_drop.values import parse_action, parse_ip, parse_mac, parse_status
+from connectors.netbox.config import NetBoxMapping
 
 
 @pytest.mark.parametrize(
@@ -93,6 +100,24 @@ def test_config_columns_win_over_aliases() -> None:
     config = CsvDropConfig(inbox=Path("in"), columns={"Name": "ignore", "Gerät": "name"})
     plan = plan_header(["serial", "name", "Gerät"], columns=config.columns, required=["name"])
     assert plan.fields == {"serial_number": 0, "name": 2}
+
+
+def test_location_columns_are_the_parts_of_one_path_and_other_fields_stay_single() -> None:
+    netbox = ["Name", "Status", "Tenant", "Site", "Location", "Rack", "Serial number"]
+    plan = plan_header(netbox, columns={}, required=["serial_number"])
+    assert plan.fields["location"] == 3
+    assert plan.path == (3, 4)  # Rack stays an unused column until it is mapped
+    assert (5, "Rack") in plan.extra
+    mapped = plan_header(netbox, columns={"rack": "location"}, required=["serial_number"])
+    assert mapped.path == (3, 4, 5)
+    assert join_path(["a", "", "", "DC1", "", "R12", "S1"], mapped.path)[3] == "DC1 / R12"
+    assert plan_header(["serial", "site"], columns={}, required=[]).path == ()
+    with pytest.raises(HeaderError, match=r"'Name' \(1\) and 'Hostname' \(2\) both map to name"):
+        plan_header(["Name", "Hostname", "serial"], columns={}, required=[])
+
+
+def test_location_parts_are_joined_as_the_netbox_connector_joins_site_location_rack() -> None:
+    assert NetBoxMapping().location_separator == PATH_SEPARATOR
 
 
 def test_missing_required_column_names_the_headers_found() -> None:

@@ -7,6 +7,11 @@ underscore, hyphen, dot or other punctuation removed), so ``Serial Number``,
 A header cell may span lines (a wrapped spreadsheet heading) but holds no other
 control character: such a header is refused, since header texts name columns in
 every message and key the unmapped values kept in ``DeviceRecord.extra``.
+
+Two columns feeding one field refuse the file, except ``location``: it is a path
+(NetBox's default device export has ``Site`` and ``Location``, and ``Rack`` once it is
+mapped), so its columns are its parts, joined in header order by ``" / "`` with the
+empty ones left out, as the NetBox connector builds it from site, location and rack.
 """
 
 from __future__ import annotations
@@ -19,6 +24,12 @@ from connectors.csv_drop.controls import find_control
 
 #: Value of a ``columns`` entry that drops the column on purpose.
 IGNORE = "ignore"
+
+#: The field whose several columns are parts joined in header order (a place's path).
+PATH_FIELD = "location"
+
+#: What joins those parts: the NetBox connector's default ``location_separator``.
+PATH_SEPARATOR = " / "
 
 _PUNCTUATION = re.compile(r"[\W_]+")
 
@@ -59,11 +70,14 @@ class HeaderPlan:
     ``fields`` maps a record field (or ``action``) to its column index; ``extra``
     lists the columns no field claims (kept in ``DeviceRecord.extra``), by index and
     header text; ``labels`` is each column's header as written, for messages.
+    ``path`` lists the columns of ``location`` when there are several (its first is
+    ``fields["location"]``); a row's parts are joined there (``join_path``).
     """
 
     fields: Mapping[str, int]
     extra: tuple[tuple[int, str], ...]
     labels: tuple[str, ...]
+    path: tuple[int, ...] = ()
 
     @property
     def width(self) -> int:
@@ -94,6 +108,7 @@ def plan_header(
                 f"at position {position}"
             )
     fields: dict[str, int] = {}
+    path: list[int] = []
     extra: list[tuple[int, str]] = []
     for index, label in enumerate(labels):
         key = normalize_header(label)
@@ -103,17 +118,29 @@ def plan_header(
         if field is None:
             extra.append((index, label or f"column {index + 1}"))
             continue
-        if field in fields:
+        if field == PATH_FIELD:
+            path.append(index)
+        if field in fields and field != PATH_FIELD:
             first = labels[fields[field]]
             raise HeaderError(
                 f"columns {first!r} ({fields[field] + 1}) and {label!r} ({index + 1}) both map "
                 f"to {field}; map one of them to {IGNORE!r} in the connector's columns option"
             )
-        fields[field] = index
+        fields.setdefault(field, index)
     missing = [name for name in required if name not in fields]
     if missing:
         found = ", ".join(repr(label) for label in labels)
         raise HeaderError(
             f"no column for required field {', '.join(missing)} (headers found: {found})"
         )
-    return HeaderPlan(fields=fields, extra=tuple(extra), labels=labels)
+    return HeaderPlan(
+        fields=fields, extra=tuple(extra), labels=labels, path=tuple(path) if len(path) > 1 else ()
+    )
+
+
+def join_path(row: list[str], path: tuple[int, ...]) -> list[str]:
+    """``row`` with the parts of ``location`` (the columns of ``path``) joined into its
+    first, empty parts left out; the row must be as wide as the header."""
+    joined = list(row)
+    joined[path[0]] = PATH_SEPARATOR.join(part for i in path if (part := row[i].strip()))
+    return joined

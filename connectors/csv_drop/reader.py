@@ -42,7 +42,13 @@ from connectors.base import BatchMode, Item
 from connectors.csv_drop.controls import CONTROL, escaped, find_control
 from connectors.csv_drop.encoding import Opener
 from connectors.csv_drop.fastrow import FastRow
-from connectors.csv_drop.header import HeaderError, HeaderPlan, plan_header
+from connectors.csv_drop.header import (
+    PATH_FIELD,
+    HeaderError,
+    HeaderPlan,
+    join_path,
+    plan_header,
+)
 from connectors.csv_drop.values import parse_action, parse_ip, parse_mac, parse_status
 from syncd.records import Action, DeviceRecord, Reject
 
@@ -406,7 +412,7 @@ class RowConverter:
                 fields[f],
                 f,
                 clear and f in CLEARABLE,
-                _column(labels, fields, f),
+                _column(labels, fields, f, plan.path),
                 f in MULTILINE_FIELDS,
                 MAX_LENGTHS.get(f),
             )
@@ -421,17 +427,20 @@ class RowConverter:
         self.action = fields.get("action")
         self.action_label = _column(labels, fields, "action") if self.action is not None else ""
         self.required = tuple(
-            (fields[f], _column(labels, fields, f))
+            (fields[f], _column(labels, fields, f, plan.path))
             for f in options.required
             if f not in ("serial_number", "action")
         )
         self.extra = plan.extra
+        self.path = plan.path
         self.fast = FastRow(self, MAX_LENGTHS["serial_number"]) if FAST_ROWS else None
 
     def __call__(  # noqa: PLR0911 - one return per outcome; this is the hot path
         self, row: list[str], line: int
     ) -> DeviceRecord | Reject | None:
         """The row starting on physical line ``line``, converted."""
+        if self.path and len(row) >= self.width:
+            row = join_path(row, self.path)
         if self.fast is not None:
             record = self.fast(row, line)
             if record is not None:
@@ -534,6 +543,10 @@ class RowConverter:
         return None
 
 
-def _column(labels: tuple[str, ...], fields: Mapping[str, int], field: str) -> str:
+def _column(
+    labels: tuple[str, ...], fields: Mapping[str, int], field: str, path: tuple[int, ...] = ()
+) -> str:
+    if field == PATH_FIELD and path:
+        return f"columns {' + '.join(repr(labels[i]) for i in path)} ({field})"
     label = labels[fields[field]]
     return f"column {label!r}" if label == field else f"column {label!r} ({field})"
