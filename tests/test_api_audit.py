@@ -368,6 +368,8 @@ def test_revert_dry_run_then_for_real(served: Served) -> None:
 
     assert dry.status_code == 200, dry.text
     assert dry.json()["dry_run"] is True
+    assert dry.json()["run"] is None  # a dry run is not numbered as a run
+    assert done.json()["run"] == run_id + 1
     assert dry.json()["revert_of"] == run_id
     assert [(op["operation"], op["serial_number"]) for op in dry.json()["plan"]] == [
         ("update", "SN00003")

@@ -61,7 +61,7 @@ def _operation(serial: str, kind: str = "create") -> Operation:
 def test_plan_json_is_plain_and_complete() -> None:
     ops = [_operation(f"SN{i:03}") for i in range(3)] + [_operation("ZZ", "update")]
     plan = Plan(operations=ops, counts={"create": 3, "update": 1})
-    result = RunResult(run_id=7, status="done", plan=plan, dry_run=True)
+    result = RunResult(run_id=7, status="done", plan=plan)
     out = io.StringIO()
     render.print_plan_json(result, out)
     text = out.getvalue()

@@ -33,6 +33,7 @@ def test_a_dry_run_plans_as_a_run_and_keeps_nothing(
     with env.runner() as runner:
         dry = runner.run(dry_run=True, trigger="plan", measure_drift=True)
         assert dry.run_id == 0
+        assert dry.summary()["run"] is None  # what `syncd plan --json` prints as its run
         kinds = sorted((op.kind, op.serial_number) for op in dry.plan.operations)
         assert kinds == [("conflict", "SN00001"), ("create", "SN00003"), ("update", "SN00002")]
         assert dry.drift is not None

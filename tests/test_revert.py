@@ -117,7 +117,9 @@ def test_revert_of_creates_is_gated_and_refuses_what_a_later_run_changed(env: Ru
     env.sandbox.clear_requests()
 
     with env.runner() as runner:
+        runs_before = runner.store.runs(limit=100)
         outcome = revert(runner, run_id=first.run_id, dry_run=True)
+        assert runner.store.runs(limit=100) == runs_before  # no run opened, none numbered
     assert env.writes() == []
     refused = {r.serial_number for r in outcome.refused}
     assert created[0].serial_number in refused  # a later run wrote it: undo that first

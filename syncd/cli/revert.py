@@ -53,7 +53,7 @@ def revert_command(
         outcome = revert(runner, run_id=run_id, change_id=change, dry_run=dry_run)
     result = outcome.run
     what = f"change {change}" if change is not None else f"run {run_id}"
-    console.rule(f"revert of {what}: run {result.run_id}")
+    console.rule(f"revert of {what}: " + ("dry run" if result.dry_run else f"run {result.run_id}"))
     show_result(result, limit=limit)
     for refusal in outcome.refused:
         console.print(

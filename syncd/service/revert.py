@@ -34,7 +34,7 @@ from syncd.engine.gates import check_gates
 from syncd.engine.values import current_value
 from syncd.errors import NotFoundError
 from syncd.service.apply import Progress
-from syncd.service.runs import Runner, RunResult
+from syncd.service.runs import DRY_RUN_ID, Runner, RunResult
 from syncd.store import ChangeRow, RunStateError
 from syncd.store.planning import REVERT_TRIGGER, UnknownRunError
 
@@ -72,17 +72,19 @@ def revert(
     by: str | None = None,
 ) -> RevertResult:
     """Undo run ``run_id``'s applied changes, or the one change ``change_id`` (see the
-    module). ``dry_run`` shows the plan and the refusals and writes nothing. ``by``:
+    module). ``dry_run`` shows the plan and the refusals, opens no run and writes nothing
+    to the inventory. ``by``:
     who asked (an API token's name), kept in the revert run's summary."""
     store = runner.store
     changes = _changes(runner, run_id, change_id)
     of_run = run_id if run_id is not None else (changes[0].run_id if changes else None)
+    if dry_run:
+        return _rehearsed(runner, changes, of_run)
     revert_id = store.begin_run(
         REVERT_TRIGGER, runner.policy.fingerprint(), owner=runner.owner, now=runner.clock()
     )
     log.info("revert.start", run=revert_id, of_run=of_run, changes=len(changes))
     result = RunResult(run_id=revert_id, status="planning", plan=Plan(operations=[]))
-    result.dry_run = dry_run
     try:
         operations, refused = _inverse(runner, changes)
         result.plan = _gated(runner, operations)
@@ -99,10 +101,6 @@ def revert(
     }
     if by is not None:
         summary["requested_by"] = by
-    if dry_run:
-        result.status = "done"
-        store.finish_run(revert_id, "done", summary={**result.summary(), **summary})
-        return outcome
     store.record_plan(revert_id, result.plan, now=runner.clock())
     if result.plan.held:
         result.status = "held"
@@ -116,6 +114,17 @@ def revert(
     store.finish_run(revert_id, "applying", summary=summary)
     outcome.run = runner.apply_recorded(result, progress)
     return outcome
+
+
+def _rehearsed(runner: Runner, changes: Sequence[ChangeRow], of_run: int | None) -> RevertResult:
+    """The inverse plan and its refusals, gated, as a dry run: no run is opened or
+    numbered and nothing is recorded (what the devices were read to be is kept in the
+    mirror: a fact, as a dry run of a sync keeps it)."""
+    operations, refused = _inverse(runner, changes)
+    result = RunResult(run_id=DRY_RUN_ID, status="done", plan=_gated(runner, operations))
+    result.dry_run = True
+    log.info("revert.dry_run", of_run=of_run, changes=len(changes), refused=len(refused))
+    return RevertResult(run=result, of_run=of_run, refused=refused)
 
 
 def _changes(runner: Runner, run_id: int | None, change_id: int | None) -> list[ChangeRow]:

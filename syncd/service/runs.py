@@ -100,7 +100,7 @@ class RunResult:
     def summary(self) -> dict[str, Any]:
         """Plain figures (JSON-able)."""
         out: dict[str, Any] = {
-            "run": self.run_id,
+            "run": None if self.dry_run else self.run_id,
             "status": self.status,
             "dry_run": self.dry_run,
             "held": self.plan.held,
