@@ -12,13 +12,14 @@ import sqlalchemy as sa
 from syncd.config import StoreSettings
 from syncd.errors import ConfigError
 from syncd.store import SchemaOutOfDateError, Store, StoreUnavailableError, upgrade_database
-from syncd.store.migrate import head_revision
+from syncd.store.migrate import HEAD, head_revision
 from tests import pg
 
 db_url = pg.db_url
 
 
 def test_migrations_create_exactly_the_models(db_url: str) -> None:
+    assert head_revision() == HEAD  # a new migration moves HEAD with it
     with Store.open(db_url) as store:
         assert store.schema_revision() == head_revision()
         assert store.schema_diff() == []
