@@ -81,6 +81,7 @@ _templates = jinja2.Environment(
     lstrip_blocks=True,
 )
 _templates.globals["location_now"] = audit.location_now
+_templates.globals["operation_kinds"] = audit.OPERATIONS
 _templates.filters["q"] = lambda value: quote(str(value), safe="")
 _templates.filters["when"] = lambda moment: "-" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S}"
 
