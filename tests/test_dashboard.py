@@ -189,6 +189,8 @@ def test_a_post_without_the_right_csrf_token_or_origin_is_refused(world: World) 
         before = world.env.devices()["SN00002"]["location"]
         status = world.run_status(world.held_run)
         same_site = http.post(approve, data={"csrf": csrf}, headers={"Origin": world.url})
+        again = http.post(approve, data={"csrf": csrf})
+        overview = http.get("/ui").text
 
     for refused in (missing, wrong, foreign, as_json):
         assert refused.status_code == 403, refused.text
@@ -198,6 +200,9 @@ def test_a_post_without_the_right_csrf_token_or_origin_is_refused(world: World) 
     assert (before, status) == ("DC1", "held")  # nothing was done
     assert same_site.status_code == 303  # the same form with its token does it
     assert world.run_status(world.held_run) == "done"
+    assert again.status_code == 409  # the service's verdict, as a page
+    assert f"run {world.held_run} is done, not held" in again.text
+    assert "Nothing held" in overview
 
 
 def test_the_login_form_needs_its_own_csrf_pair(shared: World) -> None:
@@ -277,15 +282,53 @@ def test_pages_show_names_drift_and_empty_states(shared: World) -> None:
         device = http.get("/ui/devices", params={"serial": "SN00001"}).text
         other_case = http.get("/ui/devices", params={"serial": "sn00001"})
         held = http.get(f"/ui/runs/{shared.held_run}").text
+        markup = http.get("/ui/devices", params={"serial": "<i>x</i>"})
 
     assert "by-hand" in drift  # the open conflict: the inventory's value
     assert "sw-00001" in drift  # and the source's
-    assert "No orphans waiting" in drift or "falls due" in drift
+    assert "Nothing missing" in drift
+    assert "after 2 more run(s), not before" in drift  # when each orphan falls due
     assert "3 (Cisco Catalyst 9300)" in device  # names beside ids
     assert other_case.status_code == 404  # serials are exact
     assert "&#39;sn00001&#39;" in other_case.text
     assert "held because" in held
     assert "Approve" in held
+    assert markup.status_code == 404
+    assert "&lt;i&gt;x&lt;/i&gt;" in markup.text  # escaped, never markup
+    assert "<i>x</i>" not in markup.text
+
+
+def test_the_session_cookie_is_strict_and_secure_over_https(shared: World) -> None:
+    cookies = {}
+    with Store.open(shared.env.store_url) as store:
+        _, token = issue(store, "carol", "viewer", SecretStr(PEPPER))
+    for scheme in ("http", "https"):
+        # as behind a TLS proxy on the same host (uvicorn trusts 127.0.0.1's header)
+        headers = {"X-Forwarded-Proto": scheme}
+        with shared.http() as http:
+            form = http.get("/ui/login", headers=headers)
+            [nonce] = CSRF.findall(form.text)
+            # sent by hand: the client keeps a Secure cookie from a plain-HTTP server
+            http.cookies.clear()
+            pair = {"Cookie": f"{LOGIN_COOKIE}={form.cookies[LOGIN_COOKIE]}"}
+            done = http.post(
+                "/ui/login",
+                data={"csrf": nonce, "token": token.get_secret_value()},
+                headers={**headers, **pair},
+            )
+        assert done.status_code == 303, done.text
+        [cookies[scheme]] = [
+            v for v in done.headers.get_list("set-cookie") if v.startswith(SESSION_COOKIE)
+        ]
+
+    for cookie in cookies.values():
+        assert "HttpOnly" in cookie
+        assert "SameSite=strict" in cookie
+        assert "Path=/" in cookie
+        assert f"Max-Age={int(SESSION_LIFETIME.total_seconds())}" in cookie
+        assert token.get_secret_value() not in cookie
+    assert "Secure" in cookies["https"]
+    assert "Secure" not in cookies["http"]
 
 
 # -- sessions, as pure functions -------------------------------------------------------------
