@@ -62,6 +62,19 @@ ROLE_TABLE: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/v1/runs/{run_id}/discard"): ("operator", "/v1/runs/1/discard"),
     ("POST", "/v1/runs/{run_id}/revert"): ("operator", "/v1/runs/1/revert"),
     ("POST", "/v1/changes/retry"): ("operator", "/v1/changes/retry"),
+    # the dashboard: a session cookie, not a token (tests/test_dashboard.py)
+    ("GET", "/ui/static/dashboard.css"): ("public", "/ui/static/dashboard.css"),
+    ("GET", "/ui/login"): ("public", "/ui/login"),
+    ("POST", "/ui/login"): ("dashboard-login", "/ui/login"),
+    ("POST", "/ui/logout"): ("dashboard-session", "/ui/logout"),
+    ("GET", "/ui"): ("dashboard-viewer", "/ui"),
+    ("GET", "/ui/runs/{run_id}"): ("dashboard-viewer", "/ui/runs/1"),
+    ("GET", "/ui/devices"): ("dashboard-viewer", "/ui/devices"),
+    ("GET", "/ui/drift"): ("dashboard-viewer", "/ui/drift"),
+    ("GET", "/ui/rejects"): ("dashboard-viewer", "/ui/rejects"),
+    ("POST", "/ui/runs/{run_id}/approve"): ("dashboard-operator", "/ui/runs/1/approve"),
+    ("POST", "/ui/runs/{run_id}/discard"): ("dashboard-operator", "/ui/runs/1/discard"),
+    ("POST", "/ui/changes/retry"): ("dashboard-operator", "/ui/changes/retry"),
 }
 #: A body each POST route accepts from a caller with the right role.
 BODIES: dict[str, Any] = {
@@ -185,11 +198,15 @@ def test_the_role_check_finds_a_route_without_a_role_or_with_two(tmp_path: Path)
     @app.get("/v1/forgotten")
     async def forgotten() -> None: ...
 
+    @app.get("/ui/forgotten-page")
+    async def forgotten_page() -> None: ...
+
     @app.post("/v1/confused", dependencies=[Depends(viewer), Depends(operator)])
     async def confused() -> None: ...
 
     assert access_problems(app, ROLE_TABLE) == [
         "GET /v1/forgotten declares no access",
+        "GET /ui/forgotten-page declares no access",
         "POST /v1/confused declares ['viewer', 'operator']",
     ]
 
@@ -230,6 +247,24 @@ def test_a_public_route_needs_no_token(server: Server, route: tuple[str, str]) -
     answer = server.call(method, ROLE_TABLE[route][1])
 
     assert answer.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "route", [k for k, (role, _) in ROLE_TABLE.items() if role.startswith("dashboard-")]
+)
+def test_a_dashboard_route_needs_a_session_not_a_token(
+    server: Server, route: tuple[str, str]
+) -> None:
+    method, _ = route
+    role, path = ROLE_TABLE[route]
+    for token in (None, server.operator, TRIGGER):
+        answer = server.call(method, path, token, data={"csrf": "x"})
+        if role == "dashboard-viewer":  # a page: to the login form, and back after
+            assert answer.status_code == 303, answer.text
+            assert answer.headers["location"].startswith("/ui/login?next=%2Fui")
+        else:  # a form: refused, as a page
+            assert answer.status_code == 403, answer.text
+            assert "text/html" in answer.headers["content-type"]
 
 
 @pytest.mark.parametrize(

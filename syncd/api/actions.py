@@ -81,7 +81,7 @@ async def _body(request: Request, model: type[B]) -> B:
 
 
 @contextmanager
-def _runner(ctx: ApiContext) -> Iterator[Runner]:
+def open_runner(ctx: ApiContext) -> Iterator[Runner]:
     """A runner over the app's store and a client of ``[inventory]`` (closed after)."""
     from syncd.service.daemon import build_client
 
@@ -100,7 +100,7 @@ async def post_approve(run_id: Id, ctx: Context, who: Operator) -> dict[str, Any
 
     def work() -> dict[str, Any]:
         actions.require_held(ctx.store, run_id)  # before the inventory is read
-        with _runner(ctx) as runner:
+        with open_runner(ctx) as runner:
             result = actions.approve(runner, run_id, who.name)
         applied = result.applied
         return {
@@ -142,7 +142,7 @@ async def post_revert(run_id: Id, request: Request, ctx: Context, who: Operator)
 
     def work() -> dict[str, Any]:
         _known(ctx, run_id)  # before the inventory is read
-        with _runner(ctx) as runner:
+        with open_runner(ctx) as runner:
             outcome = actions.revert_run(runner, run_id=run_id, dry_run=body.dry_run, by=who.name)
         result = outcome.run
         return {
@@ -173,7 +173,7 @@ async def post_retry(request: Request, ctx: Context, who: Operator) -> dict[str,
     def work() -> dict[str, Any]:
         if body.run is not None:
             _known(ctx, body.run)  # before the inventory is read
-        with _runner(ctx) as runner:
+        with open_runner(ctx) as runner:
             done = actions.retry(runner, run_id=body.run, change_ids=body.changes)
         return {
             "sent": [change.id for change in done.sent],

@@ -3,7 +3,8 @@
 Every route declares who may call it with one dependency of ``syncd.api.auth``
 (``public``, ``viewer``, ``operator``, ``netbox_signature``); a route without one fails
 the role table's test. Request bodies are limited to ``api.max_body_bytes`` for every
-route, by the ``BodyLimit`` middleware.
+route, by the ``BodyLimit`` middleware. The dashboard (``syncd.api.dashboard``, under
+``/ui``) is served by the same app, its pages and forms refused as pages.
 
 The app holds an ``ApiContext`` (settings, the store, the secrets) in ``app.state``;
 routes reach it through the ``context`` dependency. The store is opened here (or
@@ -53,7 +54,8 @@ def create_app(
 ) -> FastAPI:
     """The API of ``settings``. Reads the secrets (``ConfigError`` if a secret file is
     unusable) and opens the store unless they are given; a given store stays open."""
-    from syncd.api import actions, audit, health, metrics, openapi, triggers, webhooks
+    from syncd.api import actions, audit, dashboard, health, metrics, openapi, triggers, webhooks
+    from syncd.api.auth import LoginRequired, PageRefused
 
     secrets = secrets if secrets is not None else ApiSecrets.from_settings(settings)
     owned = store is None
@@ -84,9 +86,12 @@ def create_app(
     app.include_router(audit.router)
     app.include_router(actions.router)
     app.include_router(openapi.router)
+    app.include_router(dashboard.router)
     app.add_exception_handler(InvalidBodyError, _invalid)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(SyncdError, _failure)
+    app.add_exception_handler(LoginRequired, dashboard.login_redirect)
+    app.add_exception_handler(PageRefused, dashboard.refused_page)
     return app
 
 

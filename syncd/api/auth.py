@@ -10,7 +10,13 @@ and fails for a route that declares none):
   retries, reverts);
 - ``netbox_signature``: no token, but ``X-Hook-Signature``, the hex HMAC-SHA512 of the
   raw body under the webhook secret (NetBox's ``generate_signature``), which proves the
-  sender knows the secret and that the body is the one it signed.
+  sender knows the secret and that the body is the one it signed;
+- the dashboard's (``syncd.api.dashboard``), by a session cookie instead of a token
+  (``syncd.api.session``): ``dashboard_viewer`` for a page (no session: a redirect to
+  the login page), ``dashboard_operator`` for an action's form (the operator role, the
+  session's CSRF token and the app's own ``Origin``: else 403), ``dashboard_session``
+  for the logout form (any session, CSRF checked), ``dashboard_login`` for the login
+  form (the login page's own CSRF pair and ``Origin``).
 
 API tokens come from ``syncd tokens add`` (kept hashed: ``syncd.service.access``); the
 trigger token (``SYNCD_API__TRIGGER_TOKEN``) counts as an operator token named
@@ -25,6 +31,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import fastapi.routing
@@ -35,9 +42,20 @@ from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 
 from syncd.api.http import refuse
+from syncd.api.session import (
+    CSRF_FIELD,
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    Session,
+    csrf_matches,
+    login_nonce_matches,
+    read_session,
+    same_origin,
+    session_key,
+)
 from syncd.config import Settings
 from syncd.log import register_secret
-from syncd.service.access import Principal, Role, authenticate
+from syncd.service.access import Principal, Role, authenticate, principal_of
 
 if TYPE_CHECKING:
     from syncd.api.app import ApiContext
@@ -130,12 +148,133 @@ async def netbox_signature(request: Request) -> bytes:
     return body
 
 
+# -- the dashboard's, by session cookie ------------------------------------------------------
+
+
+class LoginRequired(Exception):  # noqa: N818 - a redirect, not a failure
+    """A page asked for without a valid session: answered with a redirect to the login
+    page, which comes back to ``path`` after."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("a session is required")
+        self.path = path
+
+
+class PageRefused(Exception):  # noqa: N818 - answered as an HTML page
+    """A dashboard request refused (``status``, and why in general), answered as a page."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def dashboard_key(request: Request) -> bytes | None:
+    """The key sessions are signed with (``None``: no pepper, so no dashboard)."""
+    pepper = _context(request).secrets.token_pepper
+    return None if pepper is None else session_key(pepper)
+
+
+def own_origin(request: Request) -> str:
+    """``scheme://host[:port]`` of the app as this request reached it."""
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+async def _session(request: Request) -> tuple[Session, Principal] | None:
+    """The request's session and who it is now (``None``: none, expired, forged, or its
+    token revoked)."""
+    key = dashboard_key(request)
+    if key is None:
+        return None
+    found = read_session(key, request.cookies.get(SESSION_COOKIE), now=datetime.now(UTC))
+    if found is None:
+        return None
+    principal = await run_in_threadpool(principal_of, _context(request).store, found.token_id)
+    if principal is None:
+        return None
+    request.state.session = found
+    request.state.principal = principal
+    return found, principal
+
+
+async def _form_field(request: Request, name: str) -> str | None:
+    form = await request.form()
+    value = form.get(name)
+    return value if isinstance(value, str) else None
+
+
+async def _checked_form(request: Request) -> Principal:
+    """A form POST of a session: 403 unless the session, its CSRF token and the origin
+    hold."""
+    if not same_origin(
+        request.headers.get("origin"), request.headers.get("referer"), own_origin(request)
+    ):
+        log.warning("dashboard.refused", path=request.url.path, reason="foreign origin")
+        raise PageRefused(403, "this form was not sent from syncd's own pages")
+    found = await _session(request)
+    if found is None:
+        log.warning("dashboard.refused", path=request.url.path, reason="no session")
+        raise PageRefused(403, "you are not logged in (or your session ended): log in again")
+    session, principal = found
+    if not csrf_matches(session, await _form_field(request, CSRF_FIELD)):
+        log.warning("dashboard.refused", path=request.url.path, reason="missing or wrong CSRF")
+        raise PageRefused(403, "this form is stale or was not sent from syncd's pages")
+    return principal
+
+
+async def dashboard_viewer(request: Request) -> Principal:
+    """A dashboard page: a session whose token is a viewer's (or more); else a redirect
+    to the login page."""
+    found = await _session(request)
+    if found is None:
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(path)
+    return found[1]
+
+
+async def dashboard_operator(request: Request) -> Principal:
+    """A dashboard action's form: a session of an operator's token, its CSRF token and
+    the app's own origin; 403 otherwise (nothing is done)."""
+    principal = await _checked_form(request)
+    if not principal.may("operator"):
+        log.warning("dashboard.forbidden", path=request.url.path, token=principal.name)
+        raise PageRefused(403, f"this needs the operator role; {principal.name} is a viewer")
+    return principal
+
+
+async def dashboard_session(request: Request) -> Principal:
+    """The logout form: any session, its CSRF token and the app's own origin."""
+    return await _checked_form(request)
+
+
+async def dashboard_login(request: Request) -> None:
+    """The login form: the login page's CSRF pair and the app's own origin; 403 else."""
+    key = dashboard_key(request)
+    if key is None:
+        raise PageRefused(503, "the dashboard needs SYNCD_API__TOKEN_PEPPER to be set")
+    fresh = login_nonce_matches(
+        key,
+        request.cookies.get(LOGIN_COOKIE),
+        await _form_field(request, CSRF_FIELD),
+        now=datetime.now(UTC),
+    )
+    if not fresh or not same_origin(
+        request.headers.get("origin"), request.headers.get("referer"), own_origin(request)
+    ):
+        log.warning("dashboard.refused", path=request.url.path, reason="login form CSRF")
+        raise PageRefused(403, "this login form is stale or was not sent from syncd's pages")
+
+
 #: What a route may declare, and what the role table calls it.
 ACCESS: dict[Callable[..., Any], str] = {
     public: "public",
     viewer: "viewer",
     operator: "operator",
     netbox_signature: "netbox-signature",
+    dashboard_viewer: "dashboard-viewer",
+    dashboard_operator: "dashboard-operator",
+    dashboard_session: "dashboard-session",
+    dashboard_login: "dashboard-login",
 }
 
 #: For an endpoint that needs to know who called (``by`` of an approval):

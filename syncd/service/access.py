@@ -58,10 +58,12 @@ MAX_TOKEN_CHARS = 256
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who made a request: a token's name and role."""
+    """Who made a request: a token's name and role (and its id in the store; ``None``
+    for the trigger token, which is not stored)."""
 
     name: str
     role: Role
+    token_id: int | None = None
 
     def may(self, role: Role) -> bool:
         """Whether this principal holds ``role`` (an operator is a viewer too)."""
@@ -74,6 +76,8 @@ class TokenStore(Protocol):
     def token_by_hash(self, token_hash: str) -> tuple[TokenRow, str] | None: ...
 
     def touch_token(self, token_id: int, *, now: datetime | None = None) -> None: ...
+
+    def token_by_id(self, token_id: int) -> TokenRow | None: ...
 
 
 class IssuingStore(Protocol):
@@ -167,5 +171,16 @@ def authenticate(
     stamp = now if now is not None else datetime.now(UTC)
     if row.last_used_at is None or stamp - row.last_used_at >= TOUCH_EVERY:
         store.touch_token(row.id, now=stamp)
+    return _principal(row)
+
+
+def _principal(row: TokenRow) -> Principal:
     role: Role = "operator" if row.role == "operator" else "viewer"
-    return Principal(row.name, role)
+    return Principal(row.name, role, row.id)
+
+
+def principal_of(store: TokenStore, token_id: int) -> Principal | None:
+    """Who the stored token ``token_id`` is now; ``None`` if it is gone or revoked (a
+    dashboard session is checked so on every request, so revoking ends it at once)."""
+    row = store.token_by_id(token_id)
+    return None if row is None or not row.active else _principal(row)

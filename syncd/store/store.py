@@ -941,6 +941,10 @@ class Store:
         """The API token with this hash, and the hash as stored."""
         return token_rows.by_hash(self._db, token_hash)
 
+    def token_by_id(self, token_id: int) -> token_rows.TokenRow | None:
+        """The API token with this id (revoked or not)."""
+        return token_rows.by_id(self._db, token_id)
+
     def touch_token(self, token_id: int, *, now: datetime | None = None) -> None:
         """Note that an API token was used."""
         token_rows.touch(self._db, token_id, _now(now))

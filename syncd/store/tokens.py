@@ -1,4 +1,4 @@
-"""API tokens in the store (``api_token``): add, list, revoke, look up by hash, note a use.
+"""API tokens in the store (``api_token``): add, list, revoke, look up by hash or id, note a use.
 
 The store never sees a token, only its keyed hash (``syncd.service.access``); a name is
 never reused, so the audit log's "approved by NAME" keeps meaning one token.
@@ -110,6 +110,13 @@ def by_hash(db: Database, token_hash: str) -> tuple[TokenRow, str] | None:
             .first()
         )
     return None if row is None else (_row(row), str(row["token_hash"]))
+
+
+def by_id(db: Database, token_id: int) -> TokenRow | None:
+    """The token of this id (a dashboard session names its token by id)."""
+    with db.read() as conn:
+        row = conn.execute(sa.select(*_SHOWN).where(API_TOKEN.c.id == token_id)).mappings().first()
+    return None if row is None else _row(row)
 
 
 def touch(db: Database, token_id: int, now: datetime) -> None:
