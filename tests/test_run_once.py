@@ -597,6 +597,33 @@ def test_approve_skips_a_change_the_inventory_has_overtaken(env: RunEnv) -> None
     assert method_counts(env.writes()) == {"DELETE": 1}
 
 
+def test_approve_reads_the_plans_devices_alone_when_that_is_cheaper_than_a_listing(
+    env: RunEnv,
+) -> None:
+    env.policy = {"max_delete_share": 0.0, "orphan_grace_runs": 0, "orphan_grace_hours": 0}
+    devices = rows(250)  # a listing is 3 pages of 100
+    env.drop(devices)
+    env.run()
+    moved = [dataclasses.replace(devices[0], location="DC2"), *devices[1:249]]
+    env.drop(moved)  # one update and one delete: the delete gate holds the plan
+    held = env.run()
+    assert held.status == "held"
+    serial, gone = devices[0].serial_number, devices[249].serial_number
+    with env.sandbox.client() as api:  # meanwhile someone moves the device by hand
+        api.patch(f"inventory_device_serial/{serial}/", json={"location": "DC9"})
+    env.sandbox.clear_requests()
+
+    with env.runner() as runner:
+        approved = runner.approve(held.run_id, "alice")
+
+    reads = sorted(r.path for r in env.sandbox.requests() if r.method == "GET")
+    assert reads == [f"/api/v1/inventory_device_serial/{s}/" for s in sorted((serial, gone))]
+    assert approved.stale == 1  # the hand edit is still seen, from the device's own read
+    assert env.devices()[serial]["location"] == "DC9"
+    assert method_counts(env.writes()) == {"DELETE": 1}
+    assert gone not in env.devices()
+
+
 def test_change_abandoned_by_a_dead_process_never_reverts_a_newer_value(env: RunEnv) -> None:
     devices = rows(2)
     env.drop(devices)

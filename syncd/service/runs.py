@@ -615,7 +615,8 @@ class Runner:
     def approve(self, run_id: int, by: str, *, progress: Progress | None = None) -> ApproveResult:
         """Release a held run and apply what still holds of it, now.
 
-        The inventory is read first (if that fails, the run stays held and can be
+        The inventory is read first, the plan's devices alone when that costs fewer
+        requests than a listing (if reading fails, the run stays held and can be
         approved again). A plan can wait for hours: a change whose premise no longer
         holds (the field was edited since, the device now exists, a source lists it
         again) is skipped. Every serial of the run is then planned afresh by the next
@@ -623,7 +624,7 @@ class Runner:
         """
         structlog.contextvars.bind_contextvars(run=run_id)
         self.recover()
-        self.refresh_mirror()
+        self._read_for_approval(run_id)
         released = self.store.approve_run(run_id, by, now=self.clock())
         result = ApproveResult(released=released)
         try:
@@ -654,6 +655,20 @@ class Runner:
             now=self.clock(),
         )
         return result
+
+    def _read_for_approval(self, run_id: int) -> None:
+        """The inventory as it is now, for the held plan's serials: each read alone when
+        that takes fewer requests than listing the whole inventory (a page per
+        ``page_size`` devices), else listed (which also reveals every other change)."""
+        serials = sorted(
+            {c.serial_number for c in self.store.changes(run_id=run_id, limit=HELD_PLAN_LIMIT)}
+        )
+        pages = -(-self.store.inventory_size() // self.client.page_size)
+        if self.store.get_meta(MIRROR_LISTED) is not None and len(serials) < pages:
+            log.info("approve.read_devices", devices=len(serials), listing_pages=pages)
+            self.read_devices(serials)
+        else:
+            self.refresh_mirror()
 
     def _skip_stale(self, run_id: int) -> int:
         """Skip (and re-plan) released changes the inventory or sources have overtaken."""

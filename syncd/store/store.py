@@ -34,6 +34,8 @@ from syncd.store.rows import (
 from syncd.store.staging import UNSET, StagedBatch, iter_chunks
 from syncd.store.tables import REJECT, SOURCE_BATCH, SOURCE_STATE
 
+_PRESENT_DEVICES = "SELECT count(*) FROM mirror WHERE present"
+
 
 class VerdictLike(Protocol):
     """What ``store_batch`` needs of a verdict (``connectors.base.Verdict`` fits)."""
@@ -886,6 +888,11 @@ class Store:
     def source_rows(self, serial: str) -> list[dict[str, Any]]:
         """Every source's stored row for ``serial``."""
         return audit.source_rows(self._db, serial)
+
+    def inventory_size(self) -> int:
+        """How many devices the mirror holds as present (what a listing would return)."""
+        with self._db.read() as conn:
+            return int(conn.exec_driver_sql(_PRESENT_DEVICES).scalar_one())
 
     def mirror_row(self, serial: str) -> dict[str, Any] | None:
         """The mirror's entry for ``serial``."""
