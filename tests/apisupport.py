@@ -22,15 +22,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 import sqlalchemy as sa
+from pydantic import SecretStr
 
+from syncd.service.access import issue
 from syncd.store import Store
+from tests.runsupport import RunEnv, toml_text
 
 LISTENING = "syncd api listening on "
 FIXTURES = Path(__file__).parent / "fixtures" / "netbox"
@@ -207,3 +211,25 @@ def netbox(name: str, *, enabled: bool = True) -> str:
         f'[[connectors]]\nname = "{name}"\nplugin = "netbox"\nenabled = {str(enabled).lower()}\n'
         '[connectors.options]\nurl = "http://127.0.0.1:9"\n'
     )
+
+
+@contextmanager
+def serve_store(
+    env: RunEnv, root: Path, pepper: str
+) -> Iterator[tuple[ApiProcess, SecretStr, SecretStr]]:
+    """``syncd serve`` over ``env``'s store, with a viewer token (``grafana``) and an
+    operator token (``alice``) issued under ``pepper``."""
+    config = env.config()
+    config["daemon"] = {"data_dir": str(root / "daemon")}
+    config["api"] = {"max_body_bytes": LIMIT}
+    path = root / "syncd.toml"
+    path.write_text(toml_text(config), encoding="utf-8")
+    with Store.open(env.store_url) as store:
+        _, viewer = issue(store, "grafana", "viewer", SecretStr(pepper))
+        _, operator = issue(store, "alice", "operator", SecretStr(pepper))
+    environment = {
+        "SYNCD_API__TOKEN_PEPPER": pepper,
+        "SYNCD_INVENTORY__TOKEN": env.sandbox.token.get_secret_value(),
+    }
+    with ApiProcess(path, env=environment) as api:
+        yield api, viewer, operator

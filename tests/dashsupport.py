@@ -19,16 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
 from syncd.sandbox.testing import SandboxProcess
-from syncd.service.access import issue
 from syncd.store import Store
-from tests.apisupport import LIMIT, ApiProcess
-from tests.runsupport import TYPE_MAP, Row, RunEnv, csv_text, rows, toml_text
+from tests.apisupport import ApiProcess, serve_store
+from tests.runsupport import TYPE_MAP, Row, RunEnv, csv_text, rows
 
 PEPPER = "pepper-" + secrets.token_hex(16)
 SLASHED = Row("AB/12-x", "slashed")
@@ -94,20 +91,7 @@ def build_runs(sandbox: SandboxProcess, root: Path) -> tuple[RunEnv, int, int]:
 @contextmanager
 def served(env: RunEnv, root: Path, failed_run: int, held_run: int) -> Iterator[World]:
     """``syncd serve`` over ``env``'s store, with a viewer and an operator token."""
-    config: dict[str, Any] = env.config()
-    config["daemon"] = {"data_dir": str(root / "daemon")}
-    config["api"] = {"max_body_bytes": LIMIT}
-    path = root / "syncd.toml"
-    path.write_text(toml_text(config), encoding="utf-8")
-    pepper = SecretStr(PEPPER)
-    with Store.open(env.store_url) as store:
-        _, viewer = issue(store, "grafana", "viewer", pepper)
-        _, operator = issue(store, "alice", "operator", pepper)
-    environment = {
-        "SYNCD_API__TOKEN_PEPPER": PEPPER,
-        "SYNCD_INVENTORY__TOKEN": env.sandbox.token.get_secret_value(),
-    }
-    with ApiProcess(path, env=environment) as api:
+    with serve_store(env, root, PEPPER) as (api, viewer, operator):
         yield World(
             env,
             api,

@@ -21,13 +21,11 @@ from urllib.parse import quote
 import httpx
 import pytest
 import sqlalchemy as sa
-from pydantic import SecretStr
 
 from syncd.sandbox.testing import SandboxProcess
-from syncd.service.access import issue
 from syncd.store import Store
-from tests.apisupport import LIMIT, ApiProcess
-from tests.runsupport import HEADER, TYPE_MAP, Row, RunEnv, rows, toml_text
+from tests.apisupport import LIMIT, ApiProcess, serve_store
+from tests.runsupport import HEADER, TYPE_MAP, Row, RunEnv, rows
 from tests.test_api_access import ROLE_TABLE
 
 PEPPER = "pepper-" + secrets.token_hex(16)
@@ -67,20 +65,7 @@ def _csv(devices: list[Row], extra: str = "") -> str:
 
 def _serve(env: RunEnv, root: Path) -> Iterator[Served]:
     """``syncd serve`` over ``env``'s store, with a viewer and an operator token."""
-    config = env.config()
-    config["daemon"] = {"data_dir": str(root / "daemon")}
-    config["api"] = {"max_body_bytes": LIMIT}
-    path = root / "syncd.toml"
-    path.write_text(toml_text(config), encoding="utf-8")
-    pepper = SecretStr(PEPPER)
-    with Store.open(env.store_url) as store:
-        _, viewer = issue(store, "grafana", "viewer", pepper)
-        _, operator = issue(store, "alice", "operator", pepper)
-    environment = {
-        "SYNCD_API__TOKEN_PEPPER": PEPPER,
-        "SYNCD_INVENTORY__TOKEN": env.sandbox.token.get_secret_value(),
-    }
-    with ApiProcess(path, env=environment) as api, api.client() as http:
+    with serve_store(env, root, PEPPER) as (api, viewer, operator), api.client() as http:
         yield Served(
             env,
             api,
