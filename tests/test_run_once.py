@@ -19,9 +19,10 @@ from syncd.errors import AuthenticationError, RetriableError, SourceError
 from syncd.records import DeviceRecord, Reject
 from syncd.sandbox.testing import SandboxProcess
 from syncd.service import apply_pending
+from syncd.service.runs import RunResult
 from syncd.store import RunStateError
 from tests.pg import db_url  # noqa: F401 - pytest fixture
-from tests.runsupport import REMOTE_OWNER, RunEnv, load_form, method_counts, rows
+from tests.runsupport import REMOTE_OWNER, Row, RunEnv, load_form, method_counts, rows
 
 
 @pytest.fixture
@@ -572,19 +573,26 @@ def test_held_plan_then_fixed_source_plans_afresh(env: RunEnv) -> None:
         assert runner.store.change_counts(held.run_id).get("held", 0) == 0
 
 
-def test_approve_skips_a_change_the_inventory_has_overtaken(env: RunEnv) -> None:
+def _held_move_of_a_device_moved_by_hand(env: RunEnv, devices: list[Row]) -> RunResult:
+    """A plan held by the delete gate (the first device moved to DC2, the last one
+    deleted), then the first device moved to DC9 by hand; the request log cleared."""
     env.policy = {"max_delete_share": 0.0, "orphan_grace_runs": 0, "orphan_grace_hours": 0}
-    devices = rows(4)
     env.drop(devices)
     env.run()
-    moved = [dataclasses.replace(devices[0], location="DC2"), *devices[1:3]]
-    env.drop(moved)  # one update and one delete: the delete gate holds the plan
+    env.drop([dataclasses.replace(devices[0], location="DC2"), *devices[1:-1]])
     held = env.run()
     assert held.status == "held"
     serial = devices[0].serial_number
     with env.sandbox.client() as api:  # meanwhile someone moves the device by hand
         api.patch(f"inventory_device_serial/{serial}/", json={"location": "DC9"})
     env.sandbox.clear_requests()
+    return held
+
+
+def test_approve_skips_a_change_the_inventory_has_overtaken(env: RunEnv) -> None:
+    devices = rows(4)
+    held = _held_move_of_a_device_moved_by_hand(env, devices)
+    serial = devices[0].serial_number
 
     with env.runner() as runner:
         approved = runner.approve(held.run_id, "alice")
@@ -600,18 +608,9 @@ def test_approve_skips_a_change_the_inventory_has_overtaken(env: RunEnv) -> None
 def test_approve_reads_the_plans_devices_alone_when_that_is_cheaper_than_a_listing(
     env: RunEnv,
 ) -> None:
-    env.policy = {"max_delete_share": 0.0, "orphan_grace_runs": 0, "orphan_grace_hours": 0}
     devices = rows(250)  # a listing is 3 pages of 100
-    env.drop(devices)
-    env.run()
-    moved = [dataclasses.replace(devices[0], location="DC2"), *devices[1:249]]
-    env.drop(moved)  # one update and one delete: the delete gate holds the plan
-    held = env.run()
-    assert held.status == "held"
-    serial, gone = devices[0].serial_number, devices[249].serial_number
-    with env.sandbox.client() as api:  # meanwhile someone moves the device by hand
-        api.patch(f"inventory_device_serial/{serial}/", json={"location": "DC9"})
-    env.sandbox.clear_requests()
+    held = _held_move_of_a_device_moved_by_hand(env, devices)
+    serial, gone = devices[0].serial_number, devices[-1].serial_number
 
     with env.runner() as runner:
         approved = runner.approve(held.run_id, "alice")
