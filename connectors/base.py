@@ -16,6 +16,10 @@ used. The caller stages what it reads, and only when the batch is accepted *and*
 stored does it call ``commit()`` (the CSV connector then moves the file to
 ``processed/``, NetBox advances its watermark); otherwise ``fail(reason)``.
 
+A batch that leaves its data somewhere a person can look (the CSV connector's file in
+``processed/`` or ``failed/``) may say where with a ``stored_at`` attribute, read once it
+is set down; the audit then points each reject's file:line there.
+
 A batch may also carry a ``mark`` (``MarkedBatch``): the connector's new state (the
 ``ConnectorState`` dict) once this batch is stored. The caller saves it in the same
 transaction as the batch (syncd: ``StagedBatch.commit(watermark=batch.mark)``), so the

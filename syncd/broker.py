@@ -4,15 +4,17 @@ and by whatever sends them work from outside (``syncd trigger``, the HTTP API).
 Two deployments, one code base:
 
 - **embedded** (``[daemon] broker_url = ""``, the default): kombu's ``filesystem://``
-  transport, in folders under ``daemon.data_dir``. No server: one ``syncd daemon``
-  process runs the worker and beat. The store (SQLite) holds the locks.
+  transport (made safe for several writers by ``syncd.fsqueue``), in folders under
+  ``daemon.data_dir``. No server: one ``syncd daemon`` process runs the worker and
+  beat. The store (SQLite) holds the locks.
 - **scale-out** (``broker_url = "redis://..."``): Redis carries the messages, with
   late acknowledgement (a task is acknowledged once done, so a worker killed mid-task
   has it delivered again after ``visibility_timeout``), ``reject_on_worker_lost``, one
   message prefetched per worker thread, and ``celery-redbeat`` keeping beat's
   schedule in Redis with a lock, so exactly one beat is active however many are
-  started. Redis must persist (``appendonly yes``): the store's outbox makes a lost
-  message a delay, not a loss, but persistence keeps it short.
+  started (``tasks.beat`` makes beat ride out a Redis restart). Redis must persist
+  (``appendonly yes``): the store's outbox makes a lost message a delay, not a loss,
+  but persistence keeps it short.
 
 Either way the store is the truth: a message is only a prompt to look at a change
 row or a trigger request (see ``syncd.service.outbox``).
@@ -31,6 +33,13 @@ REFRESH_MIRROR = "syncd.refresh_mirror"
 DISPATCH = "syncd.dispatch"
 APPLY_CHANGE = "syncd.apply_change"
 SWEEP = "syncd.sweep"
+PRUNE_AUDIT = "syncd.prune_audit"
+
+#: The embedded broker's transport: kombu's filesystem transport with whole-file writes
+#: and a prompt stop (``syncd.fsqueue``).
+FILESYSTEM_TRANSPORT = "syncd.fsqueue:Transport"
+#: How often the embedded worker looks for messages, seconds (see ``celery_config``).
+FILESYSTEM_POLL = 0.05
 
 
 def broker_folders(settings: Settings) -> dict[str, Path]:
@@ -72,6 +81,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             },
             "beat_scheduler": "redbeat.RedBeatScheduler",
             "redbeat_redis_url": daemon.broker_url,
+            "redbeat_redis_options": {},  # the broker's options are not redbeat's
             "redbeat_key_prefix": "syncd:redbeat:",
             "redbeat_lock_key": "syncd:redbeat:lock",
             "redbeat_lock_timeout": 60,
@@ -82,6 +92,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return {
         **common,
         "broker_url": daemon.broker_url or "filesystem://localhost/",
+        "broker_transport": FILESYSTEM_TRANSPORT if _on_files(daemon.broker_url) else None,
         "broker_transport_options": {
             "data_folder_in": queue,
             "data_folder_out": queue,
@@ -91,11 +102,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             # kombu waits this long whenever it cannot take a message (the queue is empty,
             # or every worker thread is busy): the default second would cap the daemon at
             # a few changes per second.
-            "polling_interval": 0.05,
+            "polling_interval": FILESYSTEM_POLL,
         },
         "beat_schedule_filename": str(daemon.data_dir / "beat-schedule"),
         "beat_max_loop_interval": 1,
     }
+
+
+def _on_files(url: str) -> bool:
+    return not url or url.startswith("filesystem://")
 
 
 def prepare(settings: Settings) -> None:

@@ -70,6 +70,14 @@ class RateLimitSettings(_Section):
 
     requests_per_second: float = Field(10.0, ge=0.01, le=10_000)
     burst: int = Field(10, ge=1, le=100_000)
+    guard: float = Field(
+        0.05,
+        ge=0,
+        le=5,
+        description="seconds added to the window before a slot is reused: room for the "
+        "time between taking a slot and the request reaching the server (a busy machine, "
+        "the network); costs guard/window of the budget at full speed",
+    )
     storage_uri: str = Field(
         "auto",
         description='where the budget lives: "memory://" (this process), "redis://host:6379/1" '
@@ -321,11 +329,13 @@ MAX_API_BODY = 64 * 1024 * 1024
 class ApiSettings(_Section):
     """The HTTP API (``syncd serve``): on-demand runs and the NetBox webhook receiver.
 
-    Its two secrets, like the inventory token, never come from the TOML file: the
+    Its secrets, like the inventory token, never come from the TOML file: the
     trigger token (``Authorization: Bearer`` of ``POST /v1/triggers``) from
     ``SYNCD_API__TRIGGER_TOKEN`` or ``trigger_token_file``, the webhook secret (the key
     NetBox signs its webhooks with) from ``SYNCD_API__WEBHOOK_SECRET`` or
-    ``webhook_secret_file``. An endpoint whose secret is not set answers 503."""
+    ``webhook_secret_file``, and the pepper API tokens are hashed with (``syncd tokens``)
+    from ``SYNCD_API__TOKEN_PEPPER`` or ``token_pepper_file``. An endpoint whose secret
+    is not set answers 503."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, hide_input_in_errors=True)
 
@@ -343,6 +353,10 @@ class ApiSettings(_Section):
         None, description="only from the environment: SYNCD_API__WEBHOOK_SECRET"
     )
     webhook_secret_file: Path | None = None
+    token_pepper: SecretStr | None = Field(
+        None, description="only from the environment: SYNCD_API__TOKEN_PEPPER"
+    )
+    token_pepper_file: Path | None = None
     max_body_bytes: int = Field(
         1024 * 1024,
         ge=1024,
@@ -350,7 +364,7 @@ class ApiSettings(_Section):
         description="largest request body accepted (a larger one is refused with 413)",
     )
 
-    @field_validator("trigger_token", "webhook_secret")
+    @field_validator("trigger_token", "webhook_secret", "token_pepper")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and 0 < len(value.get_secret_value().strip()) < MIN_API_SECRET:
@@ -375,6 +389,14 @@ class ApiSettings(_Section):
             "api.webhook_secret_file",
         )
 
+    def resolved_token_pepper(self) -> SecretStr | None:
+        """The key API tokens are hashed with (``syncd.service.access``): environment,
+        else ``token_pepper_file``; ``None`` when neither is set."""
+        return _long_secret(
+            read_secret(self.token_pepper, self.token_pepper_file, setting="api.token_pepper_file"),
+            "api.token_pepper_file",
+        )
+
 
 def _long_secret(secret: SecretStr | None, setting: str) -> SecretStr | None:
     """``secret`` unless it is too short to be safe (``ConfigError`` naming ``setting``)."""
@@ -382,6 +404,43 @@ def _long_secret(secret: SecretStr | None, setting: str) -> SecretStr | None:
         problem = f"the secret must be at least {MIN_API_SECRET} characters long"
         raise ConfigError([Problem(setting, problem)])
     return secret
+
+
+class RetentionSettings(_Section):
+    """How long the audit log keeps its detail (``syncd prune``, and the daemon on
+    ``schedule``). Run summaries are kept forever; change rows and rejects past either
+    limit (age, or beyond the newest N) are exported to gzip'd JSON lines under
+    ``export_dir`` and then deleted; changes still on their way (pending, dispatched,
+    applying, held) never are. ``0`` turns a limit off."""
+
+    schedule: Schedule = Field(
+        "1d", description="when the daemon prunes: an interval or a cron line; none: never"
+    )
+    changes_max_age_days: float = Field(
+        365.0, ge=0, le=36_600, description="final change rows older than this go (0: no limit)"
+    )
+    changes_max_count: int = Field(
+        0, ge=0, le=INT64_MAX, description="keep at most the newest N change rows (0: no limit)"
+    )
+    rejects_max_age_days: float = Field(
+        90.0, ge=0, le=36_600, description="rejects older than this go (0: no limit)"
+    )
+    rejects_max_count: int = Field(
+        0, ge=0, le=INT64_MAX, description="keep at most the newest N rejects (0: no limit)"
+    )
+    idle_runs_max_age_hours: float = Field(
+        24.0, ge=0, le=876_000, description="idle polls (nothing found) are deleted after this"
+    )
+    export: bool = Field(True, description="write what is pruned to export_dir first")
+    export_dir: Path = Field(Path("var/audit-export"), description="where exports go")
+    chunk_rows: int = Field(
+        5000, ge=100, le=100_000, description="rows exported and deleted per transaction"
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        return check_schedule(value or None)
 
 
 class FieldPolicySettings(_Section):
@@ -441,6 +500,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     def rate_limit_key(self) -> str:
         """The request budget's name: one per API token (a short hash, never the token)."""
@@ -524,6 +584,11 @@ def _anchor_paths(settings: Settings, base: Path) -> Settings:
             update={"data_dir": (base / settings.daemon.data_dir).resolve()}
         )
         settings = settings.model_copy(update={"daemon": daemon})
+    if not settings.retention.export_dir.is_absolute():
+        retention = settings.retention.model_copy(
+            update={"export_dir": (base / settings.retention.export_dir).resolve()}
+        )
+        settings = settings.model_copy(update={"retention": retention})
     prefix = "sqlite:///"
     url = settings.store.url
     if url.startswith(prefix) and not url.startswith(prefix + "/"):
@@ -540,6 +605,7 @@ _SECRETS: tuple[tuple[str, str], ...] = (
     ("inventory", "token"),
     ("api", "trigger_token"),
     ("api", "webhook_secret"),
+    ("api", "token_pepper"),
 )
 
 

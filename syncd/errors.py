@@ -17,7 +17,7 @@
     │   ├── AuthenticationError      401 (missing or bad token)
     │   ├── PermissionDeniedError    403
     │   ├── ProtocolError            the server answered something the contract does not allow
-    │   └── SchemaOutOfDateError     (syncd.store.migrate) run ``syncd db upgrade``
+    │   └── SchemaOutOfDateError     run ``syncd db upgrade`` (also ``syncd.store.migrate``'s)
     ├── ConfigError                  the configuration is wrong (with every problem and where)
     ├── SourceError                  a source could not be read whole: the run stops, uses none
     │   └── NetBoxError              (connectors.netbox.errors) NetBox could not be read
@@ -25,10 +25,24 @@
     │       ├── NetBoxAuthError          401/403 after its retries: also a FatalError
     │       └── NetBoxRequestError       NetBox refused the query: also a FatalError
     ├── DataError                    a source gave a record that cannot be used (skippable)
-    ├── RunStateError                (syncd.store.planning) the run is not in a state that
-    │                                allows this (approve a run that is not held); a ValueError
-    └── LockBusyError                (syncd.locks) another process holds the lock: the run is
-                                     recorded as skipped, not retried
+    ├── StateError                   the thing asked for is not in a state that allows it
+    │   ├── RunStateError            (syncd.store.planning) approve a run that is not held;
+    │   │                            also a ValueError
+    │   └── LockBusyError            (syncd.locks) another process holds the lock: the run is
+    │                                recorded as skipped, not retried
+    ├── NoSuchError                  what was asked for does not exist (no run 42, no open
+    │                                conflict of that field); ``UnknownRunError`` is one
+    ├── InvalidInputError            a request (CLI option, HTTP query) cannot be used: a
+    │                                filter, a time or a cursor that means nothing
+    ├── ExportError                  (syncd.store.retention) an audit export cannot be written:
+    │                                nothing of that chunk was deleted
+    └── LocalStackError              (syncd.topology) a process of the local deployment did not
+        │                            start, died or did not stop (names it and its log)
+        └── CheckFailedError         (syncd.topology.check) the end to end saw something else
+
+``failure_kind(exc)`` says what each branch means to the faces: the name a person
+reads, the exit code of the command line and the HTTP status of the API, from one
+table (``FAILURE_KINDS``), the way httpx maps its exceptions in one place.
 
 Inside the engine and the connectors, ``ValueError`` subclasses (``EmptySerialError``,
 ``InvalidValueError``, ``UnmappedError``, ``HeaderError``, ``TemplateError``) say why one
@@ -42,6 +56,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 
 class SyncdError(Exception):
@@ -75,7 +90,13 @@ class TimeoutError_(RetriableError):  # noqa: N801, N818 - the underscore avoids
 
 
 class ConnectionFailedError(RetriableError):
-    """The connection could not be made, or was dropped before a full answer."""
+    """The connection could not be made, or was dropped before a full answer.
+
+    ``nothing_listens``: this machine refused it (nothing listens on that loopback port),
+    which trying again within one call will not change: a call gives up at once.
+    """
+
+    nothing_listens: bool = False
 
 
 # -- rejected ------------------------------------------------------------------------------
@@ -138,6 +159,10 @@ class ProtocolError(FatalError):
     """The server answered outside the contract (unexpected status, malformed body)."""
 
 
+class SchemaOutOfDateError(FatalError):
+    """The database is not at the schema this syncd needs (run ``syncd db upgrade``)."""
+
+
 # -- configuration and data ----------------------------------------------------------------
 
 
@@ -178,3 +203,62 @@ class SourceError(SyncdError):
 
 class DataError(SyncdError):
     """A source record or file cannot be used. Skippable: report it and go on."""
+
+
+class StateError(SyncdError):
+    """The thing asked for exists but its state does not allow this (approve a run that
+    is not held, resolve a conflict whose device changed since)."""
+
+
+class NoSuchError(SyncdError):
+    """What was asked for does not exist (no run 42, no open conflict of that field)."""
+
+
+class InvalidInputError(SyncdError, ValueError):
+    """A request cannot be used as given (a filter, a time, a cursor): the message names
+    the option or parameter and what it should be."""
+
+
+# -- what each branch means to the faces -----------------------------------------------------
+
+#: The exit codes of the command line (README, "Exit codes").
+EXIT_FAILED: Final = 1
+EXIT_CONFIG: Final = 2
+EXIT_FATAL: Final = 3
+EXIT_RETRIABLE: Final = 4
+
+
+@dataclass(frozen=True, slots=True)
+class FailureKind:
+    """How the faces report one branch of the tree: ``name`` (what a person reads before
+    the message), ``exit_code`` (the command line), ``http_status`` (the HTTP API) and
+    ``colour`` (the terminal)."""
+
+    name: str
+    exit_code: int
+    http_status: int
+    colour: str = "red"
+
+
+#: Exception class -> how it is reported; the first class that fits wins, so the more
+#: specific come first. Errors of syncd's own upstreams (the inventory API refusing
+#: syncd's token, a source that cannot be read) are 502 to an HTTP client: the request
+#: was fine, what syncd depends on was not.
+FAILURE_KINDS: Final[tuple[tuple[type[SyncdError], FailureKind], ...]] = (
+    (ConfigError, FailureKind("config error", EXIT_CONFIG, 500)),
+    (SchemaOutOfDateError, FailureKind("fatal", EXIT_FATAL, 500)),
+    (InvalidInputError, FailureKind("invalid input", EXIT_CONFIG, 422)),
+    (NoSuchError, FailureKind("not found", EXIT_FAILED, 404)),
+    (StateError, FailureKind("not possible now", EXIT_FAILED, 409)),
+    (RetriableError, FailureKind("temporary failure", EXIT_RETRIABLE, 503, "yellow")),
+    (FatalError, FailureKind("fatal", EXIT_FATAL, 502)),
+    (RejectedError, FailureKind("refused by the inventory API", EXIT_FAILED, 502)),
+    (SourceError, FailureKind("source error", EXIT_FAILED, 502)),
+    (DataError, FailureKind("bad data", EXIT_FAILED, 422)),
+    (SyncdError, FailureKind("error", EXIT_FAILED, 500)),
+)
+
+
+def failure_kind(exc: SyncdError) -> FailureKind:
+    """How ``exc`` is reported (see ``FAILURE_KINDS``)."""
+    return next(kind for cls, kind in FAILURE_KINDS if isinstance(exc, cls))

@@ -2,10 +2,11 @@
 
 One run of a connector at a time, one planner at a time, one inventory listing at a
 time: each is a named lock with a lease, so a holder that dies frees it when the lease
-runs out. The embedded deployment keeps them in the state store (``StoreLocks``);
-scale-out keeps them in Redis (``RedisLocks``), next to the broker and the rate budget.
-Both take a lock atomically (one of racing takers wins), extend it for the holder, and
-release it only for the holder.
+runs out, or at once when it was a process of this machine known to be gone. The
+embedded deployment keeps them in the state store (``StoreLocks``); scale-out keeps
+them in Redis (``RedisLocks``), next to the broker and the rate budget. Both take a
+lock atomically (one of racing takers wins), extend it for the holder, and release it
+only for the holder.
 """
 
 from __future__ import annotations
@@ -16,14 +17,20 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from syncd.errors import SyncdError
+import structlog
+
+from syncd.errors import StateError
+from syncd.process import liveness
 
 if TYPE_CHECKING:
     from syncd.config import Settings
     from syncd.store import Store
 
 
-class LockBusyError(SyncdError):
+log = structlog.get_logger("syncd.locks")
+
+
+class LockBusyError(StateError):
     """The lock is held by another owner (``holder`` says who, if known)."""
 
     def __init__(self, name: str, holder: str | None) -> None:
@@ -133,11 +140,20 @@ def held(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[None]:
     """Hold ``name`` inside the block; waits up to ``wait`` seconds for it, then raises
-    ``LockBusyError``. Released on the way out (also on errors)."""
+    ``LockBusyError``. Released on the way out (also on errors).
+
+    A holder known to be dead (a process of this machine that is gone: ``kill -9``, a
+    crash) is not waited for: its lease would keep every run of that connector skipped
+    for up to ``daemon.run_lease``. Its lock is released for it and taken."""
     deadline = time.monotonic() + wait
     while not locks.acquire(name, owner, lease):
+        holder = locks.holder(name)
+        if holder is not None and holder != owner and liveness(holder) == "dead":
+            locks.release(name, holder)  # only if that dead process still holds it
+            log.warning("lock.taken_from_dead_holder", lock=name, holder=holder)
+            continue
         if time.monotonic() >= deadline:
-            raise LockBusyError(name, locks.holder(name))
+            raise LockBusyError(name, holder)
         sleep(poll)
     try:
         yield

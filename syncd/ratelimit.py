@@ -19,9 +19,19 @@ whole; a ``burst`` below the rate cannot be expressed in whole seconds and becom
 second's worth of requests). With the defaults (10/s, burst 10) that is exactly
 "at most 10 requests in any one second".
 
-A thread that has to wait for room waits until a slot frees plus a small ``guard``
-(50 ms): requests released together the instant a window frees would otherwise, after a
-few milliseconds of network jitter, land in the server's previous second.
+A request takes a slot only when fewer than ``amount`` requests took one in the last
+``window + guard`` seconds (``guard``: 50 ms unless ``rate_limit.guard`` says otherwise),
+and a thread that has to wait sleeps until that is so. The server counts a request when
+it *arrives*, and the time between taking a slot and arriving varies (a busy machine,
+the network): a request let go the instant an old one leaves the window would otherwise
+land in the server's previous second. The guard costs at most ``guard / window`` of the
+budget at full speed.
+
+On Redis, the test against ``window + guard`` and the taking of the slot are one Lua
+script (:data:`_GUARDED_TAKE`), so the guard holds across processes: checked by this
+process and taken apart, two workers could each see room for the last slot, and 51
+requests reached the server in one second of a 50/s budget. In memory, the limiter's
+own lock makes the two steps one.
 """
 
 from __future__ import annotations
@@ -33,9 +43,10 @@ from collections.abc import Callable
 from typing import Literal, Protocol, runtime_checkable
 
 from limits import RateLimitItemPerSecond
-from limits.storage import Storage, storage_from_string
+from limits.storage import MovingWindowSupport, RedisStorage, Storage, storage_from_string
 from limits.strategies import STRATEGIES
 
+from syncd import metrics
 from syncd.config import RateLimitSettings
 
 Strategy = Literal["moving-window", "fixed-window", "sliding-window-counter"]
@@ -43,6 +54,27 @@ Strategy = Literal["moving-window", "fixed-window", "sliding-window-counter"]
 #: The longest pause one ``Retry-After`` can impose on everybody (a broken proxy saying
 #: "come back tomorrow" must not freeze the daemon; the call itself still fails).
 MAX_PAUSE_SECONDS = 300.0
+
+
+#: Take a slot of the moving window ``KEYS[1]`` (a list of start times, newest first, as
+#: ``limits`` keeps it) only if fewer than ``limit`` started in the last ``span`` seconds
+#: (``window + guard``). ARGV: limit, span. The time is Redis's own, so the list stays in
+#: order whichever client's script runs first. Returns the start time taken, or 0.
+_GUARDED_TAKE = """
+local limit = tonumber(ARGV[1])
+local span = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local entry = redis.call('lindex', KEYS[1], limit - 1)
+if entry and tonumber(entry) >= now - span then
+    return 0
+end
+local stamp = string.format('%.6f', now)
+redis.call('lpush', KEYS[1], stamp)
+redis.call('ltrim', KEYS[1], 0, limit - 1)
+redis.call('pexpire', KEYS[1], math.ceil(span * 1000))
+return stamp
+"""
 
 
 @runtime_checkable
@@ -119,6 +151,9 @@ class LimitsRateLimiter:
         # limits' memory storage can hand two threads different per-key locks while it
         # expires entries, so serialise hits here; Redis is atomic on its own.
         self._lock = threading.Lock()
+        self._guarded_take: Callable[..., object] | None = None
+        if isinstance(storage, RedisStorage) and strategy == "moving-window" and guard > 0:
+            self._guarded_take = storage.get_connection().register_script(_GUARDED_TAKE.encode())
 
     @classmethod
     def from_settings(
@@ -129,7 +164,13 @@ class LimitsRateLimiter:
         key: str = "inventory",
     ) -> LimitsRateLimiter:
         """A limiter paced by ``[inventory.rate_limit]``."""
-        return cls(settings.requests_per_second, settings.burst, storage_uri=storage_uri, key=key)
+        return cls(
+            settings.requests_per_second,
+            settings.burst,
+            storage_uri=storage_uri,
+            key=key,
+            guard=settings.guard,
+        )
 
     @property
     def amount(self) -> int:
@@ -149,20 +190,51 @@ class LimitsRateLimiter:
         )
 
     def acquire(self) -> None:
-        """Block until the window has room (and any pause has passed), then take a slot."""
+        """Block until the window, stretched by the guard, has room (and any pause has
+        passed), then take a slot. The time slept is recorded (``syncd.metrics``: the
+        rate limiter's wait)."""
+        waited = 0.0
         while True:
             wait = self.paused_for()
             if wait <= 0:
                 with self._lock:
-                    if self._strategy.hit(self._item, self._key):
+                    if self._take():
+                        metrics.limiter_wait(waited)
                         return
-                    reset = self._strategy.get_window_stats(self._item, self._key).reset_time
-                wait = reset - time.time()
+                    wait = self._crowded_for()
+                    if wait <= 0:
+                        stats = self._strategy.get_window_stats(self._item, self._key)
+                        wait = stats.reset_time + self._guard - time.time()
             # Re-check at least once per window: another process may have freed room or
-            # paused us meanwhile. The guard keeps a wave of waiters from starting the
-            # instant the window frees: a few ms of network jitter would otherwise let the
-            # server see two windows' worth of requests in one.
-            self._sleep(min(max(wait, 0.0), float(self._window)) + self._guard)
+            # paused us meanwhile.
+            pause = min(max(wait, 0.001), float(self._window) + self._guard)
+            self._sleep(pause)
+            waited += pause
+
+    def _take(self) -> bool:
+        """Take a slot if the window, stretched by the guard, has room: one step."""
+        if self._guarded_take is not None:
+            assert isinstance(self._storage, RedisStorage)
+            key = self._storage.prefixed_key(self._item.key_for(self._key))
+            span = self._window + self._guard
+            return self._guarded_take(keys=[key], args=[self._amount, span]) != 0
+        return self._crowded_for() <= 0 and bool(self._strategy.hit(self._item, self._key))
+
+    def _crowded_for(self) -> float:
+        """Seconds until fewer than ``amount`` requests started in the last ``window +
+        guard`` (0: now). Only the moving window keeps the start times it needs."""
+        moving = self._strategy_name == "moving-window"
+        if self._guard <= 0 or not moving or not isinstance(self._storage, MovingWindowSupport):
+            return 0.0
+        key = self._item.key_for(self._key)
+        oldest, count = self._storage.get_moving_window(
+            key,
+            self._amount,
+            self._window + self._guard,  # type: ignore[arg-type]
+        )
+        if count < self._amount:
+            return 0.0
+        return oldest + self._window + self._guard - time.time()
 
     def pause(self, seconds: float) -> None:
         """Hold every user of this limiter (all threads; all processes on a shared

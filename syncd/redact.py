@@ -11,8 +11,9 @@ is matched in any letter case (a proxy that upper-cases header values, an error 
 that shouts), with any of its characters percent-encoded (``%2F``/``%2f``, ``+`` for a
 space: a token echoed in a URL or form body) or JSON-escaped (``\\u0041``, ``\\/``).
 Independently of the registered secrets, the credentials of an ``Authorization``
-header line and of a ``Bearer`` token are redacted wherever they appear, which also
-covers tokens nobody registered (a wrong or rotated one).
+header line and of a ``Bearer`` token, and anything shaped like a syncd API token
+(``syncd_`` and 40 or more URL-safe characters), are redacted wherever they appear,
+which also covers tokens nobody registered (a wrong or rotated one).
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ _HEADER = re.compile(
 _BEARER = re.compile(
     r"(?i)\b(bearer\s+)(?=[A-Za-z0-9\-._~+/]*[0-9\-._~+/])[A-Za-z0-9\-._~+/]{8,}=*"
 )
+
+#: A syncd API token (``syncd tokens add``: ``syncd_`` and 43 URL-safe characters),
+#: anyone's, registered or not.
+_API_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])syncd_[A-Za-z0-9_-]{40,}")
 
 
 def _plain(secrets: Iterable[str | SecretStr]) -> list[str]:
@@ -72,10 +77,11 @@ def _compiled(plain: tuple[str, ...]) -> re.Pattern[str] | None:
 
 
 def redact_credentials(text: str) -> str:
-    """``text`` with ``Authorization`` header credentials and ``Bearer`` tokens replaced,
-    whoever's they are."""
+    """``text`` with ``Authorization`` header credentials, ``Bearer`` tokens and syncd API
+    tokens replaced, whoever's they are."""
     text = _HEADER.sub(lambda m: f"{m.group(1)}{m.group(2) or ''}{REDACTED}", text)
-    return _BEARER.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+    return _API_TOKEN.sub(REDACTED, text)
 
 
 def _redact_plain(text: str, plain: list[str]) -> str:

@@ -13,6 +13,10 @@ meanwhile, and the sweeper sends it again if the retry message is lost), and
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,8 +29,10 @@ from celery.schedules import crontab
 from syncd import broker
 from syncd.config import Settings, parse_interval
 from syncd.errors import AuthenticationError, RetriableError, SourceError
+from syncd.locks import LockBusyError
 from syncd.service import daemon
 from syncd.service.outbox import dispatch as dispatch_changes
+from syncd.service.retention import prune
 from syncd.service.stop import StopRequest
 
 #: A run that failed for a transient reason is tried again after this long (seconds),
@@ -132,6 +138,17 @@ def sweep(task: Task, ctx: Context) -> dict[str, Any]:
     return asdict(report)
 
 
+def prune_audit(task: Task, ctx: Context) -> dict[str, Any]:
+    """Export, then prune, the audit log past ``[retention]`` (``syncd prune``); another
+    process pruning already makes this one a no-op."""
+    worker = ctx.worker()
+    try:
+        report = prune(worker.store, ctx.settings.retention, owner=worker.owner, stop=ctx.stop)
+    except LockBusyError as busy:
+        return {"skipped": str(busy)}
+    return report.as_dict()
+
+
 @dataclass(frozen=True, slots=True)
 class TaskSpec:
     """One task: its name (``syncd.broker``), its body, and Celery options."""
@@ -147,6 +164,7 @@ TASKS: tuple[TaskSpec, ...] = (
     TaskSpec(broker.DISPATCH, dispatch),
     TaskSpec(broker.APPLY_CHANGE, apply_change),
     TaskSpec(broker.SWEEP, sweep, {"expires": 60}),
+    TaskSpec(broker.PRUNE_AUDIT, prune_audit),
 )
 
 
@@ -163,7 +181,8 @@ def _every(text: str) -> tuple[Any, float]:
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Beat's entries: each scheduled connector, the inventory listing, the sweeper.
+    """Beat's entries: each scheduled connector, the inventory listing, the sweeper, the
+    audit log's retention (``retention.schedule``).
 
     A scheduled run that is still queued when the next one is due has expired: it is
     dropped rather than run late (two runs would queue behind one busy worker).
@@ -192,7 +211,22 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "schedule": timedelta(seconds=sweep_every),
         "options": {"expires": sweep_every},
     }
+    entries.update(_retention_entry(settings))
     return entries
+
+
+def _retention_entry(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The audit log's prune, on ``retention.schedule`` (none: no entry)."""
+    if not settings.retention.schedule:
+        return {}
+    every, expires = _every(settings.retention.schedule)
+    return {
+        "prune audit log": {
+            "task": broker.PRUNE_AUDIT,
+            "schedule": every,
+            "options": {"expires": expires},
+        }
+    }
 
 
 # -- the app ---------------------------------------------------------------------------------
@@ -203,6 +237,8 @@ def make_app(settings: Settings) -> Celery:
     broker.prepare(settings)
     app = Celery("syncd")
     app.conf.update(broker.celery_config(settings))
+    if settings.daemon.scale_out:
+        app.conf.beat_scheduler = "tasks.beat:Scheduler"  # rides out a Redis restart
     app.conf.beat_schedule = beat_schedule(settings)
     ctx = Context(settings)
     registered: dict[str, Any] = {}
@@ -222,7 +258,28 @@ def make_app(settings: Settings) -> Celery:
 
     signals.worker_shutting_down.connect(shutting_down, weak=False)
     signals.worker_shutdown.connect(shut_down, weak=False)
+    signals.beat_embedded_init.connect(_beat_dies_with(os.getpid()), weak=False)
     return app
+
+
+#: ``prctl`` option: the signal this process gets when its parent dies (Linux).
+PR_SET_PDEATHSIG = 1
+
+
+def _beat_dies_with(worker_pid: int) -> Callable[..., None]:
+    """``syncd daemon`` runs beat in a child process of the worker. When the worker is
+    killed (``kill -9``, the OOM killer) nothing stops that child: it lives on as an
+    orphan and sends the schedule forever, once more after each restart. Linux can
+    send it SIGTERM when its parent dies; a parent already gone ends it at once."""
+
+    def embedded_beat_started(**_: Any) -> None:
+        if sys.platform.startswith("linux"):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != worker_pid:
+            os._exit(0)
+
+    return embedded_beat_started
 
 
 def _register(app: Celery, ctx: Context, spec: TaskSpec) -> Any:

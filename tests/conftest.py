@@ -12,6 +12,9 @@ import structlog
 from syncd.sandbox.testing import SandboxProcess, SandboxToken
 from tests import profiles  # noqa: F401 - registers and loads the hypothesis profiles
 
+# Real processes (redis-server, syncd daemon/worker/beat): fixtures of tests/procs.py.
+from tests.procs import processes, redis_server  # noqa: F401 - pytest fixtures
+
 # -- sandbox (the inventory API on loopback) ---------------------------------------------------
 
 #: The organization the scoped sandbox token may act on.

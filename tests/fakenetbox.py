@@ -169,6 +169,17 @@ FAST_RETRY: dict[str, float] = {
 }
 
 
+def sandbox_mapping(fake: FakeNetBox) -> dict[str, Any]:
+    """The policy maps that put every NetBox model onto sandbox type 3 and every tenant
+    onto organization 123."""
+    models = {d["device_type"]["model"] for d in fake.devices}
+    tenants = {d["tenant"]["name"] for d in fake.devices if d["tenant"]}
+    return {
+        "type_map": dict.fromkeys(models, 3),
+        "organization_map": dict.fromkeys(tenants, 123),
+    }
+
+
 def connector_options(fake: FakeNetBox, **options: Any) -> dict[str, Any]:
     """``netbox`` plugin options pointing at ``fake``: token from ``TOKEN_ENV``, short
     timeouts, instant retries; ``options`` override or add."""

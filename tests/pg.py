@@ -21,7 +21,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -33,6 +32,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from syncd.topology import LocalStackError
+from syncd.topology.postgres import find_programs
+from syncd.topology.procs import free_port
+
 REQUIRE_ENV = "SYNCD_REQUIRE_POSTGRES"
 USER = "syncd"
 
@@ -42,25 +45,10 @@ class PostgresUnavailableError(RuntimeError):
 
 
 def _bindir() -> Path:
-    found = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
-    )
-    if found:
-        return found[-1].parent
-    initdb = shutil.which("initdb")
-    if initdb:
-        return Path(initdb).parent
-    raise PostgresUnavailableError(
-        "no PostgreSQL binaries (initdb) found: install the postgresql package"
-    )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    try:
+        return find_programs()
+    except LocalStackError as exc:
+        raise PostgresUnavailableError(str(exc)) from None
 
 
 @dataclass
@@ -171,7 +159,7 @@ def start_server() -> PostgresServer:
             root = Path(tempfile.mkdtemp(prefix="syncd-pg-"))
             if run_as:
                 shutil.chown(root, user=run_as, group=run_as)
-            server = PostgresServer(bindir=bindir, root=root, port=_free_port(), run_as=run_as)
+            server = PostgresServer(bindir=bindir, root=root, port=free_port(), run_as=run_as)
             try:
                 server.start()
             except PostgresUnavailableError:

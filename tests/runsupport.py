@@ -18,9 +18,10 @@ from typing import Any
 from syncd.config import Settings
 from syncd.inventory import InventoryClient
 from syncd.process import ProcessIdentity
-from syncd.sandbox.testing import RequestRecord, SandboxProcess
+from syncd.sandbox.testing import RequestRecord, SandboxProcess, SandboxToken
 from syncd.service import Runner, RunResult
 from syncd.store import Store
+from tests.procs import SyncdProcess
 
 #: The sandbox catalogue's ids, as the config maps the CSV's names onto them.
 TYPE_MAP = {"Cisco ISR 4331": 1, "Cisco Catalyst 9300": 3, "FortiGate 100F": 6}
@@ -73,6 +74,9 @@ class RunEnv:
     inventory: dict[str, Any] = field(default_factory=dict)
     csv_options: dict[str, Any] = field(default_factory=dict)
     outbox: dict[str, Any] = field(default_factory=dict)
+    daemon: dict[str, Any] = field(default_factory=dict)
+    #: The connector's schedule in the daemon (``None``: on demand only).
+    schedule: str | None = None
     _drops: int = 0
 
     def settings(self) -> Settings:
@@ -91,22 +95,17 @@ class RunEnv:
             "organization_map": ORG_MAP,
             **self.policy,
         }
+        connector: dict[str, Any] = {"name": "procurement", "plugin": "csv_drop"}
+        if self.schedule is not None:
+            connector["schedule"] = self.schedule
+        connector["options"] = {"inbox": str(self.inbox), "stable_seconds": 0, **self.csv_options}
         return {
             "inventory": inventory,
             "store": {"url": self.store_url},
-            "connectors": [
-                {
-                    "name": "procurement",
-                    "plugin": "csv_drop",
-                    "options": {
-                        "inbox": str(self.inbox),
-                        "stable_seconds": 0,
-                        **self.csv_options,
-                    },
-                }
-            ],
+            "connectors": [connector],
             "policy": policy,
             "outbox": self.outbox,
+            "daemon": self.daemon,
         }
 
     def write_config(self, path: Path) -> Path:
@@ -124,6 +123,19 @@ class RunEnv:
             stderr=subprocess.STDOUT,
             text=True,
         )
+
+    def spawn(
+        self,
+        *args: str,
+        config: Path,
+        log: Path,
+        token: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> SyncdProcess:
+        """``syncd ARGS`` as a long-running process, its output in ``log``."""
+        secret = token if token is not None else self.sandbox.token.get_secret_value()
+        extra = {"SYNCD_INVENTORY__TOKEN": secret, **(env or {})}
+        return SyncdProcess(list(args), config=config, log=log, env=extra)
 
     def drop(self, items: Iterable[Row] | str, name: str | None = None) -> Path:
         """Drop a CSV into the inbox, old enough to be taken at once."""
@@ -164,10 +176,10 @@ class RunEnv:
         """The write requests the sandbox received since the log was last cleared."""
         return [r for r in self.sandbox.requests() if r.method in WRITES]
 
-    def devices(self) -> dict[str, dict[str, Any]]:
-        """Every device in the sandbox, detail shape, by serial."""
+    def devices(self, token: SandboxToken | None = None) -> dict[str, dict[str, Any]]:
+        """Every device in the sandbox (that ``token`` may see), detail shape, by serial."""
         out: dict[str, dict[str, Any]] = {}
-        with self.sandbox.client() as client:
+        with self.sandbox.client(token) as client:
             offset = 0
             while True:
                 page = client.get(

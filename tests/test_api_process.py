@@ -80,7 +80,10 @@ def test_serve_without_any_secret_or_on_a_taken_port_says_why(tmp_path: Path) ->
         )
 
     assert bare.returncode == 2
-    assert "nothing to serve: set SYNCD_API__TRIGGER_TOKEN" in " ".join(bare.stderr.split())
+    said = " ".join(bare.stderr.split())
+    assert "nothing to serve: set SYNCD_API__TOKEN_PEPPER" in said
+    assert "SYNCD_API__TRIGGER_TOKEN" in said
+    assert "SYNCD_API__WEBHOOK_SECRET" in said
     assert busy.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in " ".join(busy.stderr.split())
     assert "t" * 32 not in busy.stderr + busy.stdout

@@ -230,7 +230,7 @@ def test_demo_runs_the_embedded_daemon_end_to_end(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "done" in out
     assert "{'applied': 40}" in out  # picked up on the schedule and applied
-    assert "procurement.csv:42" in out  # the bad IP row, by line
+    assert "processed/procurement.csv:42" in out  # the bad IP row, by line, where it lies now
     assert "0 write call(s) (nothing had changed)" in out  # the triggered run
     assert "stopped with exit code 0" in out
     assert "0 change(s) left on their way" in out
@@ -271,3 +271,16 @@ def test_relative_store_path_is_relative_to_the_config_file(tmp_path: Path) -> N
     )
     assert done.returncode == 0, done.stderr
     assert f"sqlite:///{folder / 'state' / 'syncd.db'}" in " ".join(done.stdout.split())
+
+
+def test_demo_config_sets_each_key_in_its_own_section(tmp_path: Path) -> None:
+    import tomllib
+
+    from syncd.cli.demo import demo_config
+
+    config = tomllib.loads(demo_config("http://127.0.0.1:9/api/v1", tmp_path))
+    (connector,) = config["connectors"]
+    assert connector["schedule"] == "2s"  # the drop is picked up within seconds
+    assert config["retention"]["schedule"] == "1d"  # not pruning every 2 s
+    assert connector["options"]["inbox"] == str(tmp_path / "inbox")
+    assert config["store"]["url"] == f"sqlite:///{tmp_path / 'syncd.db'}"

@@ -26,6 +26,7 @@ from syncd.errors import (
     ValidationRejectedError,
 )
 from syncd.inventory import DeviceCreate, DevicePatch, DeviceReplace, InventoryClient
+from syncd.inventory.retrying import RetryBudget
 from syncd.sandbox.testing import SandboxProcess
 from tests.client_support import FAST_RETRY, device, make_client, summary, wait_for_log
 
@@ -188,9 +189,14 @@ def test_refused_connection_is_connection_failed() -> None:
         InventoryClient(
             f"http://127.0.0.1:{port}/api/v1", SecretStr("t0ken-x"), retry=FAST_RETRY
         ) as client,
-        pytest.raises(ConnectionFailedError, match="could not connect"),
+        pytest.raises(ConnectionFailedError, match="could not connect") as info,
     ):
         client.list_devices()
+    assert f"could not connect to 127.0.0.1:{port}" in str(info.value)
+    # Nothing listens on this machine's port: the call gives up at once, not after its tries.
+    assert info.value.nothing_listens
+    assert RetryBudget(RetrySettings(attempts=6))(info.value) is False
+    assert RetryBudget(RetrySettings(attempts=6))(ConnectionFailedError("dropped")) is not False
 
 
 def test_the_exception_tree_groups_by_disposition() -> None:

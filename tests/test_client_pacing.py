@@ -1,8 +1,10 @@
 """The rate limiter, seen from the server: threads sharing a client never push the
 request rate past the configured level (the sandbox counts the peak per second).
 
-A correctness check of pacing, not a benchmark: the margin of one request covers the
-few milliseconds between the client's clock and the server's.
+A correctness check of pacing, not a benchmark. The server sees arrivals, not the
+client's slots: on a busy machine requests paced apart can arrive bunched, so the
+bound allows a margin (half the rate) that an unpaced client still overruns by far
+(every request at once). The elapsed time is the exact check of the pacing.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def test_threads_sharing_a_client_keep_to_the_rate(sandbox: SandboxProcess) -> N
     assert failures == []
     stats = sandbox.stats()
     assert stats.by_status == {"200": 30}
-    assert stats.peak_per_second <= 8 + 1
+    assert stats.peak_per_second <= 8 + 4  # unpaced: 30 in the first second
     # 30 requests at 8 per second: the 25th cannot start before three windows passed.
     assert elapsed >= 3.0
 
@@ -65,7 +67,7 @@ def test_clients_sharing_a_limiter_share_the_rate(sandbox: SandboxProcess) -> No
     assert failures == other == []
     stats = sandbox.stats()
     assert stats.total == 16
-    assert stats.peak_per_second <= 5 + 1
+    assert stats.peak_per_second <= 5 + 2  # unpaced: 16 in the first second
 
 
 def test_the_sandbox_limit_is_respected_without_429(sandbox: SandboxProcess) -> None:

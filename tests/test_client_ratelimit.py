@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from freezegun import freeze_time
 
 from syncd.config import RateLimitSettings
 from syncd.ratelimit import (
@@ -133,6 +134,25 @@ def test_a_burst_goes_at_once_then_waits() -> None:
         limiter.acquire()  # would raise if it had to wait
     with pytest.raises(_SleptError):
         limiter.acquire()
+
+
+def test_a_slot_freed_at_the_window_edge_is_reused_only_after_the_guard() -> None:
+    """The server counts arrivals: a request let go the instant the oldest one leaves
+    the window could arrive within the server's same second. Every request, not only
+    one that already waited, keeps ``amount`` per ``window + guard``."""
+    slept: list[float] = []
+    with freeze_time("2026-01-01 00:00:00") as clock:
+
+        def sleep(seconds: float) -> None:
+            slept.append(seconds)
+            clock.tick(seconds)
+
+        limiter = LimitsRateLimiter(2, 2, key="edge", guard=0.2, sleep=sleep)
+        limiter.acquire()
+        limiter.acquire()
+        clock.tick(1.05)  # out of the one-second window, not out of window + guard
+        limiter.acquire()
+    assert 0.149 < sum(slept) < 0.2
 
 
 def test_limiters_on_different_keys_do_not_share() -> None:

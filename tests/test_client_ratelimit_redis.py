@@ -7,54 +7,27 @@ Starts a throw-away ``redis-server`` on loopback; skipped when none is installed
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from syncd.ratelimit import LimitsRateLimiter
+from tests.procs import RedisServer, redis_binary
 
 pytestmark = pytest.mark.redis
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 @pytest.fixture(scope="module")
-def redis_uri() -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("SYNCD_REQUIRE_REDIS") == "1":
-            pytest.fail("redis-server is required (SYNCD_REQUIRE_REDIS=1) but not installed")
-        pytest.skip("redis-server is not installed")
-    port = _free_port()
-    server = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def redis_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("redis")
+    server = RedisServer(redis_binary(), folder, appendonly=False).start()
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("redis-server did not start")
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}"
+        yield server.url
     finally:
-        server.terminate()
-        server.wait(10)
+        server.stop()
 
 
 class _SleptError(Exception):
@@ -87,3 +60,47 @@ def test_a_pause_on_redis_holds_the_other_limiter(redis_uri: str) -> None:
     second.acquire()
     assert time.monotonic() - begun >= 0.5
     second.reset()
+
+
+def test_the_guard_holds_across_limiters_sharing_redis(redis_uri: str) -> None:
+    """Three limiter objects (three worker processes) with four threads each: no
+    ``amount + 1`` slots are ever taken within ``window + guard``, as Redis's clock
+    stamped them. Checked apart from taking, two processes could both see room for the
+    last slot (two workers put 51 requests in one second of a 50/s budget)."""
+    amount, guard, takes = 5, 0.3, 20
+    limiters = [
+        LimitsRateLimiter(amount, amount, storage_uri=redis_uri, key="guarded", guard=guard)
+        for _ in range(3)
+    ]
+    granted: list[float] = []
+    record = threading.Lock()
+    for limiter in limiters:
+        take = limiter._guarded_take
+        assert take is not None
+
+        def stamped(*args: Any, take: Callable[..., object] = take, **kwargs: Any) -> object:
+            answer = take(*args, **kwargs)
+            if answer != 0:
+                with record:
+                    granted.append(float(answer))  # type: ignore[arg-type]
+            return answer
+
+        limiter._guarded_take = stamped
+
+    def work(limiter: LimitsRateLimiter, count: int) -> None:
+        for _ in range(count):
+            limiter.acquire()
+
+    threads = [
+        threading.Thread(target=work, args=(limiter, takes // 12 + (i < takes % 12)))
+        for i, limiter in enumerate(limiter for limiter in limiters for _ in range(4))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert len(granted) == takes
+    granted.sort()
+    gaps = [later - earlier for earlier, later in zip(granted, granted[amount:], strict=False)]
+    assert min(gaps) >= 1 + guard - 1e-6, gaps

@@ -7,6 +7,7 @@ message is delivered: late, twice, or never.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,12 +20,14 @@ from pydantic import SecretStr
 from syncd.errors import AuthenticationError
 from syncd.inventory import InventoryClient
 from syncd.locks import StoreLocks
+from syncd.process import GIVEN_UP
+from syncd.ratelimit import RateLimiter
 from syncd.sandbox.testing import SandboxProcess
 from syncd.service import daemon
 from syncd.service.apply import ApplyOutcome
 from syncd.service.outbox import halted
 from syncd.store import Store
-from tests.runsupport import RunEnv, method_counts, rows
+from tests.runsupport import RunEnv, dead_owner, method_counts, rows
 
 
 @pytest.fixture
@@ -50,15 +53,27 @@ class Mailbox:
 
 
 @contextmanager
-def open_worker(env: RunEnv, *, token: SecretStr | None = None) -> Iterator[daemon.Worker]:
+def open_worker(
+    env: RunEnv, *, token: SecretStr | None = None, limiter: RateLimiter | None = None
+) -> Iterator[daemon.Worker]:
     settings = env.settings()
     with (
         Store.open(env.store_url) as store,
         InventoryClient.from_settings(
-            settings.inventory, token=token or env.sandbox.token
+            settings.inventory, token=token or env.sandbox.token, rate_limiter=limiter
         ) as client,
     ):
         yield daemon.Worker(settings, store, client, StoreLocks(store))
+
+
+class _BrokenBudget:
+    """A rate limit whose shared storage went away (Redis restarting)."""
+
+    def acquire(self) -> None:
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    def pause(self, seconds: float) -> None:
+        raise ConnectionError("Connection refused.")
 
 
 def test_a_run_dispatches_and_the_last_change_closes_it(env: RunEnv) -> None:
@@ -166,7 +181,8 @@ def test_a_queued_dry_run_is_taken_as_a_dry_run_by_the_sweepers_message(env: Run
         changes = worker.store.changes(run_id=outcome.run_id)
         assert worker.store.queued_triggers() == []
     assert row is not None
-    assert (row.state, row.run_id) == ("done", outcome.run_id)
+    assert (row.state, row.run_id, outcome.run_id) == ("done", None, None)  # no run kept
+    assert row.detail == "dry run: done"
     assert changes == []  # planned, not recorded: a dry run
     assert box.sent == []
     assert env.writes() == []
@@ -218,3 +234,85 @@ def test_a_transient_failure_is_retried_with_the_servers_delay(env: RunEnv) -> N
         again = daemon.apply(worker, first.change_id)
     assert again.kind == "applied"
     assert len(env.devices()) == 1
+
+
+def test_messages_sent_before_the_token_was_refused_make_no_more_calls(env: RunEnv) -> None:
+    env.drop(rows(5))
+    box = Mailbox()
+    with open_worker(env) as worker:
+        outcome = daemon.run_connector(worker, "procurement", send=box.send)
+    with open_worker(env, token=SecretStr("not-the-right-token")) as worker:
+        first, *rest = box.sent
+        with pytest.raises(AuthenticationError):
+            daemon.apply(worker, first)
+        later = [daemon.apply(worker, change_id) for change_id in rest]  # already queued
+        waiting = worker.store.count_waiting(outcome.run_id)
+    assert {o.kind for o in later} == {"halted"}
+    assert [(r.method, r.status) for r in env.writes()] == [("POST", 401)]
+    assert waiting == 5  # nothing failed: they wait for a good token
+
+
+def test_a_change_whose_apply_broke_unexpectedly_is_recovered_not_stuck(env: RunEnv) -> None:
+    env.drop(rows(3))
+    box = Mailbox()
+    with open_worker(env) as worker:
+        daemon.run_connector(worker, "procurement", send=box.send)
+    with open_worker(env, limiter=_BrokenBudget()) as worker:
+        with pytest.raises(ConnectionError):
+            daemon.apply(worker, box.sent[0])
+        (held,) = worker.store.claimed_changes()
+    assert held.claimed_by is not None
+    assert held.claimed_by.startswith(GIVEN_UP)  # not left to this (live) process
+
+    with open_worker(env) as worker:  # the budget is back
+        report = daemon.sweep(worker, box.send)
+        assert report.recovered == 1  # read back: never created, so planned again
+        box.deliver(worker)
+        daemon.run_connector(worker, "procurement", send=box.send)  # plans it again
+        box.deliver(worker)
+        assert worker.store.claimed_changes() == []
+    assert len(env.devices()) == 3
+    assert method_counts(env.writes()) == {"POST": 3}
+
+
+def test_a_token_refused_while_the_run_still_dispatches_leaves_the_run_failed(
+    env: RunEnv,
+) -> None:
+    env.drop(rows(4))
+    with open_worker(env) as worker, open_worker(env, token=SecretStr("revoked")) as other:
+
+        def send(change_id: int) -> None:  # a worker takes each message at once
+            with contextlib.suppress(AuthenticationError):
+                daemon.apply(other, change_id)
+
+        outcome = daemon.run_connector(worker, "procurement", send=send)
+        run = worker.store.run(outcome.run_id or 0)
+    assert run is not None
+    assert (outcome.status, run.status) == ("failed", "failed")  # not "applying" again
+    assert "refused the token" in (run.error or "")
+
+
+def test_a_run_whose_changes_were_applied_while_it_dispatched_is_done(env: RunEnv) -> None:
+    env.drop(rows(4))
+    with open_worker(env) as worker:
+
+        def send(change_id: int) -> None:  # applied at once, while the run dispatches
+            daemon.apply(worker, change_id)
+
+        outcome = daemon.run_connector(worker, "procurement", send=send)
+        run = worker.store.run(outcome.run_id or 0)
+    assert run is not None
+    assert (outcome.status, run.status) == ("done", "done")
+    assert run.summary.get("dispatched") == 4
+
+
+def test_a_connector_lock_left_by_a_killed_process_does_not_skip_runs(env: RunEnv) -> None:
+    env.drop(rows(2))
+    with open_worker(env) as worker:
+        killed = dead_owner()  # killed mid-run: its lease would last daemon.run_lease
+        assert worker.locks.acquire("connector:procurement", killed, 3600)
+        outcome = daemon.run_connector(worker, "procurement", send=Mailbox().send)
+        holder = worker.locks.holder("connector:procurement")
+    assert outcome.status == "applying"  # it ran
+    assert outcome.dispatched == 2
+    assert holder is None  # and let go of the lock it took over

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from syncd.process import ProcessIdentity
 from syncd.sandbox.testing import SandboxProcess
 from syncd.service import Runner
 from syncd.store import Store
+from tests.procs import wait_for
 from tests.runsupport import RunEnv, dead_owner, method_counts, rows
 
 
@@ -182,14 +183,6 @@ def test_with_the_listing_gate_off_a_409_still_keeps_hand_edits_and_create_only_
 # -- 3 and 4. a process that dies while applying: the next run finishes or re-plans at once ---
 
 
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def _script_left(sandbox: SandboxProcess) -> int:
     return len(sandbox.faults()["script"])
 
@@ -203,7 +196,7 @@ def _kill_during_the_kth_write(env: RunEnv, tmp_path: Path, k: int, sig: int) ->
     script = ["ok"] + ["ok"] * (k - 1) + ["delay:1500"]  # the listing, k-1 writes, then held
     env.sandbox.set_faults(script=script)
     process = env.syncd("run", "--once", config=env.write_config(tmp_path / "syncd.toml"))
-    _wait_for(lambda: _script_left(env.sandbox) == 0, "the held write to arrive")
+    wait_for(lambda: _script_left(env.sandbox) == 0, "the held write to arrive")
     process.send_signal(sig)
     output, _ = process.communicate(timeout=60)
     env.sandbox.set_faults(script=[])
@@ -220,7 +213,7 @@ def test_create_landed_by_a_killed_process_is_found_and_owned_by_the_next_run(
 
     output = _kill_during_the_kth_write(env, tmp_path, 6, signal.SIGKILL)
     assert output.startswith("exit -9"), output
-    _wait_for(lambda: len(env.devices()) == 6, "the held POST to land")  # it lands, unanswered
+    wait_for(lambda: len(env.devices()) == 6, "the held POST to land")  # it lands, unanswered
 
     with env.runner() as runner:
         (killed,) = runner.store.runs(limit=1)
@@ -339,7 +332,7 @@ def test_second_signal_stops_at_once_and_the_next_run_recovers(env: RunEnv, tmp_
     env.drop(devices)
     env.sandbox.set_faults(script=["ok", "ok", "delay:3000"])
     process = env.syncd("run", "--once", config=env.write_config(tmp_path / "syncd.toml"))
-    _wait_for(lambda: _script_left(env.sandbox) == 0, "the held write to arrive")
+    wait_for(lambda: _script_left(env.sandbox) == 0, "the held write to arrive")
     process.send_signal(signal.SIGINT)
     time.sleep(0.3)  # the first Ctrl-C is handled; the POST is still held by the sandbox
     process.send_signal(signal.SIGINT)
@@ -354,7 +347,7 @@ def test_second_signal_stops_at_once_and_the_next_run_recovers(env: RunEnv, tmp_
         (given_up,) = runner.store.claimed_changes()
     assert stopped.status == "interrupted"
     assert given_up.operation == "create"
-    _wait_for(lambda: len(env.devices()) == 2, "the held POST to land")
+    wait_for(lambda: len(env.devices()) == 2, "the held POST to land")
 
     result = env.run()
 

@@ -14,7 +14,7 @@ from syncd.config import Settings
 from syncd.errors import SourceError
 from syncd.sandbox.testing import SandboxProcess
 from syncd.service import RunResult
-from tests.fakenetbox import TOKEN_ENV, FakeNetBox, connector_options
+from tests.fakenetbox import TOKEN_ENV, FakeNetBox, connector_options, sandbox_mapping
 from tests.runsupport import RunEnv, method_counts
 from tests.test_cli import syncd
 
@@ -29,14 +29,8 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNetBox]:
 
 
 def mapping(fake: FakeNetBox) -> dict[str, Any]:
-    """Every NetBox model onto sandbox type 3, every tenant onto organization 123."""
-    models = {d["device_type"]["model"] for d in fake.devices}
-    tenants = {d["tenant"]["name"] for d in fake.devices if d["tenant"]}
-    return {
-        "type_map": dict.fromkeys(models, 3),
-        "organization_map": dict.fromkeys(tenants, 123),
-        "max_delete_share": 1.0,
-    }
+    """The sandbox mapping, and deletes never held (the tests delete on purpose)."""
+    return {**sandbox_mapping(fake), "max_delete_share": 1.0}
 
 
 class NetBoxEnv(RunEnv):

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import structlog
 from pydantic import BaseModel
@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from connectors.base import BatchMode, ConnectorState, Item, Verdict
 from connectors.csv_drop.config import CsvDropConfig
 from connectors.csv_drop.encoding import Scan, checksum, scan_file
-from connectors.csv_drop.inbox import Claim, Inbox, Note, display_name
+from connectors.csv_drop.inbox import Claim, Inbox, InPlace, Note, display_name
 from connectors.csv_drop.ledger import (
     IngestLedger,
     JsonLedger,
@@ -59,6 +59,8 @@ class CsvDropConnector:
         self.name = name
         self.config = config
         self.state = state
+        #: Fields whose columns are not read (``skip_fields``).
+        self.skipped: frozenset[str] = frozenset()
         self.ledger: IngestLedger
         if state is None:
             self.ledger = JsonLedger(config.ledger_path)
@@ -74,6 +76,54 @@ class CsvDropConnector:
         """What would stop a fetch (inbox missing, folders that cannot be made), found
         without touching anything; each problem's location is an option name."""
         return self.inbox.problems()
+
+    def skip_fields(self, fields: frozenset[str]) -> None:
+        """Leave the columns of ``fields`` unread (the policy ignores them): their cells
+        are neither parsed nor kept. A required field is always read."""
+        self.skipped = fields - set(self.config.required_fields) - {"serial_number"}
+
+    def waiting(self) -> list[tuple[str, str]]:
+        """The files the last ``fetch()`` or ``peek()`` left for later, and why: ``waiting:
+        3 s left (stable_seconds = 5)``, or the content already accepted (a peek)."""
+        return [(display_name(path), why) for path, why in self.inbox.waiting]
+
+    def peek(self) -> Iterator[CsvFileBatch]:
+        """The batches a ``fetch()`` would take now, read where they lie (a dry run):
+        nothing is claimed, moved, noted or remembered, no folder is made, files left in
+        ``processing/`` are left to the next fetch, and committing or failing a batch
+        does nothing. A file whose content is the last one accepted is not yielded (it
+        is in ``waiting()``)."""
+        root = self.inbox.open_root()
+        listing = self.inbox.scan(root)
+        self.inbox.waiting = list(listing.waiting)
+        for path in listing.ready:
+            batch = self._peek_open(InPlace(root, path.name))
+            if batch is not None:
+                yield batch
+
+    def _peek_open(self, file: InPlace) -> CsvFileBatch | None:
+        if file.kind:
+            reason = f"not a regular file: {file.kind}; a run sets it aside unread"
+            return PeekedBatch(self, file, Scan("", 0, problem=reason))
+        try:
+            identity = file.identity()
+            summed = checksum(file.open)
+            last = self.ledger.last()
+            if summed.size and last is not None and last.sha256 == summed.sha256:
+                why = f"same content as {last.file}, the last file accepted: nothing new"
+                self.inbox.waiting.append((file.path, why))
+                return None
+            scan = scan_file(
+                file.open,
+                encoding=self.config.encoding,
+                legacy_encoding=self.config.legacy_encoding,
+                summed=summed,
+            )
+        except OSError as exc:
+            return PeekedBatch(
+                self, file, Scan("", 0, problem=f"cannot read: {exc.strerror or exc}")
+            )
+        return PeekedBatch(self, file, scan, identity=identity)
 
     def fetch(self) -> Iterator[CsvFileBatch]:
         """Yield one ``CsvFileBatch`` per ready file, claiming each just before it is yielded."""
@@ -191,6 +241,12 @@ class CsvFileBatch:
         return self._final or self._claim.path
 
     @property
+    def stored_at(self) -> str | None:
+        """Where the file lies once set down (``processed/`` or ``failed/``, as people
+        read the name), ``None`` before: the place a reject's file:line is found again."""
+        return None if self._final is None else display_name(self._final)
+
+    @property
     def delimiter(self) -> str:
         """The delimiter used (sniffed or configured); empty before the header is read."""
         return self._stats.delimiter
@@ -220,6 +276,7 @@ class CsvFileBatch:
             columns=config.columns,
             required=config.required_fields,
             clear_empty=config.empty_cells == "clear",
+            skipped=self._connector.skipped,
         )
         spool = None
         try:
@@ -409,6 +466,41 @@ class CsvFileBatch:
         if stats.rejects:
             lines.append("rejected rows (physical line numbers):")
         return "\n".join(lines) + "\n"
+
+
+class PeekedBatch(CsvFileBatch):
+    """A file read where it lies (``CsvDropConnector.peek``): read like any batch, but
+    setting it down does nothing (the file stays in the inbox, unclaimed, for a run)."""
+
+    def __init__(
+        self,
+        connector: CsvDropConnector,
+        file: InPlace,
+        scan: Scan,
+        *,
+        identity: _Identity | None = None,
+    ) -> None:
+        # InPlace offers what a batch reads through a claim; it is never set down.
+        super().__init__(connector, cast(Claim, file), scan, identity=identity)
+
+    @property
+    def mark(self) -> dict[str, Any] | None:
+        """Nothing to remember: a dry run accepts nothing."""
+        return None
+
+    @property
+    def stored_at(self) -> str | None:
+        """Where the file lies: in the inbox still."""
+        return None
+
+    def commit(self) -> None:
+        """Nothing: the file stays where it was dropped."""
+
+    def fail(self, reason: str) -> None:
+        """Nothing: the file stays where it was dropped."""
+
+    def release(self) -> None:
+        """Nothing: it was never claimed."""
 
 
 def judge(stats: ReadStats, scan: Scan, max_error_ratio: float, *, changed: str = "") -> Verdict:

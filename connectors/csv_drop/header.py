@@ -12,7 +12,7 @@ every message and key the unmapped values kept in ``DeviceRecord.extra``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from connectors.csv_drop.controls import find_control
@@ -76,11 +76,13 @@ def plan_header(
     *,
     columns: Mapping[str, str],
     required: Sequence[str],
+    skipped: Collection[str] = (),
 ) -> HeaderPlan:
     """Map ``header`` to fields; ``HeaderError`` naming the problem if it cannot be used.
 
     ``columns`` (already normalised keys) wins over the aliases; a field claimed by
-    two columns and a missing required field are errors.
+    two columns and a missing required field are errors. A column of a ``skipped``
+    field is dropped as if mapped to ``"ignore"``.
     """
     labels = tuple(cell.strip() for cell in header)
     for index, label in enumerate(labels):
@@ -96,7 +98,7 @@ def plan_header(
     for index, label in enumerate(labels):
         key = normalize_header(label)
         field = columns.get(key) or _BUILTIN.get(key)
-        if field == IGNORE:
+        if field == IGNORE or field in skipped:
             continue
         if field is None:
             extra.append((index, label or f"column {index + 1}"))

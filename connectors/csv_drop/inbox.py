@@ -62,13 +62,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import io
 import os
 import secrets
 import shutil
 import stat
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -159,8 +160,37 @@ class ClaimLock:
         self._finalizer()
 
 
+class _FileIn:
+    """What reading a dropped file needs, whether claimed or read where it lies:
+    ``name`` in ``folder``, opened through the folder's descriptor."""
+
+    folder: Folder
+    name: str
+
+    @property
+    def path(self) -> Path:
+        """Where the file is now (for people: reading goes through ``open()``)."""
+        return self.folder.path / self.name
+
+    def open(self) -> BinaryIO:
+        """The file, open for reading; ``OSError`` unless it is a regular file."""
+        fd = self.folder.open_file(self.name, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file")
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def identity(self) -> tuple[int, int]:
+        """Size and mtime (ns) of the file."""
+        info = self.folder.lstat(self.name)
+        return info.st_size, info.st_mtime_ns
+
+
 @dataclass(eq=False)
-class Claim:
+class Claim(_FileIn):
     """An entry this process holds: ``name`` in the claim folder ``folder`` (held open,
     inside ``parent``, the ``processing`` folder), locked until set down. ``kind`` is
     empty for a regular file, else what the entry is instead (it is never opened)."""
@@ -177,27 +207,6 @@ class Claim:
         """The claim folder."""
         return self.folder.path
 
-    @property
-    def path(self) -> Path:
-        """Where the claimed file is now (for people: reading goes through ``open()``)."""
-        return self.folder.path / self.name
-
-    def open(self) -> BinaryIO:
-        """The claimed file, open for reading; ``OSError`` unless it is a regular file."""
-        fd = self.folder.open_file(self.name, os.O_RDONLY | os.O_NONBLOCK)
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise OSError(errno.EINVAL, "not a regular file")
-            return os.fdopen(fd, "rb")
-        except BaseException:
-            os.close(fd)
-            raise
-
-    def identity(self) -> tuple[int, int]:
-        """Size and mtime (ns) of the claimed entry."""
-        info = self.folder.lstat(self.name)
-        return info.st_size, info.st_mtime_ns
-
     def spool_writer(self) -> TextIO:
         """Append to the rejects found while reading, for the report."""
         fd = self.folder.open_file(SPOOL_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -210,6 +219,33 @@ class Claim:
         except FileNotFoundError:
             return None
         return os.fdopen(fd, encoding="utf-8", errors="backslashreplace")
+
+
+class InPlace(_FileIn):
+    """A dropped file read where it lies (a dry run): never claimed, moved or noted. It
+    offers what a batch reads through a ``Claim`` (``open``, ``identity``, a spool that
+    is thrown away)."""
+
+    recovered = False
+
+    def __init__(self, folder: Folder, name: str) -> None:
+        self.folder = folder
+        self.name = name
+        self.kind = _kind(folder, name)
+
+    def spool_writer(self) -> TextIO:
+        """Where a claim keeps its rejects for the report: nowhere (nothing is written)."""
+        return io.StringIO()
+
+
+@dataclass
+class Listing:
+    """One look at the inbox: the files ready to take, those not complete yet (with
+    why), and each regular file's ``(size, mtime_ns)``."""
+
+    ready: list[Path] = field(default_factory=list)
+    waiting: list[tuple[Path, str]] = field(default_factory=list)
+    observed: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +293,8 @@ class Inbox:
         # name -> (size, mtime_ns) at the previous listing: a change means "still being written".
         self._seen: dict[str, tuple[int, int]] = {}
         self._folders: dict[Path, Folder] = {}
+        #: The files the last ``ready()`` did not take yet, each with why.
+        self.waiting: list[tuple[Path, str]] = []
 
     def problems(self) -> list[Problem]:
         """What would stop ``prepare`` (a missing inbox, a folder that cannot be made),
@@ -340,12 +378,19 @@ class Inbox:
         with an old mtime is taken at once (see the module docstring). An entry with a
         wanted name that is neither a regular file nor a directory (a symbolic link, a
         pipe, a socket, a device) is listed at once too: it is claimed, never opened,
-        and refused.
+        and refused. The files not ready yet are kept in ``waiting`` (with why).
         """
+        found = self.scan(self._folder(self.root))
+        self._seen = found.observed
+        self.waiting = found.waiting
+        return found.ready
+
+    def scan(self, root: Folder) -> Listing:
+        """The inbox ``root`` as ``ready`` would find it (see there), changing nothing."""
         now = time.time()
-        observed: dict[str, tuple[int, int]] = {}
+        listing = Listing()
         ready: list[tuple[int, str]] = []
-        with os.scandir(self._folder(self.root).fd) as entries:
+        with os.scandir(root.fd) as entries:
             for entry in entries:
                 if not self.wanted(entry.name):
                     continue
@@ -359,16 +404,35 @@ class Inbox:
                     ready.append((info.st_mtime_ns, entry.name))
                     continue
                 seen = (info.st_size, info.st_mtime_ns)
-                observed[entry.name] = seen
-                if self.stable_seconds > 0:
-                    previous = self._seen.get(entry.name)
-                    if previous is not None and previous != seen:
-                        continue
-                    if now - info.st_mtime < self.stable_seconds:
-                        continue
+                listing.observed[entry.name] = seen
+                why = self._not_yet(entry.name, seen, now - info.st_mtime)
+                if why:
+                    listing.waiting.append((self.root / entry.name, why))
+                    continue
                 ready.append((info.st_mtime_ns, entry.name))
-        self._seen = observed
-        return [self.root / name for _, name in sorted(ready)]
+        listing.ready = [self.root / name for _, name in sorted(ready)]
+        listing.waiting.sort()
+        return listing
+
+    def _not_yet(self, name: str, seen: tuple[int, int], age: float) -> str:
+        """Why a regular file is not complete yet ("" if it is)."""
+        if self.stable_seconds <= 0:
+            return ""
+        previous = self._seen.get(name)
+        if previous is not None and previous != seen:
+            return "waiting: it changed since the last look (still being written?)"
+        if age < self.stable_seconds:
+            left = max(1, round(self.stable_seconds - age))
+            return f"waiting: {left} s left (stable_seconds = {self.stable_seconds:g})"
+        return ""
+
+    def open_root(self) -> Folder:
+        """The inbox folder itself, opened (``ConfigError`` if it is not a directory),
+        without opening or making its own folders: for a look that changes nothing."""
+        try:
+            return Folder(self.root, os.open(self.root, _DIRECTORY))
+        except OSError:
+            raise ConfigError([Problem("inbox", f"{self.root} is not a directory")]) from None
 
     def claim(self, path: Path, *, recovered: bool = False) -> Claim | None:
         """Move ``path`` (in the inbox or ``processing``) into a new claim folder;

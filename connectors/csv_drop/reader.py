@@ -100,6 +100,8 @@ class ReadOptions:
     columns: Mapping[str, str] = dataclasses.field(default_factory=dict)
     required: tuple[str, ...] = ("serial_number",)
     clear_empty: bool = False
+    #: Fields whose columns are not read (the policy ignores them): like ``"ignore"``.
+    skipped: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -423,7 +425,9 @@ def _header(
     stats.header_line = start
     required = options.required
     try:
-        plan = plan_header(header, columns=options.columns, required=required)
+        plan = plan_header(
+            header, columns=options.columns, required=required, skipped=options.skipped
+        )
     except HeaderError as exc:
         stats.problem = f"header (line {start}): {exc}"
         return None

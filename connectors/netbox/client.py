@@ -201,7 +201,7 @@ class NetBoxClient:
         started = time.monotonic()
         tries = 0
 
-        def backoff(exc: Exception) -> bool | float:
+        def backoff(exc: BaseException) -> bool | float:
             if isinstance(exc, NetBoxAuthError):
                 return tries < self._auth_attempts
             if not isinstance(exc, NetBoxUnavailableError):

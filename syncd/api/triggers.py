@@ -1,6 +1,7 @@
 """``POST /v1/triggers`` and ``GET /v1/triggers/{id}``: on-demand runs over HTTP.
 
-Both take the trigger token as ``Authorization: Bearer``. A request joins one already
+Queuing a run needs an operator token (the trigger token is one), reading what became
+of it a viewer token, as ``Authorization: Bearer``. A request joins one already
 queued for the same connector and kind (dry run or not): the answer then carries that
 one's id (``merged: true``), and the run that takes it serves both.
 """
@@ -16,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from syncd.api.app import ApiContext, context
-from syncd.api.auth import bearer_matches
+from syncd.api.auth import Operator, viewer
 from syncd.api.http import InvalidBodyError, parse, read_json, refuse
 from syncd.config import INT64_MAX
 from syncd.service.triggers import HTTP, enabled_connectors, nudge, queue_run
@@ -55,27 +56,15 @@ class TriggerBody(BaseModel):
     dry_run: bool = False
 
 
-def require_token(request: Request, ctx: Annotated[ApiContext, Depends(context)]) -> None:
-    """401 unless the request carries the trigger token (503 if none is configured)."""
-    token = ctx.secrets.trigger_token
-    if token is None:
-        refuse(503, "triggers are off: set SYNCD_API__TRIGGER_TOKEN or api.trigger_token_file")
-    if not bearer_matches(request.headers.get("authorization"), token):
-        log.warning("api.refused", path=request.url.path, reason="missing or wrong trigger token")
-        refuse(
-            401,
-            "a valid trigger token is required (Authorization: Bearer ...)",
-            {"WWW-Authenticate": 'Bearer realm="syncd"'},
-        )
-
-
-router = APIRouter(prefix=PREFIX, dependencies=[Depends(require_token)])
+router = APIRouter(prefix=PREFIX)
 
 Context = Annotated[ApiContext, Depends(context)]
 
 
 @router.post("", status_code=202)
-async def post_trigger(request: Request, background: BackgroundTasks, ctx: Context) -> JSONResponse:
+async def post_trigger(
+    request: Request, background: BackgroundTasks, ctx: Context, who: Operator
+) -> JSONResponse:
     """Queue a run of a connector (some serials only, or a dry run, if asked)."""
     body = parse(TriggerBody, await read_json(request))
     names = enabled_connectors(ctx.settings)
@@ -100,6 +89,7 @@ async def post_trigger(request: Request, background: BackgroundTasks, ctx: Conte
         merged=queued.merged,
         serials=len(body.serials) if body.serials else "all",
         dry_run=body.dry_run,
+        token=who.name,
     )
     url = f"{PREFIX}/{queued.id}"
     answer = {
@@ -112,7 +102,7 @@ async def post_trigger(request: Request, background: BackgroundTasks, ctx: Conte
     return JSONResponse(answer, status_code=202, headers={"Location": url}, background=background)
 
 
-@router.get("/{request_id}")
+@router.get("/{request_id}", dependencies=[Depends(viewer)])
 async def get_trigger(
     request_id: Annotated[int, Path(ge=1, le=INT64_MAX)], ctx: Context
 ) -> dict[str, Any]:

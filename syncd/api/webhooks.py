@@ -22,13 +22,13 @@ import json
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import APIRouter, BackgroundTasks, Depends
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from connectors.netbox.webhook import WebhookEvent, read_event
 from syncd.api.app import ApiContext, context
-from syncd.api.auth import SIGNATURE_HEADER, signature_matches
+from syncd.api.auth import netbox_signature
 from syncd.api.http import refuse
 from syncd.errors import DataError
 from syncd.service.triggers import WEBHOOK, enabled_connectors, nudge, queue_run
@@ -43,32 +43,29 @@ router = APIRouter(prefix="/v1/webhooks")
 Context = Annotated[ApiContext, Depends(context)]
 
 
+#: The raw body, once its signature is checked (``auth.netbox_signature``).
+SignedBody = Annotated[bytes, Depends(netbox_signature)]
+
+
 @router.post("/netbox", status_code=202)
 async def netbox_webhook(
-    request: Request, background: BackgroundTasks, ctx: Context
+    body: SignedBody, background: BackgroundTasks, ctx: Context
 ) -> JSONResponse:
     """A NetBox webhook for the only enabled NetBox connector."""
-    return await _receive(request, background, ctx, None)
+    return await _receive(body, background, ctx, None)
 
 
 @router.post("/netbox/{connector}", status_code=202)
 async def netbox_webhook_for(
-    connector: str, request: Request, background: BackgroundTasks, ctx: Context
+    connector: str, body: SignedBody, background: BackgroundTasks, ctx: Context
 ) -> JSONResponse:
     """A NetBox webhook for the NetBox connector ``connector``."""
-    return await _receive(request, background, ctx, connector)
+    return await _receive(body, background, ctx, connector)
 
 
 async def _receive(
-    request: Request, background: BackgroundTasks, ctx: ApiContext, named: str | None
+    body: bytes, background: BackgroundTasks, ctx: ApiContext, named: str | None
 ) -> JSONResponse:
-    secret = ctx.secrets.webhook_secret
-    if secret is None:
-        refuse(503, "webhooks are off: set SYNCD_API__WEBHOOK_SECRET or api.webhook_secret_file")
-    body = await request.body()
-    if not signature_matches(body, request.headers.get(SIGNATURE_HEADER), secret):
-        log.warning("api.refused", path=request.url.path, reason="missing or wrong signature")
-        refuse(401, f"missing or wrong {SIGNATURE_HEADER}: sign the webhook with syncd's secret")
     connector = _connector(ctx, named)
     event = _event(body)
     seen: dict[str, Any] = {

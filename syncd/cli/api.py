@@ -29,11 +29,13 @@ def serve_command(
         ),
     ] = None,
 ) -> None:
-    """Serve the HTTP API: POST /v1/triggers (trigger token) and POST /v1/webhooks/netbox
-    (NetBox's signed webhooks), each queuing a run for the daemon.
+    """Serve the HTTP API: POST /v1/triggers (an operator token) and POST
+    /v1/webhooks/netbox (NetBox's signed webhooks), each queuing a run for the daemon;
+    GET /metrics (a viewer token), /healthz and /readyz.
 
-    Needs SYNCD_API__TRIGGER_TOKEN and/or SYNCD_API__WEBHOOK_SECRET (or their _file
-    settings). SIGTERM or Ctrl-C stop it once the requests in flight are answered.
+    Needs SYNCD_API__TOKEN_PEPPER (API tokens from `syncd tokens add`),
+    SYNCD_API__TRIGGER_TOKEN and/or SYNCD_API__WEBHOOK_SECRET (or their _file settings).
+    SIGTERM or Ctrl-C stop it once the requests in flight are answered.
     """
     settings = settings_from(config)
     try:
@@ -51,12 +53,18 @@ def serve_command(
 
 
 def _something_to_serve(settings: Settings) -> None:
-    """``ConfigError`` unless a trigger token or a webhook secret is set (and readable)."""
+    """``ConfigError`` unless a token pepper, a trigger token or a webhook secret is set
+    (and readable)."""
     api = settings.api
-    if api.resolved_trigger_token() is None and api.resolved_webhook_secret() is None:
+    if (
+        api.resolved_trigger_token() is None
+        and api.resolved_webhook_secret() is None
+        and api.resolved_token_pepper() is None
+    ):
         what = (
-            "nothing to serve: set SYNCD_API__TRIGGER_TOKEN (or api.trigger_token_file) for "
-            "/v1/triggers, SYNCD_API__WEBHOOK_SECRET (or api.webhook_secret_file) for the "
-            "NetBox webhook, or both"
+            "nothing to serve: set SYNCD_API__TOKEN_PEPPER (or api.token_pepper_file) for "
+            "API tokens (`syncd tokens add`), SYNCD_API__TRIGGER_TOKEN (or "
+            "api.trigger_token_file) for /v1/triggers, SYNCD_API__WEBHOOK_SECRET (or "
+            "api.webhook_secret_file) for the NetBox webhook, or several"
         )
         raise ConfigError([Problem("api", what)], source="api")

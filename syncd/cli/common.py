@@ -8,12 +8,14 @@ actually uses them.
 from __future__ import annotations
 
 import sys
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from syncd.errors import ConfigError, FatalError, RetriableError, SyncdError
+from syncd import errors
+from syncd.errors import SyncdError, failure_kind
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -38,10 +40,11 @@ ConfigOption = Annotated[
     ),
 ]
 
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
-EXIT_FATAL = 3
-EXIT_RETRIABLE = 4
+# The exit codes of failures come from the one table of failure kinds (``syncd.errors``).
+EXIT_FAILED = errors.EXIT_FAILED
+EXIT_CONFIG = errors.EXIT_CONFIG
+EXIT_FATAL = errors.EXIT_FATAL
+EXIT_RETRIABLE = errors.EXIT_RETRIABLE
 EXIT_HELD = 5
 #: Stopped by SIGINT (128 + 2); SIGTERM exits 143 (128 + 15).
 EXIT_INTERRUPTED = 130
@@ -86,10 +89,12 @@ def settings_from(path: Path) -> Settings:
 
 
 def fail(exc: BaseException) -> NoReturn:
-    """Print ``exc`` for a person and exit with the code that says what kind of failure it was.
+    """Print ``exc`` for a person and exit with the code that says what kind of failure it was
+    (``syncd.errors.failure_kind``: the table the HTTP API answers from too).
 
     With ``[logging] format = "json"`` the message is one JSON log line instead, so that
-    nothing on stderr breaks a log collector.
+    nothing on stderr breaks a log collector. Under ``plan --detailed-exitcode`` every
+    failure exits 1, as Terraform's does (2 says "changes pending" there).
     """
     import structlog
 
@@ -98,18 +103,14 @@ def fail(exc: BaseException) -> NoReturn:
     if not isinstance(exc, SyncdError):
         raise exc
     text = log.redact(str(exc))
-    kind, style, code = next((k, s, c) for cls, k, s, c in _KINDS if isinstance(exc, cls))
+    kind = failure_kind(exc)
+    code = EXIT_FAILED if DETAILED_EXITCODE.get() else kind.exit_code
     if log.current_format() == "json":
-        structlog.get_logger("syncd").error(kind, error=text, exit_code=code)
+        structlog.get_logger("syncd").error(kind.name, error=text, exit_code=code)
     else:
-        err_console.print(f"[bold {style}]{kind}[/]: {text}", highlight=False)
+        err_console.print(f"[bold {kind.colour}]{kind.name}[/]: {text}", highlight=False)
     sys.exit(code)
 
 
-#: Exception class -> (what it is called, colour, exit code); the first that fits wins.
-_KINDS: tuple[tuple[type[SyncdError], str, str, int], ...] = (
-    (ConfigError, "config error", "red", EXIT_CONFIG),
-    (FatalError, "fatal", "red", EXIT_FATAL),
-    (RetriableError, "temporary failure", "yellow", EXIT_RETRIABLE),
-    (SyncdError, "error", "red", EXIT_FAILED),
-)
+#: Set while ``plan --detailed-exitcode`` runs: a failure then exits 1 whatever it was.
+DETAILED_EXITCODE: ContextVar[bool] = ContextVar("syncd_detailed_exitcode", default=False)

@@ -168,8 +168,12 @@ def _wait_for(store: Store, request: int, timeout: float) -> None:
     while time.monotonic() < deadline:
         row = store.trigger(request)
         if row is not None and row.state in ("done", "failed", "skipped"):
-            if row.run_id is None:
-                err_console.print(f"request {request} {row.state}: {row.detail or ''}")
+            if row.run_id is None:  # skipped, failed before its run, or a dry run (kept none)
+                line = f"request {request} {row.state}: {row.detail or ''}"
+                if row.state == "done":
+                    console.print(line, highlight=False)
+                    raise typer.Exit(0)
+                err_console.print(line, highlight=False)
                 raise typer.Exit(EXIT_FAILED)
             run_id = row.run_id
             run = store.run(run_id)

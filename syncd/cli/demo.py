@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -38,19 +39,32 @@ def example_file(name: str) -> str:
 def demo_config(base_url: str, workdir: Path) -> str:
     """The example config, pointed at this sandbox and this working directory."""
     text = example_file("syncd.example.toml")
-    replacements = {
-        "base_url": json.dumps(base_url),
-        "url": json.dumps(f"sqlite:///{workdir / 'syncd.db'}"),
-        "inbox": json.dumps(str(workdir / "inbox")),
-        "stable_seconds": "0",
-        "schedule": json.dumps("2s"),
-        "data_dir": json.dumps(str(workdir / "daemon")),
-        "sweep_interval": "1.0",
-        "requests_per_second": "50.0",
-        "burst": "50",
-    }
-    for key, value in replacements.items():
-        text = re.sub(rf"(?m)^{key} = [^#\n]*", f"{key} = {value}   ", text, count=1)
+    # (the section the key is in, the key, its demo value)
+    replacements = (
+        ("[inventory]", "base_url", json.dumps(base_url)),
+        ("[store]", "url", json.dumps(f"sqlite:///{workdir / 'syncd.db'}")),
+        ("[connectors.options]", "inbox", json.dumps(str(workdir / "inbox"))),
+        ("[connectors.options]", "stable_seconds", "0"),
+        ("[[connectors]]", "schedule", json.dumps("2s")),
+        ("[daemon]", "data_dir", json.dumps(str(workdir / "daemon"))),
+        ("[daemon]", "sweep_interval", "1.0"),
+        ("[inventory.rate_limit]", "requests_per_second", "50.0"),
+        ("[inventory.rate_limit]", "burst", "50"),
+    )
+    return set_keys(text, replacements)
+
+
+def set_keys(text: str, replacements: Iterable[tuple[str, str, str]]) -> str:
+    """The example config ``text`` with each ``(section, key, value)`` set: a key is
+    looked for after its section's header, since several sections share names
+    (``schedule``); ``RuntimeError`` if the example lost a key a caller relies on."""
+    for section, key, value in replacements:
+        start = text.index(f"\n{section}\n")
+        head, tail = text[:start], text[start:]
+        tail, found = re.subn(rf"(?m)^{key} = [^#\n]*", f"{key} = {value}   ", tail, count=1)
+        if not found:  # say so, plainly
+            raise RuntimeError(f"the example config has no {key} under {section}")
+        text = head + tail
     return text
 
 

@@ -23,6 +23,7 @@ from syncd import broker
 from syncd.cli.common import EXIT_FAILED, console, err_console
 from syncd.config import load_settings
 from syncd.sandbox.testing import SandboxProcess
+from syncd.service import audit
 from syncd.service.daemon import request_run
 from syncd.store import RunRow, Store
 
@@ -84,8 +85,9 @@ def _act(
         f"{store.change_counts(first.id)}",
         highlight=False,
     )
-    for reject in store.rejects(run_id=first.id, limit=10)[::-1]:
-        console.print(f"  [bright_red]rejected[/] {reject.location}: {reject.reason}")
+    for place in audit.list_rejects(store, run_id=first.id, limit=10).items[::-1]:
+        where = audit.location_now(place)  # in processed/ now
+        console.print(f"  [bright_red]rejected[/] {where}: {place.reject.reason}")
 
     console.rule("a run on demand: syncd trigger procurement")
     writes_before = sandbox.stats().writes

@@ -21,7 +21,8 @@ from syncd.cli.common import (
 
 def revert_command(
     run_id: Annotated[
-        int | None, typer.Argument(min=1, max=INT64_MAX, help="the run whose changes to undo")
+        int | None,
+        typer.Argument(min=1, max=INT64_MAX, metavar="RUN", help="the run whose changes to undo"),
     ] = None,
     config: ConfigOption = DEFAULT_CONFIG,
     change: Annotated[

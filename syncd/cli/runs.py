@@ -10,12 +10,14 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from syncd.cli.common import (
     DEFAULT_CONFIG,
+    DETAILED_EXITCODE,
     EXIT_FAILED,
     EXIT_HELD,
     EXIT_INTERRUPTED,
@@ -30,8 +32,7 @@ from syncd.cli.common import (
 
 if TYPE_CHECKING:
     from syncd.config import Settings
-    from syncd.service import Runner
-    from syncd.store import Store
+    from syncd.service import Runner, RunResult
 
 
 @contextmanager
@@ -83,40 +84,86 @@ def exit_if_interrupted(runner: Runner, status: str) -> None:
 
 
 def plan_command(
+    *,
     config: ConfigOption = DEFAULT_CONFIG,
     as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False,
-    limit: Annotated[int, typer.Option(min=0, max=INT64_MAX, help="rows to show (0: all)")] = 50,
+    limit: Annotated[
+        int, typer.Option(min=0, max=INT64_MAX, metavar="N", help="rows to show (0: all)")
+    ] = 50,
     no_sources: Annotated[
         bool, typer.Option("--no-sources", help="plan from the stored snapshots only")
     ] = False,
     full: Annotated[
         bool, typer.Option("--full", help="full pulls from incremental sources")
     ] = False,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option(
+            "--detailed-exitcode",
+            help="exit 0: no changes, 2: changes to make, 1: problems (rows rejected, a file "
+            "refused, an incomplete listing, or any failure), as Terraform's plan",
+        ),
+    ] = False,
 ) -> None:
     """Dry run: read the sources and the inventory, show what a run would do.
 
-    Nothing is written to the API and no change is recorded. Ready source batches
-    are read into the state store (CSV files move to processed/), so the next run
-    plans from them.
+    Nothing is written to the API, nothing is recorded, and the sources are left as they
+    are: a dropped CSV file is read where it lies (not moved to processed/, its content
+    not remembered as accepted), so the next run takes it as if no plan had been made.
+    Open conflicts and other drift are counted below the plan until resolved.
     """
+    token = DETAILED_EXITCODE.set(detailed_exitcode)
+    try:
+        code = _plan(config, as_json=as_json, limit=limit, no_sources=no_sources, full=full)
+    finally:
+        DETAILED_EXITCODE.reset(token)
+    if detailed_exitcode and code:
+        raise typer.Exit(code)
+
+
+def _plan(config: Path, *, as_json: bool, limit: int, no_sources: bool, full: bool) -> int:
+    """The plan shown; returns its detailed exit code (0 nothing, 2 changes, 1 problems)."""
+    from syncd.service.audit import Labels
+
     settings = settings_from(config)
     with open_runner(settings) as runner:
         if full:
             runner.force_full_pulls()
-        result = runner.run(dry_run=True, trigger="plan", read_sources=not no_sources)
+        result = runner.run(
+            dry_run=True, trigger="plan", read_sources=not no_sources, measure_drift=True
+        )
+        labels = Labels.of(runner.store, settings.policy)
     from syncd.cli import render
 
+    exit_if_interrupted(runner, result.status)
     if as_json:
         render.print_plan_json(result)
-        return
-    render.show_result(result, limit=limit)
+    else:
+        render.show_result(result, limit=limit, labels=labels, drift=result.drift)
+    return plan_exit_code(result)
+
+
+#: ``--detailed-exitcode``: the plan would change the inventory.
+EXIT_CHANGES = 2
+
+
+def plan_exit_code(result: RunResult) -> int:
+    """Terraform's convention: 1 when something needs a look (rows rejected, a batch
+    refused whole, an incomplete inventory listing), else 2 when the plan writes, else 0."""
+    if result.rejects or result.ingest.rejects or result.ingest.refused or result.listing_problems:
+        return EXIT_FAILED
+    if any(result.plan.counts.get(kind, 0) for kind in ("create", "adopt", "update", "delete")):
+        return EXIT_CHANGES
+    return 0
 
 
 def run_command(
     config: ConfigOption = DEFAULT_CONFIG,
     once: Annotated[bool, typer.Option("--once", help="run one reconciliation and exit")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
-    limit: Annotated[int, typer.Option(min=0, max=INT64_MAX, help="rows to show (0: all)")] = 50,
+    limit: Annotated[
+        int, typer.Option(min=0, max=INT64_MAX, metavar="N", help="rows to show (0: all)")
+    ] = 50,
     full: Annotated[
         bool, typer.Option("--full", help="full pulls from incremental sources")
     ] = False,
@@ -126,15 +173,18 @@ def run_command(
         raise typer.BadParameter("only --once is available in-process (the daemon comes later)")
     settings = settings_from(config)
     from syncd.cli import render
+    from syncd.service.audit import Labels, drift_counts
 
     with open_runner(settings, graceful=True) as runner, render.progress_bar() as progress:
         if full:
             runner.force_full_pulls()
         result = runner.run(dry_run=False, trigger="cli", progress=progress)
+        result.drift = drift_counts(runner.store)
+        labels = Labels.of(runner.store, settings.policy)
     if as_json:
         render.print_plan_json(result)
     else:
-        render.show_result(result, limit=limit)
+        render.show_result(result, limit=limit, labels=labels, drift=result.drift)
     exit_if_interrupted(runner, result.status)
     if result.status == "applying":
         err_console.print(
@@ -150,19 +200,25 @@ def run_command(
 
 
 def approve_command(
-    run_id: Annotated[int, typer.Argument(min=1, max=INT64_MAX, help="the held run to release")],
+    run_id: Annotated[
+        int, typer.Argument(min=1, max=INT64_MAX, metavar="RUN", help="the held run to release")
+    ],
     config: ConfigOption = DEFAULT_CONFIG,
-    by: Annotated[str, typer.Option(help="who approves (kept in the audit log)")] = "cli",
+    by: Annotated[
+        str, typer.Option(metavar="WHO", help="who approves (kept in the audit log)")
+    ] = "cli",
 ) -> None:
     """Release a plan that a safety gate held, and apply what still holds of it.
 
     Each change is checked against the inventory and the sources as they are now; one
     they have overtaken is skipped and planned afresh by the next run.
     """
+    from syncd.service.actions import approve, require_held
+
     settings = settings_from(config)
     with open_runner(settings, graceful=True) as runner:
-        _require_held(runner.store, run_id)
-        result = runner.approve(run_id, by)
+        require_held(runner.store, run_id)  # before the inventory is read
+        result = approve(runner, run_id, by)
         counts = runner.store.change_counts(run_id)
     console.print(f"run {run_id}: {result.released} change(s) released by {by}")
     if result.stale:
@@ -177,101 +233,23 @@ def approve_command(
 
 
 def discard_command(
-    run_id: Annotated[int, typer.Argument(min=1, max=INT64_MAX, help="the held run to refuse")],
+    run_id: Annotated[
+        int, typer.Argument(min=1, max=INT64_MAX, metavar="RUN", help="the held run to refuse")
+    ],
     config: ConfigOption = DEFAULT_CONFIG,
-    by: Annotated[str, typer.Option(help="who refuses (kept in the audit log)")] = "cli",
-    reason: Annotated[str, typer.Option(help="why (kept in the audit log)")] = "",
+    by: Annotated[
+        str, typer.Option(metavar="WHO", help="who refuses (kept in the audit log)")
+    ] = "cli",
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="why (kept in the audit log)")] = "",
 ) -> None:
     """Refuse a held plan: its changes are skipped, its serials planned afresh next run."""
-    from syncd.store import Store
+    from syncd.cli.audit import open_store
+    from syncd.service.actions import discard
 
     settings = settings_from(config)
-    with Store.from_settings(settings.store) as store:
-        _require_held(store, run_id)
-        skipped = store.discard_run(run_id, by, reason)
+    with open_store(settings) as store:
+        skipped = discard(store, run_id, by, reason)
     console.print(f"run {run_id}: {skipped} change(s) discarded by {by}")
-
-
-def _require_held(store: Store, run_id: int) -> None:
-    run = store.run(run_id)
-    if run is None or run.status != "held":
-        state = "unknown" if run is None else run.status
-        err_console.print(f"run {run_id} is not held (it is {state})")
-        raise typer.Exit(EXIT_FAILED)
-
-
-def runs_command(
-    config: ConfigOption = DEFAULT_CONFIG,
-    limit: Annotated[int, typer.Option(min=0, max=INT64_MAX, help="how many runs")] = 20,
-    show_all: Annotated[
-        bool, typer.Option("--all", help="also the daemon's idle polls (nothing to do)")
-    ] = False,
-) -> None:
-    """The latest runs, newest first."""
-    from rich.table import Table
-
-    from syncd.cli.render import KINDS
-    from syncd.store import Store
-
-    settings = settings_from(config)
-    with Store.from_settings(settings.store) as store:
-        table = Table("run", "trigger", "started", "status", "summary")
-        for run in store.runs(limit, idle=show_all):
-            ops = run.summary.get("operations", {})
-            brief = ", ".join(f"{k} {v}" for k, v in ops.items() if v and k in KINDS)
-            table.add_row(
-                str(run.id),
-                run.trigger,
-                f"{run.started_at:%Y-%m-%d %H:%M:%S}",
-                run.status,
-                brief or "-",
-            )
-        console.print(table)
-
-
-def changes_command(
-    config: ConfigOption = DEFAULT_CONFIG,
-    run_id: Annotated[
-        int | None, typer.Option("--run", min=1, max=INT64_MAX, help="only this run")
-    ] = None,
-    serial: Annotated[str | None, typer.Option(help="only this serial (exact)")] = None,
-    limit: Annotated[int, typer.Option(min=0, max=INT64_MAX, help="how many changes")] = 50,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """The audit log: recorded changes, newest first."""
-    from syncd.cli import render
-    from syncd.store import Store
-
-    settings = settings_from(config)
-    with Store.from_settings(settings.store) as store:
-        rows = store.changes(run_id=run_id, serial=serial, limit=limit)
-    if as_json:
-        render.print_changes_json(rows)
-        return
-    console.print(render.changes_table(rows))
-
-
-def rejects_command(
-    config: ConfigOption = DEFAULT_CONFIG,
-    run_id: Annotated[
-        int | None, typer.Option("--run", min=1, max=INT64_MAX, help="only this run")
-    ] = None,
-    limit: Annotated[int, typer.Option(min=0, max=INT64_MAX, help="how many")] = 100,
-) -> None:
-    """Rows and records the sources could not use, with where and why."""
-    from rich.table import Table
-
-    from syncd.store import Store
-
-    settings = settings_from(config)
-    with Store.from_settings(settings.store) as store:
-        rows = store.rejects(run_id=run_id, limit=limit)
-    table = Table("run", "source", "location", "serial", "reason")
-    for row in rows:
-        table.add_row(
-            str(row.run_id), row.source, row.location, row.serial_number or "", row.reason
-        )
-    console.print(table)
 
 
 def db_upgrade_command(config: ConfigOption = DEFAULT_CONFIG) -> None:

@@ -47,13 +47,17 @@ class MirrorEntry(NamedTuple):
     ``written``: the last value syncd wrote for each field, the base of the
     three-way compare; a field syncd never wrote is absent (``None`` means syncd
     cleared it). ``ownership``: ``created``/``adopted`` devices are syncd's to update
-    and delete; ``unmanaged`` ones it may only adopt.
+    and delete; ``unmanaged`` ones it may only adopt. ``kept``: fields where a person
+    chose to keep the inventory's value over the sources' (``syncd conflicts resolve
+    --keep-inventory``), as ``(inventory value, source value)`` when decided: while
+    both are still the same, the field is settled.
     """
 
     serial_number: str
     values: Mapping[str, object]
     written: Mapping[str, object] = _EMPTY
     ownership: Ownership = "unmanaged"
+    kept: Mapping[str, tuple[object, object]] = _EMPTY
 
 
 class Tombstone(NamedTuple):

@@ -20,7 +20,8 @@ Per serial, in this order:
 4. **Three-way compare** per managed field: inventory value ``c``, desired ``d``,
    last written ``w``. ``c == d``: nothing. ``w`` never written or ``c == w``:
    update. Otherwise someone edited it by hand: ``conflict`` (the inventory keeps
-   its value) unless the field says ``on_manual_edit="overwrite"``.
+   its value) unless the field says ``on_manual_edit="overwrite"``. A field whose
+   ``(c, d)`` a person decided to keep (``MirrorEntry.kept``) is settled: nothing.
    ``create_only`` fields are written on create, and on adopt only where the
    inventory is known to be empty; ``ignore`` fields never.
 
@@ -456,7 +457,7 @@ class _Planner:
                 problems.append((rule.record_field, str(exc)))
                 blamed.append(record)
                 continue
-            if verdict is None:
+            if verdict is None or (mirror.kept and _kept(mirror.kept, api, verdict[0])):
                 continue
             change, base = verdict
             if base is _MISSING:
@@ -551,6 +552,11 @@ def _judge(
     if base is _MISSING or rule.overwrite or current_value(api, base) == have:
         return FieldChange(current, want), _MISSING
     return FieldChange(current, want), base
+
+
+def _kept(kept: Mapping[str, tuple[object, object]], api: str, change: FieldChange) -> bool:
+    """Whether a person chose to keep the inventory's value over exactly this change."""
+    return kept.get(api) == (change.before, change.after)
 
 
 def _last_values(mirror: MirrorEntry) -> dict[str, FieldChange]:

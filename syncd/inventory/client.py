@@ -51,6 +51,7 @@ import httpx
 import structlog
 from pydantic import BaseModel, SecretStr
 
+from syncd import metrics
 from syncd.canonical import canonical_ip, canonical_mac
 from syncd.config import InventorySettings, RetrySettings
 from syncd.errors import (
@@ -483,6 +484,7 @@ class InventoryClient:
         try:
             response = self._http.send(request)
         except httpx.HTTPError as exc:
+            metrics.request(method, None, time.monotonic() - started)
             log.debug(
                 "inventory.request",
                 method=method,
@@ -491,6 +493,7 @@ class InventoryClient:
                 elapsed_ms=_ms_since(started),
             )
             raise map_failure(method, where, exc, secrets=self._secrets) from exc
+        metrics.request(method, response.status_code, time.monotonic() - started)
         log.debug(
             "inventory.request",
             method=method,

@@ -23,6 +23,7 @@ anything else, or a bad success body    ProtocolError
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import ssl
@@ -97,12 +98,44 @@ def _from_transport(
     if isinstance(exc, httpx.ConnectError) and _tls_rejected(exc):
         return ProtocolError(f"{where}: TLS certificate verification failed ({detail})")
     if isinstance(exc, httpx.ConnectError):
-        return ConnectionFailedError(f"{where}: could not connect ({detail})")
+        host, port = _target(exc)
+        failed = ConnectionFailedError(f"{where}: could not connect to {host}:{port} ({detail})")
+        failed.nothing_listens = _refused(exc) and _loopback(host)
+        return failed
     if isinstance(exc, httpx.RemoteProtocolError | httpx.NetworkError):
         return ConnectionFailedError(f"{where}: connection dropped ({detail})")
     if isinstance(exc, httpx.TooManyRedirects):
         return ProtocolError(f"{where}: too many redirects")
     return ProtocolError(f"{where}: request failed: {type(exc).__name__} ({detail})")
+
+
+def _target(exc: httpx.HTTPError) -> tuple[str, int | str]:
+    """The host and port the request went to (``?`` when httpx did not say)."""
+    try:
+        url = exc.request.url
+    except RuntimeError:  # raised without its request
+        return "?", "?"
+    default: int | str = {"http": 80, "https": 443}.get(url.scheme, "?")
+    return url.host, url.port or default
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the connection was refused (the host answered: nothing listens there)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ConnectionRefusedError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return "Connection refused" in str(exc)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 _TIMEOUT_KIND: dict[type[httpx.TimeoutException], str] = {

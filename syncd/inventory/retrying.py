@@ -1,6 +1,8 @@
 """Retries of one client call: which failures, how long to wait, when to give up.
 
-Only :class:`~syncd.errors.RetriableError` is retried. The wait after the n-th failure is
+Only :class:`~syncd.errors.RetriableError` is retried, and not a connection this machine
+refused (nothing listens on that loopback port: a wrong ``base_url``, or a server not
+started), which fails the call at once. The wait after the n-th failure is
 the server's ``Retry-After`` when it sent one (plus jitter, never less than asked),
 otherwise ``min(wait_max, wait_initial * 2**(n-1) + jitter)``. A call stops after
 ``attempts`` tries or once ``timeout`` seconds have gone, whichever comes first; a
@@ -20,7 +22,7 @@ from typing import TypeVar
 import stamina
 
 from syncd.config import RetrySettings
-from syncd.errors import RetriableError
+from syncd.errors import ConnectionFailedError, RetriableError
 
 T = TypeVar("T")
 
@@ -43,10 +45,12 @@ class RetryBudget:
         """Seconds left of this call's total budget."""
         return self._deadline - self._clock()
 
-    def __call__(self, exc: Exception) -> bool | float:
+    def __call__(self, exc: BaseException) -> bool | float:
         """``False`` to give up on ``exc``, else the seconds to wait before the next try."""
         if not isinstance(exc, RetriableError):
             return False
+        if isinstance(exc, ConnectionFailedError) and exc.nothing_listens:
+            return False  # refused on this machine: another try now finds the same
         self.failures += 1
         remaining = self.remaining()
         if remaining <= 0:

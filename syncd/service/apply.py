@@ -59,7 +59,7 @@ class Progress(Protocol):
     def advance(self, change: ChangeRow, outcome: str) -> None: ...
 
 
-OutcomeKind = Literal["applied", "skipped", "failed", "retry", "busy", "gone"]
+OutcomeKind = Literal["applied", "skipped", "failed", "retry", "busy", "gone", "halted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,8 @@ class ApplyOutcome:
     again and due after ``delay`` seconds (a task retries with that countdown).
     ``busy``: an older change of the same serial is still on its way: try again after
     ``delay``. ``gone``: the change was no longer waiting (done, superseded, or taken by
-    another worker): nothing to do.
+    another worker): nothing to do. ``halted``: dispatching is halted (a refused token):
+    not tried, the sweeper sends it again when the halt is over.
     """
 
     kind: OutcomeKind
@@ -229,10 +230,12 @@ def apply_one(
     change = store.change(change_id) if claimed == "claimed" else None
     if change is None:
         return ApplyOutcome("gone", change_id)
-    stale = _recheck(store, client, change, rules)
-    if stale is not None:
-        return stale
-    return apply_change(store, client, change, policy=rules)
+    # every log line of this change names its run and serial (in whatever thread it runs)
+    with structlog.contextvars.bound_contextvars(run=change.run_id, serial=change.serial_number):
+        stale = _recheck(store, client, change, rules)
+        if stale is not None:
+            return stale
+        return apply_change(store, client, change, policy=rules)
 
 
 def _recheck(

@@ -28,7 +28,7 @@ from typing import Any
 
 import structlog
 
-from syncd import process
+from syncd import metrics, process
 from syncd.config import Settings
 from syncd.errors import AuthenticationError, SyncdError
 from syncd.inventory import InventoryClient
@@ -38,6 +38,7 @@ from syncd.service.outbox import (
     SweepReport,
     dispatch,
     halt,
+    halted,
     requeue_failed,
     resend_expired,
 )
@@ -97,7 +98,9 @@ class Worker:
         return cls(settings, store, client, locks_for(settings, store))
 
     def close(self) -> None:
-        """Close the client and the store."""
+        """Add what is left of the process's metric increments to the store, and close
+        the client and the store."""
+        metrics.flush(self.store)
         self.client.close()
         self.store.close()
 
@@ -206,10 +209,16 @@ def _run_connector(
             store.finish_triggers(ids, "failed", detail=f"{type(exc).__name__}: {exc}")
         raise
     status: RunStatus = result.status  # type: ignore[assignment]
+    if result.dry_run:  # a rehearsal: no run was kept, so none to point at
+        if ids:
+            state: TriggerState = "done" if status == "done" else "failed"
+            store.finish_triggers(ids, state, detail=f"dry run: {status}")
+        log.info("daemon.dry_run", connector=name, status=status)
+        return RunOutcome(name, None, status, "dry run", 0, ids)
     if not ids and trigger == "schedule" and _idle(result) and store.mark_idle(result.run_id):
         return RunOutcome(name, result.run_id, "idle", "nothing to do")
     if ids:
-        state: TriggerState = "done" if status in ("done", "applying", "held") else "failed"
+        state = "done" if status in ("done", "applying", "held") else "failed"
         store.finish_triggers(ids, state, run_id=result.run_id, detail=status)
     log.info("daemon.run", connector=name, run=result.run_id, status=status)
     return RunOutcome(name, result.run_id, status, "", result.dispatched, ids)
@@ -230,7 +239,7 @@ def _skipped(worker: Worker, name: str, trigger: str, busy: LockBusyError) -> Ru
     trigger requests wait for the next one)."""
     store = worker.store
     policy = worker.runner().policy
-    run_id = store.begin_run(trigger, policy.fingerprint(), owner=worker.owner)
+    run_id = store.begin_run(trigger, policy.fingerprint(), owner=worker.owner, connector=name)
     why = f"connector {name!r} is already running ({busy.holder or 'another process'})"
     store.finish_run(run_id, "skipped", summary={"connector": name}, error=why)
     log.info("daemon.run_skipped", connector=name, run=run_id, reason=why)
@@ -257,7 +266,13 @@ def apply(worker: Worker, change_id: int) -> ApplyOutcome:
 
     A refused token (401) fails the change's run with that reason, hands the change
     back, halts dispatching (nothing would succeed: the API is not hammered), and
-    raises ``AuthenticationError``."""
+    raises ``AuthenticationError``. While dispatching is halted, a change whose message
+    was already sent is left as it is (``halted``): the sweeper sends it again once the
+    halt is over. Anything unexpected (the rate limit's Redis gone, the store failing)
+    gives the change up before it is raised, so the sweeper's recovery takes it."""
+    why = halted(worker.store)
+    if why is not None:
+        return ApplyOutcome("halted", change_id, detail=why)
     try:
         outcome = apply_one(
             worker.store, worker.client, change_id, owner=worker.owner, policy=worker.apply_policy
@@ -269,11 +284,26 @@ def apply(worker: Worker, change_id: int) -> ApplyOutcome:
         if change is not None:
             worker.store.finish_run(change.run_id, "failed", error=reason)
         raise
+    except Exception as exc:
+        _give_up(worker, change_id, exc)
+        raise
     if outcome.final:
         change = worker.store.change(change_id)
         if change is not None:
             worker.store.close_if_final(change.run_id, "its changes are final")
+    metrics.flush(worker.store, every=metrics.FLUSH_EVERY)
     return outcome
+
+
+def _give_up(worker: Worker, change_id: int, exc: Exception) -> None:
+    """A change this process claimed, whose outcome an unexpected failure made unknown:
+    left ``applying`` under a live process, no recovery would ever take it."""
+    change = worker.store.change(change_id)
+    if change is None or change.status != "applying" or change.claimed_by != worker.owner:
+        return  # not claimed by this call (the failure came first, or another has it)
+    why = f"interrupted while in flight ({type(exc).__name__}): outcome unknown"
+    worker.store.give_up(change_id, worker.owner, why)
+    log.warning("apply.given_up", change=change_id, error=type(exc).__name__)
 
 
 def sweep(worker: Worker, send: Sender, send_run: RunSender | None = None) -> SweepReport:
@@ -288,6 +318,7 @@ def sweep(worker: Worker, send: Sender, send_run: RunSender | None = None) -> Sw
     report.dispatched = dispatch(store, send, lease=settings.outbox.dispatch_lease)
     report.requeued_triggers = store.requeue_stale_triggers(STALE_TRIGGER)
     close_runs(store, owner=worker.owner, now=utcnow())
+    metrics.flush(store)
     if send_run is not None:
         for name in store.queued_triggers():
             send_run(name)

@@ -30,13 +30,28 @@ class BatchReport:
     reason: str
     records: int
     rejects: int
+    #: The ``source_batch`` row, and where the batch's data lies now (a CSV file moved to
+    #: ``processed/`` or ``failed/``), if the source says.
+    batch_id: int | None = None
+    stored_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceNote:
+    """Something a source has but did not deliver yet, and why (a file still waiting out
+    ``stable_seconds``)."""
+
+    connector: str
+    origin: str
+    reason: str
 
 
 @dataclass(slots=True)
 class IngestReport:
-    """What every connector delivered in one run."""
+    """What every connector delivered in one run, and what it holds back for now."""
 
     batches: list[BatchReport] = field(default_factory=list)
+    waiting: list[SourceNote] = field(default_factory=list)
 
     @property
     def records(self) -> int:
@@ -59,6 +74,7 @@ def ingest(
     run_id: int | None,
     now: datetime,
     stopping: Callable[[], bool] | None = None,
+    rehearse: bool = False,
 ) -> IngestReport:
     """Read every ready batch of every connector into the store.
 
@@ -71,20 +87,36 @@ def ingest(
 
     ``stopping`` is asked after each batch: once it says yes, no further batch is
     claimed (a source's next batch is claimed only when asked for).
+
+    ``rehearse`` (a dry run, inside ``Store.rehearsal``): a connector that can ``peek``
+    reads its batches where they lie, and no batch is set down at its source (no file
+    moves, no watermark is saved); the store forgets the rest when the rehearsal ends.
+
+    What a connector holds back for now (a file still waiting out ``stable_seconds``)
+    is reported in ``waiting``, if it says (an optional ``waiting()``).
     """
     report = IngestReport()
     for connector in connectors:
         if stopping is not None and stopping():
             break
+        peek = getattr(connector, "peek", None) if rehearse else None
+        batches = peek() if callable(peek) else connector.fetch()
         try:
-            for batch in connector.fetch():
+            for batch in batches:
                 report.batches.append(
                     _ingest_batch(
-                        store, batch, connector.name, rules=serial_rules, run_id=run_id, now=now
+                        store,
+                        batch,
+                        connector.name,
+                        rules=serial_rules,
+                        run_id=run_id,
+                        now=now,
+                        rehearse=rehearse,
                     )
                 )
                 if stopping is not None and stopping():
                     break
+            report.waiting.extend(_waiting(connector))
         except (SourceError, ConfigError):
             raise  # a misconfigured source is a configuration error (exit 2), not an outage
         except SyncdError as exc:
@@ -92,6 +124,13 @@ def ingest(
         except OSError as exc:
             raise SourceError(f"source {connector.name!r}: {exc}") from exc
     return report
+
+
+def _waiting(connector: Connector) -> list[SourceNote]:
+    said = getattr(connector, "waiting", None)
+    if not callable(said):
+        return []
+    return [SourceNote(connector.name, origin, reason) for origin, reason in said()]
 
 
 def _ingest_batch(
@@ -102,6 +141,7 @@ def _ingest_batch(
     rules: SerialRules,
     run_id: int | None,
     now: datetime,
+    rehearse: bool = False,
 ) -> BatchReport:
     staged = store.stage(name, mode=batch.mode, origin=batch.origin, run_id=run_id)
     try:
@@ -111,7 +151,8 @@ def _ingest_batch(
     except BaseException as exc:
         reason = f"reading failed: {exc}"
         staged.discard(reason, now=now)
-        batch.fail(reason)
+        if not rehearse:
+            batch.fail(reason)
         log.error("ingest.batch_failed", source=name, origin=batch.origin, error=str(exc))
         if isinstance(exc, SourceError):
             raise
@@ -127,10 +168,15 @@ def _ingest_batch(
         watermark=UNSET if mark is None else mark,
         now=now,
     )
-    if verdict.accepted:
+    if rehearse:
+        pass  # a dry run sets nothing down at the source
+    elif verdict.accepted:
         batch.commit()
     else:
         batch.fail(verdict.reason)
+    stored_at = None if rehearse else getattr(batch, "stored_at", None)
+    if isinstance(stored_at, str):
+        store.note_batch_place(stats.batch_id, stored_at)
     report = BatchReport(
         connector=name,
         origin=batch.origin,
@@ -139,6 +185,8 @@ def _ingest_batch(
         reason=verdict.reason,
         records=stats.records,
         rejects=stats.rejects,
+        batch_id=stats.batch_id,
+        stored_at=stored_at if isinstance(stored_at, str) else None,
     )
     log.info("ingest.batch", **dataclasses.asdict(report))
     return report

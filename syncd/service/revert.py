@@ -36,7 +36,7 @@ from syncd.errors import NotFoundError
 from syncd.service.apply import Progress
 from syncd.service.runs import Runner, RunResult
 from syncd.store import ChangeRow, RunStateError
-from syncd.store.planning import REVERT_TRIGGER
+from syncd.store.planning import REVERT_TRIGGER, UnknownRunError
 
 log = structlog.get_logger("syncd.revert")
 
@@ -69,9 +69,11 @@ def revert(
     change_id: int | None = None,
     dry_run: bool = False,
     progress: Progress | None = None,
+    by: str | None = None,
 ) -> RevertResult:
     """Undo run ``run_id``'s applied changes, or the one change ``change_id`` (see the
-    module). ``dry_run`` shows the plan and the refusals and writes nothing."""
+    module). ``dry_run`` shows the plan and the refusals and writes nothing. ``by``:
+    who asked (an API token's name), kept in the revert run's summary."""
     store = runner.store
     changes = _changes(runner, run_id, change_id)
     of_run = run_id if run_id is not None else (changes[0].run_id if changes else None)
@@ -95,6 +97,8 @@ def revert(
             for r in refused[:100]
         ],
     }
+    if by is not None:
+        summary["requested_by"] = by
     if dry_run:
         result.status = "done"
         store.finish_run(revert_id, "done", summary={**result.summary(), **summary})
@@ -122,7 +126,7 @@ def _changes(runner: Runner, run_id: int | None, change_id: int | None) -> list[
     if change_id is not None:
         change = store.change(change_id)
         if change is None:
-            raise RunStateError(f"no change {change_id}")
+            raise UnknownRunError(f"no change {change_id}")
         if change.status != "applied" or change.operation not in _REVERTIBLE:
             raise RunStateError(
                 f"change {change_id} is a {change.status} {change.operation}: only an "
@@ -130,7 +134,7 @@ def _changes(runner: Runner, run_id: int | None, change_id: int | None) -> list[
             )
         return [change]
     if store.run(run_id or 0) is None:
-        raise RunStateError(f"no run {run_id}")
+        raise UnknownRunError(f"no run {run_id}")
     applied = store.changes(run_id=run_id, status="applied", limit=1_000_000)
     return [c for c in applied if c.operation in _REVERTIBLE]
 

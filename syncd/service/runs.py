@@ -6,15 +6,17 @@ later, the Celery tasks all call these functions; none of them holds logic of it
 
 from __future__ import annotations
 
+import contextvars
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import structlog
 
 from connectors.base import Connector, build_connector
-from syncd import engine, process
+from syncd import engine, metrics, process
 from syncd.config import Settings
 from syncd.engine import Candidate, Operation, Plan, PlanContext, Policy
 from syncd.errors import NotFoundError, SyncdError
@@ -22,6 +24,7 @@ from syncd.inventory import Device, InventoryClient
 from syncd.locks import Locks, StoreLocks, held
 from syncd.log import redact
 from syncd.service.apply import ApplyPolicy, ApplyReport, Progress, apply_pending
+from syncd.service.audit import DriftCounts, drift_counts
 from syncd.service.ingest import IngestReport, ingest
 from syncd.service.outbox import dispatch
 from syncd.service.policy import build_policy
@@ -33,7 +36,12 @@ from syncd.store.planning import REVERT_TRIGGER
 log = structlog.get_logger("syncd.run")
 
 Clock = Callable[[], datetime]
+P = ParamSpec("P")
+T = TypeVar("T")
 
+#: The run id a dry run works under inside its rehearsal: never taken from the runs'
+#: sequence, never kept (``Runner.rehearse``).
+DRY_RUN_ID = 0
 #: The most changes one approval checks and releases at once.
 HELD_PLAN_LIMIT = 1_000_000
 #: The operations of a recorded plan a run keeps in memory for its caller to show.
@@ -81,6 +89,9 @@ class RunResult:
     #: Operations recorded in the store but not kept in ``plan.operations`` (a plan of
     #: more than ``PLAN_KEPT``): ``syncd changes --run RUN --limit N`` lists them all.
     operations_not_kept: int = 0
+    #: What still differs after this plan (open conflicts, devices missing from the
+    #: inventory, orphans waiting), when the caller asked for it (``measure_drift``).
+    drift: DriftCounts | None = None
 
     @property
     def held(self) -> bool:
@@ -111,6 +122,15 @@ class RunResult:
             out["failed"] = self.applied.failed
         if self.dispatched:
             out["dispatched"] = self.dispatched
+        if self.ingest.waiting:
+            out["waiting"] = [
+                {"source": w.connector, "origin": w.origin, "reason": w.reason}
+                for w in self.ingest.waiting
+            ]
+        if self.drift is not None:
+            out["open_conflicts"] = self.drift.conflicts
+            out["missing_from_inventory"] = self.drift.missing
+            out["orphans_waiting"] = self.drift.orphans
         out.update(self.recovery.summary())
         return out
 
@@ -145,8 +165,13 @@ class StoreState:
 
 def build_connectors(settings: Settings, store: Store | None = None) -> list[Connector]:
     """Every enabled connector of the config, built through its entry point; with a
-    store, connectors that keep state (NetBox's watermark) keep it there."""
-    return [
+    store, connectors that keep state (NetBox's watermark) keep it there. A connector
+    that can (``skip_fields``) is told which fields the policy ignores, so it need not
+    read them (a CSV column of NetBox's ``Active``/``Planned`` under an ignored
+    ``status`` is no reason to refuse a row)."""
+    policy = build_policy(settings.policy)
+    ignored = frozenset(name for name, rule in policy.fields.items() if rule.mode == "ignore")
+    built = [
         build_connector(
             c.name,
             c.plugin,
@@ -157,6 +182,11 @@ def build_connectors(settings: Settings, store: Store | None = None) -> list[Con
         for i, c in enumerate(settings.connectors)
         if c.enabled
     ]
+    for connector in built:
+        skip = getattr(connector, "skip_fields", None)
+        if skip is not None:
+            skip(ignored)
+    return built
 
 
 @dataclass(slots=True)
@@ -254,6 +284,40 @@ def _until_stopped(devices: Iterable[Device], stopping: Callable[[], bool]) -> I
         yield device
 
 
+#: What a run's ``connector`` says (``/metrics`` labels runs by it) when the run read
+#: every enabled source, or none (only the inventory).
+ALL_SOURCES = "(all)"
+NO_SOURCE = "(inventory)"
+
+
+def connector_label(sources: Sequence[str] | None) -> str:
+    """What a run of ``sources`` (``RunScope.sources``) is called by connector."""
+    if sources is None:
+        return ALL_SOURCES
+    return "+".join(sorted(sources)) if sources else NO_SOURCE
+
+
+def _scoped(method: Callable[Concatenate[Runner, P], T]) -> Callable[Concatenate[Runner, P], T]:
+    """Run ``method`` in a copy of the context, so the run id it binds to every log line
+    (structlog's context variables) ends with it; then add the process's metric
+    increments (API requests, rate-limiter waits) to the store's sums (not when stopped
+    at once: that exits without waiting for the store)."""
+
+    @functools.wraps(method)
+    def scoped(self: Runner, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            result = contextvars.copy_context().run(method, self, *args, **kwargs)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:
+            metrics.flush(self.store)
+            raise
+        metrics.flush(self.store)
+        return result
+
+    return scoped
+
+
 class Runner:
     """Runs the pipeline for one configuration over one store and one API client."""
 
@@ -293,10 +357,12 @@ class Runner:
 
     # -- the steps ---------------------------------------------------------------------------
 
-    def ingest(self, run_id: int | None, scope: RunScope | None = None) -> IngestReport:
+    def ingest(
+        self, run_id: int | None, scope: RunScope | None = None, *, rehearse: bool = False
+    ) -> IngestReport:
         """Read every ready batch of the sources in ``scope`` (all, by default) into the
         store; with serials, a source that can pulls only those (a stop request ends it
-        between two batches)."""
+        between two batches). ``rehearse``: a dry run's (see ``ingest``)."""
         reach = scope if scope is not None else RunScope()
         chosen: list[Connector] = [
             c for c in self.connectors if reach.sources is None or c.name in reach.sources
@@ -310,6 +376,7 @@ class Runner:
             run_id=run_id,
             now=self.clock(),
             stopping=self._stopping,
+            rehearse=rehearse,
         )
 
     def refresh_mirror(self) -> MirrorStats:
@@ -352,6 +419,7 @@ class Runner:
 
     # -- whole runs --------------------------------------------------------------------------
 
+    @_scoped
     def run(
         self,
         *,
@@ -361,10 +429,14 @@ class Runner:
         progress: Progress | None = None,
         scope: RunScope | None = None,
         send: Sender | None = None,
+        measure_drift: bool = False,
     ) -> RunResult:
         """Recover what dead processes left, ingest, refresh the mirror, plan; then record
-        and apply the plan (unless ``dry_run``, which writes nothing to the API and
-        records no change).
+        and apply the plan (unless ``dry_run``: see ``rehearse``).
+
+        ``measure_drift`` (a dry run's) counts what would still differ once the plan is
+        applied (``RunResult.drift``: open conflicts, devices missing, orphans waiting);
+        after a run, ``syncd.service.audit.drift_counts`` tells it.
 
         ``scope`` narrows what the run reads (some sources, some serials, no listing).
         With ``send`` the plan's changes are dispatched (``send(change_id)`` each, for a
@@ -374,10 +446,17 @@ class Runner:
         two changes; the run is then closed ``interrupted`` with what it did.
         """
         reach = scope if scope is not None else RunScope(sources=None if read_sources else ())
-        recovered = RecoveryReport() if dry_run else self.recover()
+        if dry_run:
+            return self.rehearse(trigger=trigger, scope=reach, measure_drift=measure_drift)
+        recovered = self.recover()
         run_id = self.store.begin_run(
-            trigger, self.policy.fingerprint(), owner=self.owner, now=self.clock()
+            trigger,
+            self.policy.fingerprint(),
+            owner=self.owner,
+            now=self.clock(),
+            connector=connector_label(reach.sources),
         )
+        structlog.contextvars.bind_contextvars(run=run_id)
         log.info("run.start", run=run_id, dry_run=dry_run, trigger=trigger)
         result = RunResult(run_id=run_id, status="planning", plan=Plan(operations=[]))
         result.dry_run = dry_run
@@ -386,16 +465,13 @@ class Runner:
             stopped = self._gather(result, reach)
             if stopped is None:
                 with held(self.locks, PLANNER_LOCK, self.owner, PLANNER_LEASE, wait=PLANNER_WAIT):
-                    stopped = self._plan(result, record=not dry_run)
+                    stopped = self._plan(result)
         except BaseException as exc:
             self._fail(run_id, exc)
             raise
         if stopped is not None:
             return self._interrupted(result, stopped)
         result.status = "done"
-        if dry_run:
-            self.store.finish_run(run_id, "done", summary=result.summary(), now=self.clock())
-            return result
         if result.plan.held:
             result.status = "held"
             log.warning("run.held", run=run_id, reasons=result.plan.hold_reasons)
@@ -405,12 +481,63 @@ class Runner:
             return self._dispatch(result, send)
         return self._apply(result, progress)
 
-    def _gather(self, result: RunResult, scope: RunScope) -> str | None:
-        """Ingest and read the inventory as ``scope`` says, into ``result``; returns where
-        a stop request ended it (``None``: it did not)."""
-        result.ingest = self.ingest(result.run_id, scope)
-        if self._stopping():
-            return "before reading the inventory"
+    def rehearse(
+        self, *, trigger: str = "plan", scope: RunScope | None = None, measure_drift: bool = False
+    ) -> RunResult:
+        """A dry run: everything a run does up to its plan, and nothing left behind.
+
+        The inventory is read first, for real (what it holds is a fact, kept in the
+        mirror). Then, inside one store transaction that is rolled back at the end
+        (``Store.rehearsal``), the run is opened under ``DRY_RUN_ID`` (no number is taken
+        from the runs' sequence), the sources are read as a run reads them (a CSV file
+        is read where it lies: not claimed, not moved, its content not remembered as
+        accepted), the candidates are chosen and planned. The result holds the plan;
+        the store, the inbox and the API are as they were.
+        """
+        reach = scope if scope is not None else RunScope()
+        result = RunResult(run_id=DRY_RUN_ID, status="planning", plan=Plan(operations=[]))
+        result.dry_run = True
+        log.info("run.start", run="dry", dry_run=True, trigger=trigger)
+        stopped = self._read_inventory(result, reach)
+        if stopped is None:
+            with self.store.rehearsal():
+                self.store.begin_run(
+                    trigger,
+                    self.policy.fingerprint(),
+                    owner=self.owner,
+                    now=self.clock(),
+                    run_id=DRY_RUN_ID,
+                )
+                result.ingest = self.ingest(DRY_RUN_ID, reach, rehearse=True)
+                stopped = "before planning" if self._stopping() else None
+                if stopped is None:
+                    result.plan = self.make_plan(DRY_RUN_ID)
+                    result.rejects = self.store.rejects(run_id=DRY_RUN_ID, limit=1000)[::-1]
+                    if measure_drift:
+                        result.drift = self._dry_drift(result.plan)
+        if stopped is not None:
+            result.status = "interrupted"
+            log.warning("run.interrupted", run="dry", reason=f"stopped {stopped}")
+            return result
+        result.status = "done"
+        return result
+
+    def _dry_drift(self, plan: Plan) -> DriftCounts:
+        """Drift as it would be once this plan is applied: the open conflicts of the
+        serials it did not plan, plus its own; the devices missing that it does not
+        create; the orphans it counts waiting."""
+        counts = drift_counts(self.store, besides_run=DRY_RUN_ID)
+        return DriftCounts(
+            conflicts=counts.conflicts
+            + sum(max(1, len(op.changes)) for op in plan.operations if op.kind == "conflict"),
+            missing=max(0, counts.missing - plan.counts.get("create", 0)),
+            # every tombstoned serial is a candidate of every run: the plan counts them all
+            orphans=plan.counts.get("orphans_waiting", 0) + plan.counts.get("orphans_kept", 0),
+        )
+
+    def _read_inventory(self, result: RunResult, scope: RunScope) -> str | None:
+        """Read the inventory as ``scope`` says, into ``result``; returns where a stop
+        request ended it (``None``: it did not)."""
         listing = scope.list_inventory
         if listing is None:
             listing = self.store.get_meta(MIRROR_LISTED) is None
@@ -424,17 +551,20 @@ class Runner:
             self.read_devices(scope.serials)
         return "before planning" if self._stopping() else None
 
-    def _plan(self, result: RunResult, *, record: bool) -> str | None:
-        """Plan (and record, unless a dry run) under the planner lock; returns where a
-        stop request ended it.
+    def _gather(self, result: RunResult, scope: RunScope) -> str | None:
+        """Ingest and read the inventory as ``scope`` says, into ``result``; returns where
+        a stop request ended it (``None``: it did not)."""
+        result.ingest = self.ingest(result.run_id, scope)
+        if self._stopping():
+            return "before reading the inventory"
+        return self._read_inventory(result, scope)
+
+    def _plan(self, result: RunResult) -> str | None:
+        """Plan and record under the planner lock; returns where a stop request ended it.
 
         A recorded plan streams its operations into the store as they are planned
         (never all in memory); the result keeps the first ``PLAN_KEPT`` of them.
         """
-        if not record:
-            result.plan = self.make_plan(result.run_id)
-            result.rejects = self.store.rejects(run_id=result.run_id, limit=1000)[::-1]
-            return None
         with self.store.plan_writer(result.run_id) as writer:
             kept = _Kept(writer.add)
             result.plan = self.make_plan(result.run_id, sink=kept)
@@ -462,9 +592,13 @@ class Runner:
         final (the last one's worker closes it)."""
         sent = dispatch(self.store, send, lease=self.settings.outbox.dispatch_lease)
         result.dispatched = sent
-        status: RunStatus = "applying" if self.store.count_waiting(result.run_id) else "done"
-        result.status = status
-        self.store.finish_run(result.run_id, status, summary=result.summary(), now=self.clock())
+        # Workers apply while this dispatches, and the one that finishes the run, or meets
+        # a refused token, closes it: merge the summary without touching its status.
+        run_id = result.run_id
+        self.store.finish_run(run_id, None, summary=result.summary(), now=self.clock())
+        self.store.close_if_final(run_id, "its changes are final", now=self.clock())
+        run = self.store.run(run_id)
+        result.status = run.status if run is not None else "applying"
         return result
 
     def recover(self) -> RecoveryReport:
@@ -477,6 +611,7 @@ class Runner:
             lease=timedelta(seconds=self.settings.outbox.claim_lease),
         )
 
+    @_scoped
     def approve(self, run_id: int, by: str, *, progress: Progress | None = None) -> ApproveResult:
         """Release a held run and apply what still holds of it, now.
 
@@ -486,6 +621,7 @@ class Runner:
         again) is skipped. Every serial of the run is then planned afresh by the next
         run, so an edit made meanwhile to a field the plan did not touch is still seen.
         """
+        structlog.contextvars.bind_contextvars(run=run_id)
         self.recover()
         self.refresh_mirror()
         released = self.store.approve_run(run_id, by, now=self.clock())

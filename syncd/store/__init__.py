@@ -26,10 +26,14 @@ process, or sat in a held plan that was not approved (the next run re-plans it a
 supersedes the held change); ``force_replan`` does it on demand. A change the API
 refused (``complete_change(..., replan=False)``) is not re-sent until its inputs
 change.
+
+The audit log stays bounded: ``prune`` exports final change rows and rejects past
+their age or count to gzip'd JSON lines and then deletes them, chunk by chunk, and
+drops old idle runs; run summaries stay (``syncd.store.retention``).
 """
 
+from syncd.errors import SchemaOutOfDateError
 from syncd.store.access import StoreUnavailableError
-from syncd.store.migrate import SchemaOutOfDateError
 from syncd.store.planning import RunStateError
 from syncd.store.rows import (
     BatchEntry,

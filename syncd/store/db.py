@@ -6,6 +6,13 @@ writers queue for the lock instead of failing half-way with ``SQLITE_BUSY``.
 PostgreSQL (``postgresql+psycopg://``) orders its writers with a transaction-scoped
 advisory lock: multi-row writers exclusive, single-change writers shared.
 
+A **rehearsal** (``Database.rehearsal``, a dry run) pins one connection for the calling
+thread: every read and write it makes until the block ends goes through that
+connection, inside one transaction (each write a savepoint), and the whole is rolled
+back at the end. So a dry run can store a batch, choose candidates and plan exactly as
+a run does, and leave nothing behind. Other threads are not affected (the pin is a
+context variable); on SQLite the rehearsal holds the write lock while it lasts.
+
 The URL's password never appears in a repr, a log line or an exception raised here.
 """
 
@@ -15,7 +22,8 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -157,6 +165,10 @@ class Database:
     def __init__(self, url: str | URL, *, echo: bool = False) -> None:
         self.engine = create_engine(url, echo=echo)
         self.dialect: str = self.engine.dialect.name
+        #: This thread's rehearsal connection, if it is rehearsing (``rehearsal``).
+        self._pinned: ContextVar[Connection | None] = ContextVar(
+            f"syncd_rehearsal_{id(self)}", default=None
+        )
 
     def __repr__(self) -> str:
         return f"Database({safe_url(self.engine.url)!r})"
@@ -167,8 +179,64 @@ class Database:
         return self.dialect == "sqlite"
 
     @contextmanager
+    def rehearsal(self) -> Iterator[Connection]:
+        """Until the block ends, every call of this thread works on one connection in one
+        transaction, which is then rolled back: nothing done meanwhile remains."""
+        if self._pinned.get() is not None:
+            raise RuntimeError("this thread is rehearsing already")
+        conn = self.engine.connect()
+        try:
+            if self.is_sqlite:  # a writer from the start: BEGIN IMMEDIATE
+                conn.execution_options(syncd_write=True)
+            outer = conn.begin()
+            if self.is_sqlite:
+                conn.execution_options(syncd_write=False)
+            token = self._pinned.set(conn)
+            try:
+                yield conn
+            finally:
+                self._pinned.reset(token)
+                outer.rollback()
+        except sa.exc.DBAPIError:
+            conn.invalidate()
+            raise
+        finally:
+            conn.close()
+
+    @property
+    def rehearsing(self) -> bool:
+        """Whether this thread is in a rehearsal."""
+        return self._pinned.get() is not None
+
+    def connect(self) -> Connection:
+        """A connection of the caller's own (``release`` it), or this thread's rehearsal
+        connection while it rehearses."""
+        pinned = self._pinned.get()
+        return pinned if pinned is not None else self.engine.connect()
+
+    def begin(self, conn: Connection) -> AbstractContextManager[Any]:
+        """A transaction on ``conn`` (a savepoint on the rehearsal connection)."""
+        if conn is self._pinned.get():
+            return conn.begin_nested()
+        return conn.begin()
+
+    def owns(self, conn: Connection) -> bool:
+        """Whether ``conn`` is the caller's own (not the rehearsal's, which must be left
+        open and in its transaction)."""
+        return conn is not self._pinned.get()
+
+    def release(self, conn: Connection) -> None:
+        """Give back a connection from ``connect``."""
+        if self.owns(conn):
+            conn.close()
+
+    @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection for reading; its transaction is rolled back at the end."""
+        pinned = self._pinned.get()
+        if pinned is not None:
+            yield pinned
+            return
         with self.engine.connect() as conn:
             yield conn
 
@@ -184,23 +252,37 @@ class Database:
         interleave with anything that could lock the same rows in another order, so
         they cannot deadlock, while workers still run side by side.
         """
+        pinned = self._pinned.get()
+        if pinned is not None:
+            with self.transaction(pinned, lock=lock):
+                yield pinned
+            return
         with self.engine.connect() as conn, self.transaction(conn, lock=lock):
             yield conn
 
     @contextmanager
     def transaction(self, conn: Connection, *, lock: Lock = None) -> Iterator[Connection]:
-        """A write transaction on a connection the caller holds (see ``write``)."""
+        """A write transaction on a connection the caller holds (see ``write``); on the
+        rehearsal connection, a savepoint."""
+        if conn is self._pinned.get():
+            with conn.begin_nested():
+                self._lock(conn, lock)
+                yield conn
+            return
         if self.is_sqlite:
             conn.execution_options(syncd_write=True)
         try:
             with conn.begin():
-                if lock is not None and not self.is_sqlite:
-                    function = "pg_advisory_xact_lock" + ("_shared" if lock == "shared" else "")
-                    conn.execute(sa.text(f"SELECT {function}(:key)"), {"key": STORE_LOCK})
+                self._lock(conn, lock)
                 yield conn
         finally:
             if self.is_sqlite:
                 conn.execution_options(syncd_write=False)
+
+    def _lock(self, conn: Connection, lock: Lock) -> None:
+        if lock is not None and not self.is_sqlite:
+            function = "pg_advisory_xact_lock" + ("_shared" if lock == "shared" else "")
+            conn.execute(sa.text(f"SELECT {function}(:key)"), {"key": STORE_LOCK})
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -17,15 +17,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from syncd.errors import FatalError
+from syncd.errors import SchemaOutOfDateError
 from syncd.store.db import Database
 from syncd.store.tables import metadata
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-
-
-class SchemaOutOfDateError(FatalError):
-    """The database is not at the schema this syncd needs (run ``syncd db upgrade``)."""
 
 
 def _config() -> Config:

@@ -29,6 +29,7 @@ from syncd.process import GIVEN_UP
 from syncd.store.db import Database
 from syncd.store.planning import (
     RunStateError,
+    UnknownRunError,
     drop_candidates,
     force_replan,
     held_serials,
@@ -73,23 +74,34 @@ def response_summary(response: Mapping[str, Any] | None) -> dict[str, Any] | Non
 
 
 def begin_run(
-    db: Database, trigger: str, policy_fingerprint: str, now: datetime, owner: str | None = None
+    db: Database,
+    trigger: str,
+    policy_fingerprint: str,
+    now: datetime,
+    owner: str | None = None,
+    *,
+    connector: str | None = None,
+    run_id: int | None = None,
 ) -> int:
-    """Open a run in ``planning``, owned by the process ``owner``; returns its id."""
+    """Open a run in ``planning``, owned by the process ``owner``, of the sources
+    ``connector`` names; returns its id (the next of the sequence, or ``run_id``: a
+    rehearsal's, which takes none)."""
+    values: dict[str, Any] = {
+        "trigger": trigger,
+        "started_at": now,
+        "status": "planning",
+        "policy_fingerprint": policy_fingerprint,
+        "summary": {},
+        "owner": owner,
+        "connector": connector,
+    }
+    if run_id is not None:
+        values["id"] = run_id
     with db.write() as conn:
-        run_id = conn.execute(
-            SYNC_RUN.insert()
-            .values(
-                trigger=trigger,
-                started_at=now,
-                status="planning",
-                policy_fingerprint=policy_fingerprint,
-                summary={},
-                owner=owner,
-            )
-            .returning(SYNC_RUN.c.id)
+        made = conn.execute(
+            SYNC_RUN.insert().values(**values).returning(SYNC_RUN.c.id)
         ).scalar_one()
-    return int(run_id)
+    return int(made)
 
 
 def approve_run(db: Database, run_id: int, by: str, now: datetime) -> int:
@@ -153,27 +165,25 @@ def finish_run(
     db: Database,
     run_id: int,
     *,
-    status: RunStatus,
+    status: RunStatus | None,
     summary: Mapping[str, Any] | None,
     error: str | None,
     now: datetime,
 ) -> None:
-    """Close a run; ``summary`` is merged into what the run already recorded."""
+    """Close a run; ``summary`` is merged into what the run already recorded. With
+    ``status=None`` only the summary is merged: the status stays whatever it is now
+    (the daemon's workers may have closed the run meanwhile)."""
     with db.write() as conn:
         current = conn.execute(sa.select(SYNC_RUN.c.summary).where(SYNC_RUN.c.id == run_id)).first()
         if current is None:
-            raise RunStateError(f"no run {run_id}")
+            raise UnknownRunError(f"no run {run_id}")
         merged = {**(current.summary or {}), **(summary or {})}
-        conn.execute(
-            SYNC_RUN.update()
-            .where(SYNC_RUN.c.id == run_id)
-            .values(
-                status=status,
-                summary=merged,
-                error=redact(error) if error else None,
-                finished_at=None if status in ("planning", "applying") else now,
-            )
-        )
+        values: dict[str, Any] = {"summary": merged}
+        if status is not None:
+            values["status"] = status
+            values["error"] = redact(error) if error else None
+            values["finished_at"] = None if status in ("planning", "applying") else now
+        conn.execute(SYNC_RUN.update().where(SYNC_RUN.c.id == run_id).values(**values))
 
 
 #: Statuses of a change that is still on its way to the API.
@@ -539,6 +549,11 @@ def _run(row: RowMapping) -> RunRow:
     )
 
 
+#: A ``change`` row as a ``ChangeRow``, a ``sync_run`` row as a ``RunRow`` (for the audit).
+change_from_row = _change
+run_from_row = _run
+
+
 def pending_changes(db: Database, run_id: int | None, limit: int) -> list[ChangeRow]:
     """The outbox: pending changes, oldest first."""
     query = sa.select(CHANGE).where(CHANGE.c.status == "pending")
@@ -560,17 +575,41 @@ def changes(
 ) -> list[ChangeRow]:
     """Audit: changes matching every filter given, newest first."""
     query = sa.select(CHANGE)
-    if run_id is not None:
-        query = query.where(CHANGE.c.run_id == run_id)
-    if serial is not None:
-        query = query.where(CHANGE.c.serial_number == serial)
-    if status is not None:
-        query = query.where(CHANGE.c.status == status)
+    filters = [(CHANGE.c.serial_number, serial), (CHANGE.c.run_id, run_id)]
+    filters.append((CHANGE.c.status, status))
+    given = [(column, value) for column, value in filters if value is not None]
+    if given:
+        where, order = newest_first(*given[0], db.dialect)
+        query = query.where(*where, *(c == v for c, v in given[1:])).order_by(*order)
+    else:
+        query = query.order_by(CHANGE.c.id.desc())
     if before_id is not None:
         query = query.where(CHANGE.c.id < before_id)
     with db.read() as conn:
-        rows = conn.execute(query.order_by(CHANGE.c.id.desc()).limit(limit)).mappings().all()
+        rows = conn.execute(query.limit(limit)).mappings().all()
     return [_change(row) for row in rows]
+
+
+def newest_first(
+    column: sa.Column[Any], value: object, dialect: str
+) -> tuple[list[Any], list[Any]]:
+    """The first filter of an audit query (serial, else run, else status) and its order,
+    so that the database walks that column's index (``ix_change_serial``,
+    ``ix_change_run``, ``ix_change_status``, ``ix_reject_run``: each ends with ``id``)
+    from the cursor and stops after one page, at any size: the ``WHERE`` terms and the
+    ``ORDER BY`` (the column, then ``id``, descending).
+
+    On PostgreSQL the filter is the range ``column >= value AND column <= value``: with
+    ``column = value ORDER BY id DESC`` it takes the column as settled and may walk the
+    primary key backwards instead, filtering as it goes, which reads millions of rows for
+    an old run at 5M changes (its statistics cannot know that a run's ids sit together);
+    a range leaves the index as the only source of the order, and it still starts the
+    walk at ``(value, cursor)``. SQLite keeps the equality: it picks the index anyway, and
+    after a range on the first column it could not start the walk at the cursor."""
+    order = [column.desc(), column.table.c.id.desc()]
+    if dialect == "postgresql":
+        return [column >= value, column <= value], order
+    return [column == value], order
 
 
 def change(db: Database, change_id: int) -> ChangeRow | None:

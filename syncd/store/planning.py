@@ -34,8 +34,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from syncd.engine import Candidate, MirrorEntry, Operation, Plan, Tombstone
-from syncd.errors import SyncdError
+from syncd.engine import Candidate, FieldChange, MirrorEntry, Operation, Plan, Tombstone
+from syncd.errors import NoSuchError, StateError
 from syncd.records import DeviceRecord
 from syncd.store.db import Database, bulk_insert, fetch_by_serials, in_values, upsert
 from syncd.store.rows import REPORT_KINDS
@@ -43,7 +43,9 @@ from syncd.store.staging import iter_chunks, record_from_row
 from syncd.store.tables import (
     CHANGE,
     DESIRED,
+    KEPT_VALUE,
     MIRROR,
+    OPEN_CONFLICT,
     PLAN_CANDIDATE,
     SOURCE_STATE,
     STORE_META,
@@ -87,8 +89,12 @@ _SELECT_ALL = (
 )
 
 
-class RunStateError(SyncdError, ValueError):
+class RunStateError(StateError, ValueError):
     """The run is not in a state that allows this (e.g. approving a run not held)."""
+
+
+class UnknownRunError(NoSuchError, RunStateError):
+    """There is no run (or change) of that id."""
 
 
 def get_meta(conn: Connection, key: str) -> Any:
@@ -108,7 +114,7 @@ def run_status(conn: Connection, run_id: int) -> tuple[str, str]:
         sa.select(SYNC_RUN.c.status, SYNC_RUN.c.policy_fingerprint).where(SYNC_RUN.c.id == run_id)
     ).first()
     if row is None:
-        raise RunStateError(f"no run {run_id}")
+        raise UnknownRunError(f"no run {run_id}")
     return str(row.status), str(row.policy_fingerprint)
 
 
@@ -150,11 +156,16 @@ def load_candidates(db: Database, serials: Iterable[str]) -> Iterator[Candidate]
     Rows come straight from the driver and their JSON is decoded with orjson: a full
     re-plan reads a million serials, and SQLAlchemy's per-row result processing cost
     more than the queries."""
+    with db.read() as conn:
+        any_kept = conn.execute(sa.select(sa.literal(1)).select_from(KEPT_VALUE).limit(1)).first()
     for chunk in iter_chunks(serials, LOAD_CHUNK):
         with db.read() as conn:
             records = _records(conn, chunk)
+            kept = _kept(conn, chunk) if any_kept else {}
             mirrors = {
-                serial: MirrorEntry(serial, _json(read), _json(written), ownership)
+                serial: MirrorEntry(
+                    serial, _json(read), _json(written), ownership, kept.get(serial, {})
+                )
                 for serial, read, written, ownership in fetch_by_serials(
                     conn,
                     'SELECT serial_number, "values", written, ownership FROM mirror '
@@ -179,6 +190,25 @@ def load_candidates(db: Database, serials: Iterable[str]) -> Iterator[Candidate]
                 mirror=mirrors.get(serial),
                 tombstone=tombstones.get(serial),
             )
+
+
+def _kept(conn: Connection, serials: list[str]) -> dict[str, dict[str, tuple[Any, Any]]]:
+    """The values people chose to keep, per serial and field (``MirrorEntry.kept``)."""
+    out: dict[str, dict[str, tuple[Any, Any]]] = {}
+    # Straight from the driver: SQLite hands JSON over as text, psycopg decoded.
+    decode = orjson.loads if conn.dialect.name == "sqlite" else _as_is
+    for serial, name, inventory, source in fetch_by_serials(
+        conn, "SELECT serial_number, field, inventory_value, source_value FROM kept_value", serials
+    ):
+        out.setdefault(serial, {})[name] = (
+            None if inventory is None else decode(inventory),
+            None if source is None else decode(source),
+        )
+    return out
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 def _json(value: Any) -> Any:
@@ -265,7 +295,11 @@ def _insert_changes(
     kinds: dict[str, int] = {}
     pending = 0
     waiting = "held" if held else "pending"
-    processor = CHANGE.c.created_at.type.bind_processor(conn.dialect)
+    # The dialect's own form of the type: its processor writes SQLite's text exactly as
+    # SQLAlchemy's other statements do ('... 12:00:00.000000'; the driver's default
+    # adapter would drop zero microseconds and break the order of string comparisons).
+    column_type = CHANGE.c.created_at.type.dialect_impl(conn.dialect)
+    processor = column_type.bind_processor(conn.dialect)
     stamp = processor(now) if processor is not None else now
     for chunk in iter_chunks(operations):
         rows = []
@@ -294,6 +328,7 @@ def record_plan(
             now=now,
             select=lambda: _add_candidates(conn, db.dialect, run_id, serials),
             insert=lambda: _insert_changes(conn, run_id, plan.operations, held, now),
+            conflicts=[op for op in plan.operations if op.kind == "conflict"],
         )
 
 
@@ -314,10 +349,12 @@ def _record(
     now: datetime,
     select: Callable[[], None],
     insert: Callable[[], tuple[dict[str, int], int]],
+    conflicts: list[Operation],
 ) -> dict[str, Any]:
     """``record_plan`` inside its transaction: ``select`` adds the plan's serials to the
     run's candidates, ``insert`` writes its change rows (from memory, or from the
-    operations a ``PlanWriter`` staged)."""
+    operations a ``PlanWriter`` staged); ``conflicts`` are the plan's conflict
+    operations, which become the open conflicts of the serials it planned."""
     status, fingerprint = run_status(conn, run_id)
     if status != "planning":
         raise RunStateError(f"run {run_id} is {status}: its plan is already recorded")
@@ -333,6 +370,7 @@ def _record(
     ).rowcount
     superseded += _overtake_held_runs(conn, run_id, now)
     kinds, pending = insert()
+    track_conflicts(conn, dialect, run_id, conflicts, now)
     _save_tombstones(conn, dialect, plan.tombstones)
     # Older held plans are overtaken (their serials were candidates of this run and
     # their changes are superseded): what they selected can never be released now.
@@ -393,6 +431,8 @@ class PlanWriter:
         self._db = db
         self.run_id = run_id
         self.added = 0
+        #: The plan's conflict operations (few), kept for the open conflicts.
+        self.conflicts: list[Operation] = []
         self._conn: Connection | None = db.engine.connect()
         json_type = "JSON" if db.dialect == "postgresql" else "TEXT"
         try:
@@ -441,6 +481,8 @@ class PlanWriter:
         rows = []
         for op in ops:
             self.added += 1
+            if op.kind == "conflict":
+                self.conflicts.append(op)
             row = _change_row(self.run_id, op, "", None)
             rows.append((self.added, row[1], row[2], row[3], row[4], row[5], row[6]))
         with conn.begin():
@@ -467,6 +509,7 @@ class PlanWriter:
                     now=now,
                     select=lambda: self._select(conn, dialect, tombstoned),
                     insert=lambda: self._insert(conn, held, now),
+                    conflicts=self.conflicts,
                 )
         finally:
             self.close()
@@ -500,6 +543,77 @@ class PlanWriter:
         return kinds, pending
 
 
+def track_conflicts(
+    conn: Connection, dialect: str, run_id: int, conflicts: list[Operation], now: datetime
+) -> None:
+    """The open conflicts of the serials the run planned become its conflict operations'
+    fields (``OpenConflict``): each serial's earlier rows go, so a conflict settled by an
+    edit on either side disappears. A field still in the same disagreement keeps when
+    it was first seen. Runs of ``PLAN_ONLY_TRIGGERS`` change nothing here."""
+    trigger = conn.execute(sa.select(SYNC_RUN.c.trigger).where(SYNC_RUN.c.id == run_id)).scalar()
+    if trigger in PLAN_ONLY_TRIGGERS:
+        return
+    serials = sorted({op.serial_number for op in conflicts})
+    earlier: dict[tuple[str, str], tuple[Any, Any, datetime]] = {}
+    for chunk in iter_chunks(serials):
+        for row in conn.execute(
+            sa.select(OPEN_CONFLICT).where(in_values(OPEN_CONFLICT.c.serial_number, chunk, dialect))
+        ).mappings():
+            key = (row["serial_number"], row["field"])
+            earlier[key] = (row["inventory_value"], row["source_value"], row["first_seen_at"])
+    conn.execute(
+        sa.text(
+            "DELETE FROM open_conflict WHERE serial_number IN "
+            "(SELECT serial_number FROM plan_candidate WHERE run_id = :run_id)"
+        ),
+        {"run_id": run_id},
+    )
+    if not conflicts:
+        return
+    change_ids = {
+        str(serial): int(change_id)
+        for serial, change_id in conn.execute(
+            sa.select(CHANGE.c.serial_number, CHANGE.c.id).where(
+                CHANGE.c.run_id == run_id, CHANGE.c.operation == "conflict"
+            )
+        )
+    }
+    rows = []
+    for op in conflicts:
+        fields = list(op.changes.items()) or [("", FieldChange(None, None))]
+        for name, change in fields:
+            seen = earlier.get((op.serial_number, name))
+            same = seen is not None and (seen[0], seen[1]) == (change.before, change.after)
+            rows.append(
+                {
+                    "serial_number": op.serial_number,
+                    "field": name,
+                    "inventory_value": change.before,
+                    "source_value": change.after,
+                    "sources": list(op.sources),
+                    "origins": list(op.origins),
+                    "reason": _field_reason(op.reason, name),
+                    "run_id": run_id,
+                    "change_id": change_ids.get(op.serial_number),
+                    "first_seen_at": seen[2] if same and seen is not None else now,
+                    "last_seen_at": now,
+                }
+            )
+    for chunk in iter_chunks(rows):
+        conn.execute(OPEN_CONFLICT.insert(), chunk)
+
+
+def _field_reason(reason: str, name: str) -> str:
+    """The part of a conflict's reason about field ``name`` (the engine writes one
+    ``"<field>: ..."`` note per field, joined by ``"; "``), or the whole reason."""
+    head, found, notes = reason.partition(": ")
+    if name and found:
+        for note in notes.split("; "):
+            if note.startswith(f"{name}: "):
+                return f"{head}: {note}"
+    return reason
+
+
 def _overtake_held_runs(conn: Connection, run_id: int, now: datetime) -> int:
     """A newer plan overtakes every older held one, whole: its remaining held changes
     (serials this plan did not select, e.g. a source that went back to what was last
@@ -526,16 +640,23 @@ def _overtake_held_runs(conn: Connection, run_id: int, now: datetime) -> int:
 #: The trigger of a run that undoes another (``syncd revert``): it plans no source, so
 #: letting it through moves no gate's baseline.
 REVERT_TRIGGER = "revert"
+#: The trigger of a run that writes a source's value over a conflict a person resolved
+#: (``syncd conflicts resolve --take-source``): one change, planned from no source either.
+RESOLVE_TRIGGER = "resolve"
+#: Runs whose plan is not the engine's over the sources: they move no baseline and say
+#: nothing about which conflicts are open.
+PLAN_ONLY_TRIGGERS: Final = frozenset({REVERT_TRIGGER, RESOLVE_TRIGGER})
 
 
 def release_plan(conn: Connection, dialect: str, run_id: int, fingerprint: str) -> None:
     """The run's plan is let through: its candidates are marked planned at the hashes
     they were selected at, its policy becomes the planned one, and the source sizes
     become the baseline of the volume gate. A revert run only forgets its candidates:
-    it read no source, so it must not make a shrunken source's size look accepted."""
+    it read no source, so it must not make a shrunken source's size look accepted (a
+    resolve run neither)."""
     _mark_planned(conn, run_id)
     trigger = conn.execute(sa.select(SYNC_RUN.c.trigger).where(SYNC_RUN.c.id == run_id)).scalar()
-    if trigger == REVERT_TRIGGER:
+    if trigger in PLAN_ONLY_TRIGGERS:
         return
     set_meta(conn, dialect, PLANNED_POLICY, fingerprint)
     release_source_counts(conn)

@@ -193,3 +193,5 @@ class BatchEntry:
     inserted: int
     updated: int
     removed: int
+    #: Where the batch's data lies now (a CSV file in ``processed/`` or ``failed/``).
+    stored_at: str | None = None

@@ -160,7 +160,7 @@ class StagedBatch:
         self.records = 0
         self.rejects = 0
         self._done = False
-        self._conn: Connection | None = db.engine.connect()
+        self._conn: Connection | None = db.connect()
         try:
             self._create_stage()
         except BaseException:
@@ -185,16 +185,20 @@ class StagedBatch:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        own = self._db.owns(conn)
         try:
-            if conn.in_transaction():
+            if own and conn.in_transaction():
                 conn.rollback()
-            with conn.begin():
+            with self._db.begin(conn):
                 for name in _TEMP_TABLES:
                     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
         except sa.exc.DBAPIError:
-            conn.invalidate()  # a broken connection must not go back with temp tables
+            if own:
+                conn.invalidate()  # a broken connection must not go back with temp tables
+            else:
+                raise
         finally:
-            conn.close()
+            self._db.release(conn)
 
     @property
     def _connection(self) -> Connection:
@@ -207,7 +211,7 @@ class StagedBatch:
     def _create_stage(self) -> None:
         conn = self._connection
         payload = "JSON" if self._db.dialect == "postgresql" else "TEXT"
-        with conn.begin():
+        with self._db.begin(conn):
             for name in _TEMP_TABLES:
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
             conn.exec_driver_sql(
@@ -275,7 +279,7 @@ class StagedBatch:
         if not records and not rejects:
             return
         conn = self._connection
-        with conn.begin():
+        with self._db.begin(conn):
             if self._db.dialect == "postgresql":
                 cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
                 try:
@@ -366,7 +370,7 @@ class StagedBatch:
         payload = "JSON" if postgres else "TEXT"
         # Ranking the staged rows touches only temporary tables: done before the
         # write lock is taken, so other writers wait only for the merge itself.
-        with conn.begin():
+        with self._db.begin(conn):
             conn.exec_driver_sql(
                 "CREATE TEMPORARY TABLE syncd_stage_final (serial_number TEXT NOT NULL, "
                 "seq INTEGER NOT NULL, origin TEXT NOT NULL, content_hash TEXT NOT NULL, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -14,8 +15,10 @@ from syncd.config import StoreSettings
 from syncd.engine import Candidate, Catalogue, Plan
 from syncd.errors import ConfigError, Problem
 from syncd.records import DeviceRecord, InventoryDevice, Reject
-from syncd.store import access, coordination, mirror, outbox, planning
+from syncd.store import access, audit, coordination, mirror, outbox, planning, retention
+from syncd.store import metrics as metric_rows
 from syncd.store import migrate as migrations
+from syncd.store import tokens as token_rows
 from syncd.store.db import Database, safe_url, upsert
 from syncd.store.rows import (
     BatchEntry,
@@ -126,6 +129,16 @@ class Store:
         """Close every pooled connection."""
         self._db.dispose()
 
+    def rehearsal(self) -> AbstractContextManager[object]:
+        """Until the block ends, everything this thread does with the store happens in
+        one transaction that is then rolled back (a dry run: see ``Database.rehearsal``)."""
+        return self._db.rehearsal()
+
+    @property
+    def rehearsing(self) -> bool:
+        """Whether this thread is in a rehearsal (nothing it writes will remain)."""
+        return self._db.rehearsing
+
     def __enter__(self) -> Self:
         return self
 
@@ -221,11 +234,13 @@ class Store:
 
     def rejects(self, run_id: int | None = None, limit: int = 100) -> list[RejectEntry]:
         """Audit: rejected rows, newest first."""
-        query = sa.select(REJECT)
-        if run_id is not None:
-            query = query.where(REJECT.c.run_id == run_id)
+        where: list[Any] = []
+        order: list[Any] = [REJECT.c.id.desc()]
+        if run_id is not None:  # by ix_reject_run, whatever PostgreSQL's statistics say
+            where, order = outbox.newest_first(REJECT.c.run_id, run_id, self.dialect)
+        query = sa.select(REJECT).where(*where).order_by(*order).limit(limit)
         with self._db.read() as conn:
-            rows = conn.execute(query.order_by(REJECT.c.id.desc()).limit(limit)).mappings()
+            rows = conn.execute(query).mappings()
             return [RejectEntry(**dict(row)) for row in rows]
 
     def batches(self, connector: str | None = None, limit: int = 50) -> list[BatchEntry]:
@@ -419,14 +434,22 @@ class Store:
         *,
         owner: str | None = None,
         now: datetime | None = None,
+        connector: str | None = None,
+        run_id: int | None = None,
     ) -> int:
         """Open a run (status ``planning``), owned by the process ``owner`` (default:
-        this one); returns its id."""
+        this one), of the sources ``connector`` names (``service.runs.connector_label``);
+        returns its id. ``run_id`` gives it one outside the sequence: only in a rehearsal
+        (``rehearsal``), where the run is never kept."""
+        if run_id is not None and not self._db.rehearsing:
+            raise ValueError("a run gets an id of its choosing only in a rehearsal")
         stamp = _now(now)
         with self._db.write() as conn:
             planning.forget_candidates(conn)
         who = owner if owner is not None else str(process.current())
-        return outbox.begin_run(self._db, trigger, policy_fingerprint, stamp, who)
+        return outbox.begin_run(
+            self._db, trigger, policy_fingerprint, stamp, who, connector=connector, run_id=run_id
+        )
 
     def candidate_serials(self, run_id: int) -> list[str]:
         """The serials the run must plan: those whose sources or inventory values changed
@@ -488,13 +511,14 @@ class Store:
     def finish_run(
         self,
         run_id: int,
-        status: RunStatus,
+        status: RunStatus | None,
         summary: Mapping[str, Any] | None = None,
         error: str | None = None,
         *,
         now: datetime | None = None,
     ) -> None:
-        """Close a run with its final status (summary merged into the recorded one)."""
+        """Close a run with its final status (summary merged into the recorded one);
+        ``status=None`` merges the summary and leaves the status as it is."""
         outbox.finish_run(
             self._db, run_id, status=status, summary=summary, error=error, now=_now(now)
         )
@@ -779,3 +803,158 @@ class Store:
         """Persist a small fact (JSON-able)."""
         with self._db.write() as conn:
             planning.set_meta(conn, self.dialect, key, value)
+
+    # -- the faces' audit (``syncd.store.audit``) ------------------------------------------
+
+    def audit_changes(
+        self, query: audit.ChangeQuery, *, limit: int, before: int | None = None
+    ) -> list[ChangeRow]:
+        """Changes matching ``query``, newest first, ``limit`` of them below id ``before``."""
+        return audit.changes(self._db, query, limit=limit, before=before)
+
+    def audit_rejects(
+        self, query: audit.RejectQuery, *, limit: int, before: int | None = None
+    ) -> list[audit.RejectPlace]:
+        """Rejects matching ``query``, newest first, with where their file lies now."""
+        return audit.rejects(self._db, query, limit=limit, before=before)
+
+    def audit_runs(
+        self, query: audit.RunQuery, *, limit: int, before: int | None = None
+    ) -> list[RunRow]:
+        """Runs matching ``query``, newest first."""
+        return audit.runs(self._db, query, limit=limit, before=before)
+
+    def run_triggers(self, run_ids: Iterable[int]) -> dict[int, str]:
+        """What made each of these runs (``schedule``, ``cli``, ``webhook``...)."""
+        return audit.run_triggers(self._db, run_ids)
+
+    def run_batches(self, run_id: int) -> list[BatchEntry]:
+        """The source batches a run read, in order."""
+        return audit.batches_of_run(self._db, run_id)
+
+    def change_kinds(self, run_id: int) -> dict[str, int]:
+        """The run's changes per operation (``{"create": 3, "conflict": 1}``)."""
+        return audit.change_kinds(self._db, run_id)
+
+    def note_batch_place(self, batch_id: int, where: str) -> None:
+        """Record where a batch's data lies once its source set it down."""
+        audit.note_batch_place(self._db, batch_id, where)
+
+    def open_conflicts(
+        self, *, serial: str | None = None, limit: int | None = None
+    ) -> list[audit.ConflictRow]:
+        """Open conflicts by serial and field."""
+        return audit.open_conflicts(self._db, serial=serial, limit=limit)
+
+    def count_open_conflicts(self, *, besides_run: int | None = None) -> int:
+        """How many fields are in open conflict (``besides_run``: not counting the serials
+        that run is planning)."""
+        return audit.count_open_conflicts(self._db, besides_run=besides_run)
+
+    def keep_inventory_value(
+        self, conflict: audit.ConflictRow, *, by: str, now: datetime | None = None
+    ) -> None:
+        """Settle ``conflict`` by keeping the inventory's value: no longer written nor
+        reported while both sides stay as they are."""
+        audit.keep_value(self._db, conflict, by=by, now=_now(now), dialect=self.dialect)
+
+    def take_conflict(self, serial: str, field: str) -> audit.ConflictRow | None:
+        """Remove one open conflict and return it (``None``: there is none)."""
+        with self._db.write() as conn:
+            return audit.take_conflict(conn, serial, field)
+
+    def drop_kept(self, serial: str, field: str) -> bool:
+        """Forget a decision to keep the inventory's value of a field."""
+        return audit.drop_kept(self._db, serial, field)
+
+    def kept_values(self, *, serial: str | None = None) -> list[audit.KeptRow]:
+        """The standing decisions to keep the inventory's value."""
+        return audit.kept_values(self._db, serial=serial)
+
+    def missing_devices(self, *, limit: int) -> list[audit.MissingRow]:
+        """Serials a source wants that the inventory does not hold, with their last change."""
+        return audit.missing(self._db, limit=limit)
+
+    def count_missing(self) -> int:
+        """How many serials a source wants are not in the inventory."""
+        return audit.count_missing(self._db)
+
+    def orphans(self, *, limit: int | None = None) -> list[audit.OrphanRow]:
+        """Owned devices no source wants, waiting out their grace."""
+        return audit.orphans(self._db, limit=limit)
+
+    def source_rows(self, serial: str) -> list[dict[str, Any]]:
+        """Every source's stored row for ``serial``."""
+        return audit.source_rows(self._db, serial)
+
+    def mirror_row(self, serial: str) -> dict[str, Any] | None:
+        """The mirror's entry for ``serial``."""
+        return audit.mirror_row(self._db, serial)
+
+    def planned_as_stored(self, serial: str, policy_fingerprint: str) -> bool:
+        """Whether the last released plan of ``serial`` saw its sources as stored now,
+        under this policy (else the next plan may judge it otherwise)."""
+        with self._db.read() as conn:
+            policy = planning.get_meta(conn, planning.PLANNED_POLICY)
+        return policy == policy_fingerprint and audit.planned_as_stored(self._db, serial)
+
+    # -- retention -------------------------------------------------------------------------
+
+    def prune(
+        self,
+        policy: retention.RetentionPolicy,
+        *,
+        dry_run: bool = False,
+        keep_going: Callable[[], bool] | None = None,
+        now: datetime | None = None,
+    ) -> retention.PruneReport:
+        """Export, then delete, the audit detail ``policy`` lets go, chunk by chunk
+        (``syncd.store.retention``): final change rows and rejects past their age or
+        count, idle runs past theirs. Run summaries stay, with a note; nothing on its way
+        or held is ever pruned. ``dry_run`` only counts; ``keep_going`` is asked before
+        each chunk (False stops there). Call it from one process at a time."""
+        return retention.prune(self._db, policy, _now(now), dry_run=dry_run, keep_going=keep_going)
+
+    # -- access and metrics ------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Ask the database for nothing (``/readyz``): ``StoreUnavailableError`` or
+        ``ConfigError`` when it cannot be reached or used."""
+        with access.translate(self._db.engine.url), self._db.read() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def add_token(
+        self, name: str, role: str, token_hash: str, *, now: datetime | None = None
+    ) -> token_rows.TokenRow:
+        """Keep an API token's hash (``syncd tokens add``); a name is never reused."""
+        return token_rows.add(self._db, name, role, token_hash, _now(now))
+
+    def tokens(self) -> list[token_rows.TokenRow]:
+        """Every API token, oldest first (never their hashes)."""
+        return token_rows.listed(self._db)
+
+    def revoke_token(self, name: str, *, now: datetime | None = None) -> token_rows.TokenRow:
+        """Revoke the API token ``name``: refused from now on."""
+        return token_rows.revoke(self._db, name, _now(now))
+
+    def token_by_hash(self, token_hash: str) -> tuple[token_rows.TokenRow, str] | None:
+        """The API token with this hash, and the hash as stored."""
+        return token_rows.by_hash(self._db, token_hash)
+
+    def touch_token(self, token_id: int, *, now: datetime | None = None) -> None:
+        """Note that an API token was used."""
+        token_rows.touch(self._db, token_id, _now(now))
+
+    def add_metric_samples(
+        self, samples: Mapping[tuple[str, str], float], *, now: datetime | None = None
+    ) -> None:
+        """Add one process's counter increments to the stored sums (``syncd.metrics``)."""
+        metric_rows.add_samples(self._db, samples, _now(now))
+
+    def metric_samples(self) -> dict[tuple[str, str], float]:
+        """The stored counter sums, by ``(name, labels)``."""
+        return metric_rows.samples(self._db)
+
+    def metric_figures(self) -> metric_rows.Figures:
+        """Runs, changes, the outbox and drift, counted from the rows (``/metrics``)."""
+        return metric_rows.figures(self._db)

@@ -51,6 +51,9 @@ class SourceBatch(SQLModel, table=True):
     inserted: int = _col(sa.Integer())
     updated: int = _col(sa.Integer())
     removed: int = _col(sa.Integer())
+    #: Where the batch's data lies once the source set it down (a CSV file moved to
+    #: ``processed/`` or ``failed/``), so a reject's file:line can be followed there.
+    stored_at: str | None = _col(sa.Text(), nullable=True)
 
     __table_args__ = (sa.Index("ix_source_batch_connector", "connector", "id"),)
 
@@ -107,7 +110,11 @@ class RejectRow(SQLModel, table=True):
     serial_number: str | None = _col(sa.String(), nullable=True)
     created_at: datetime = _col(UTCDateTime())
 
-    __table_args__ = (sa.Index("ix_reject_run", "run_id", "id"),)
+    __table_args__ = (
+        sa.Index("ix_reject_run", "run_id", "id"),
+        # retention: the oldest rejects first, without reading the newer ones
+        sa.Index("ix_reject_created", "created_at", "id"),
+    )
 
 
 class Desired(SQLModel, table=True):
@@ -227,6 +234,9 @@ class SyncRun(SQLModel, table=True):
     #: The process running it (``syncd.process.ProcessIdentity``), so a run whose process
     #: died can be closed by the next one.
     owner: str | None = _col(sa.String(), nullable=True)
+    #: The source it read: a connector's name, ``(all)`` or ``(inventory)``
+    #: (``syncd.service.runs.connector_label``); ``None`` for runs of older versions.
+    connector: str | None = _col(sa.String(), nullable=True)
 
 
 class PlanCandidate(SQLModel, table=True):
@@ -279,6 +289,12 @@ class Change(SQLModel, table=True):
         sa.Index("ix_change_run", "run_id", "id"),
         # "is anything of this run still on its way?", asked after every applied change
         sa.Index("ix_change_run_status", "run_id", "status"),
+        # retention (``syncd.store.retention``) walks the oldest changes first; the audit's
+        # time-range filters use it too
+        sa.Index("ix_change_created", "created_at", "id"),
+        # /metrics counts changes by status and operation from this index alone (a scan
+        # of the table would read every row's JSON: seconds at millions of rows)
+        sa.Index("ix_change_status_operation", "status", "operation"),
     )
 
 
@@ -316,6 +332,48 @@ class TriggerRequest(SQLModel, table=True):
     __table_args__ = (sa.Index("ix_trigger_request_state", "state", "connector", "id"),)
 
 
+class OpenConflict(SQLModel, table=True):
+    """A field of a device that the inventory and the sources disagree on, and that syncd
+    leaves alone until a person decides (a hand edit kept, by default); ``field`` ``""``:
+    the whole serial (a collision in a source).
+
+    Rewritten for a serial each time a released plan plans it, so it says what the
+    latest plan found: a conflict stays listed on every plan until it is resolved
+    (``syncd conflicts resolve``), the inventory or the source changes, or the policy
+    does. ``inventory_value``/``source_value`` are in write form (ids for type and
+    organization).
+    """
+
+    __tablename__ = "open_conflict"
+
+    serial_number: str = _pk(sa.String())
+    field: str = _pk(sa.String())
+    inventory_value: Any = _col(sa.JSON(), nullable=True)
+    source_value: Any = _col(sa.JSON(), nullable=True)
+    sources: list[str] = _col(sa.JSON())
+    origins: list[str] = _col(sa.JSON())
+    reason: str = _col(sa.Text())
+    run_id: int = _col(BigId)
+    change_id: int | None = _col(BigId, nullable=True)
+    first_seen_at: datetime = _col(UTCDateTime())
+    last_seen_at: datetime = _col(UTCDateTime())
+
+
+class KeptValue(SQLModel, table=True):
+    """A conflict resolved by keeping the inventory's value: while the inventory holds
+    ``inventory_value`` and the sources want ``source_value``, the field is settled
+    (neither written nor reported). A change of either side ends the decision."""
+
+    __tablename__ = "kept_value"
+
+    serial_number: str = _pk(sa.String())
+    field: str = _pk(sa.String())
+    inventory_value: Any = _col(sa.JSON(), nullable=True)
+    source_value: Any = _col(sa.JSON(), nullable=True)
+    decided_by: str = _col(sa.String())
+    decided_at: datetime = _col(UTCDateTime())
+
+
 class StoreMeta(SQLModel, table=True):
     """Small facts the store keeps between runs (the last planned policy fingerprint)."""
 
@@ -323,6 +381,42 @@ class StoreMeta(SQLModel, table=True):
 
     key: str = _pk(sa.String())
     value: Any = _col(sa.JSON(), nullable=True)
+
+
+class ApiToken(SQLModel, table=True):
+    """An API token of ``syncd serve`` (``syncd tokens``): its name and role, never the
+    token. ``token_hash`` is the token's HMAC-SHA256 under the server's pepper
+    (``syncd.service.access``), so a copy of the database cannot be used to log in."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = _pk(BigId, autoincrement=True)
+    name: str = _col(sa.String())
+    role: str = _col(sa.String())
+    token_hash: str = _col(sa.String())
+    created_at: datetime = _col(UTCDateTime())
+    last_used_at: datetime | None = _col(UTCDateTime(), nullable=True)
+    #: Set once the token is revoked: it is refused from then on, and keeps its name
+    #: (the audit log names who did what by it).
+    revoked_at: datetime | None = _col(UTCDateTime(), nullable=True)
+
+    __table_args__ = (
+        sa.Index("ix_api_token_name", "name", unique=True),
+        sa.Index("ix_api_token_hash", "token_hash", unique=True),
+    )
+
+
+class MetricSample(SQLModel, table=True):
+    """A counter or histogram sample measured in some process (API requests, rate
+    limiter waits), added up here so that ``/metrics`` serves the sum of every process,
+    on any machine, across restarts (``syncd.metrics``). ``labels`` is canonical JSON."""
+
+    __tablename__ = "metric_sample"
+
+    name: str = _pk(sa.String())
+    labels: str = _pk(sa.String())
+    value: float = _col(sa.Float())
+    updated_at: datetime = _col(UTCDateTime())
 
 
 def table(model: type[SQLModel]) -> sa.Table:
@@ -347,3 +441,7 @@ CHANGE = table(Change)
 STORE_META = table(StoreMeta)
 LEASE_LOCK = table(LeaseLock)
 TRIGGER_REQUEST = table(TriggerRequest)
+OPEN_CONFLICT = table(OpenConflict)
+KEPT_VALUE = table(KeptValue)
+API_TOKEN = table(ApiToken)
+METRIC_SAMPLE = table(MetricSample)

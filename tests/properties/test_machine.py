@@ -54,7 +54,7 @@ def test_invariants_hold_for_every_step_the_open_defects_allow(
         launcher,
         tmp_path_factory,
         Families.without(OPEN_DEFECTS),
-        max_examples=examples(ci=8, nightly=400),
+        max_examples=examples(ci=5, nightly=400),
     )
 
 
@@ -74,5 +74,5 @@ def test_invariants_hold_for_every_step(
         launcher,
         tmp_path_factory,
         Families(),
-        max_examples=examples(ci=8, nightly=400),
+        max_examples=examples(ci=5, nightly=400),
     )
