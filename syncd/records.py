@@ -12,6 +12,7 @@ an empty string means "this source says the field is empty".
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +20,6 @@ from operator import attrgetter
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar, dataclass_transform
 
 import orjson
-import xxhash
 
 
 class Attribute(NamedTuple):
@@ -168,10 +168,11 @@ def record_values(payload: object) -> tuple[dict[str, object], tuple[tuple[str, 
     return values, tuple((str(k), str(v)) for k, v in pairs)
 
 
-#: The content hash: 128-bit XXH3 (a stable, specified algorithm, C-accelerated) as 32 hex
-#: digits. It only tells a changed record from an unchanged one; nothing relies on it being
-#: hard to forge (whoever can write a source can write any record anyway).
-_digest = xxhash.xxh3_128_hexdigest
+def _digest(data: bytes) -> str:
+    """The content hash of ``hash_input`` bytes: BLAKE2b-128 as 32 hex digits. It is
+    stored with every source row, so changing it would make every stored row read as
+    changed once (a faster one, e.g. XXH3, would need a migration rehashing them)."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def content_hash(serial: str, wanted: bool, action: str, payload: bytes) -> str:

@@ -251,15 +251,20 @@ def _read(
     if plan is None:
         return
     convert = RowConverter(plan, options)
-    if _columnar_can_read(source, plan, stats, leading, lines, reader):
-        yield from _read_columnar(source, convert, options, stats, delimiter, leading)
+    if _columnar_can_read(source, plan, stats=stats, leading=leading, lines=lines, reader=reader):
+        yield from _read_columnar(
+            source, convert, options=options, stats=stats, delimiter=delimiter, leading=leading
+        )
         return
-    yield from _rest(reader, convert, options, stats, lines, delimiter)
+    yield from _rest(
+        reader, convert, options=options, stats=stats, lines=lines, delimiter=delimiter
+    )
 
 
 def _rest(
     reader: _CsvReader,
     convert: RowConverter,
+    *,
     options: ReadOptions,
     stats: ReadStats,
     lines: _Lines,
@@ -282,6 +287,7 @@ def _rest(
 def _columnar_can_read(
     source: _Source,
     plan: HeaderPlan,
+    *,
     stats: ReadStats,
     leading: list[str],
     lines: _Lines,
@@ -306,6 +312,7 @@ def _columnar_can_read(
 def _read_columnar(
     source: _Source,
     convert: RowConverter,
+    *,
     options: ReadOptions,
     stats: ReadStats,
     delimiter: str,
@@ -326,7 +333,9 @@ def _read_columnar(
                 lines = _Lines(text, MAX_LINE)
                 lines.number = line - 1
                 reader = _CsvReader(lines, delimiter, base=line - 1)
-                yield from _rest(reader, convert, options, stats, lines, delimiter)
+                yield from _rest(
+                    reader, convert, options=options, stats=stats, lines=lines, delimiter=delimiter
+                )
 
         reading = columnar.ColumnarReader(
             convert,
