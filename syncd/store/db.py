@@ -115,8 +115,6 @@ def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
         # 64 MiB of page cache (SQLite's default is 2 MiB): a batch merge sorts and joins
         # temporary tables of a million rows, which otherwise spill to temporary files.
         cursor.execute("PRAGMA cache_size = -65536")
-        # The temporary schema (the staging tables) has its own cache: the same size.
-        cursor.execute("PRAGMA temp.cache_size = -65536")
     finally:
         cursor.close()
     dbapi_connection.create_aggregate("syncd_digest", 1, _DigestAggregate)

@@ -50,14 +50,11 @@ from syncd.store.types import UTCDateTime
 CHUNK: Final = 5000
 
 _STAGE = "syncd_stage"
-_INSERT_STAGE = (
-    "INSERT INTO syncd_stage (ord, serial_number, origin, content_hash, payload, wanted, "
-    "action) VALUES (?,?,?,?,?,?,?)"
-)
 _STAGE_REJECT = "syncd_stage_reject"
 _TEMP_TABLES = (
     _STAGE,
     _STAGE_REJECT,
+    "syncd_stage_final",
     "syncd_diff",
     "syncd_removed",
     "syncd_touched",
@@ -86,16 +83,16 @@ _DESIRED_MULTI = (
 _REMOVED_SNAPSHOT = (
     "INSERT INTO syncd_removed (serial_number, seq) SELECT r.serial_number, r.seq "
     "FROM source_record r WHERE r.connector = :connector "
-    "AND NOT EXISTS (SELECT 1 FROM syncd_stage s "
+    "AND NOT EXISTS (SELECT 1 FROM syncd_stage_final s "
     "WHERE s.serial_number = r.serial_number AND s.seq = r.seq) "
     "AND NOT EXISTS (SELECT 1 FROM syncd_stage_reject j WHERE j.serial_number = r.serial_number "
-    "AND NOT EXISTS (SELECT 1 FROM syncd_stage f WHERE f.serial_number = j.serial_number))"
+    "AND NOT EXISTS (SELECT 1 FROM syncd_stage_final f WHERE f.serial_number = j.serial_number))"
 )
 _REMOVED_DELTA = (
     "INSERT INTO syncd_removed (serial_number, seq) SELECT r.serial_number, r.seq "
     "FROM source_record r WHERE r.connector = :connector "
-    "AND r.serial_number IN (SELECT serial_number FROM syncd_stage) "
-    "AND NOT EXISTS (SELECT 1 FROM syncd_stage s "
+    "AND r.serial_number IN (SELECT serial_number FROM syncd_stage_final) "
+    "AND NOT EXISTS (SELECT 1 FROM syncd_stage_final s "
     "WHERE s.serial_number = r.serial_number AND s.seq = r.seq)"
 )
 
@@ -217,16 +214,10 @@ class StagedBatch:
         with self._db.begin(conn):
             for name in _TEMP_TABLES:
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
-            # ``ord`` is the record's place in the batch (SQLite: the rowid itself);
-            # ``seq`` its place among the records of its serial, numbered at the merge.
-            ord_type = (
-                "INTEGER NOT NULL" if self._db.dialect == "postgresql" else "INTEGER PRIMARY KEY"
-            )
             conn.exec_driver_sql(
-                f"CREATE TEMPORARY TABLE {_STAGE} (ord {ord_type}, "
+                f"CREATE TEMPORARY TABLE {_STAGE} (ord INTEGER NOT NULL, "
                 "serial_number TEXT NOT NULL, origin TEXT NOT NULL, content_hash TEXT NOT NULL, "
-                f"payload {payload} NOT NULL, wanted BOOLEAN NOT NULL, action TEXT NOT NULL, "
-                "seq INTEGER NOT NULL DEFAULT 0)"
+                f"payload {payload} NOT NULL, wanted BOOLEAN NOT NULL, action TEXT NOT NULL)"
             )
             conn.exec_driver_sql(
                 f"CREATE TEMPORARY TABLE {_STAGE_REJECT} (source TEXT NOT NULL, "
@@ -298,7 +289,7 @@ class StagedBatch:
                     cursor.close()
             else:
                 if records:
-                    conn.exec_driver_sql(_INSERT_STAGE, records)
+                    conn.exec_driver_sql("INSERT INTO syncd_stage VALUES (?,?,?,?,?,?,?)", records)
                 if rejects:
                     conn.exec_driver_sql("INSERT INTO syncd_stage_reject VALUES (?,?,?,?)", rejects)
 
@@ -376,32 +367,39 @@ class StagedBatch:
     def _merge(self, reason: str, watermark: Any, now: datetime) -> BatchStats:
         conn = self._connection
         postgres = self._db.dialect == "postgresql"
+        payload = "JSON" if postgres else "TEXT"
         # Ranking the staged rows touches only temporary tables: done before the
         # write lock is taken, so other writers wait only for the merge itself.
-        # SQLite: tables keyed by their primary key alone (one B-tree each, not a row
-        # table and an index).
-        keyed = "" if postgres else " WITHOUT ROWID"
         with self._db.begin(conn):
-            _number_duplicates(conn)
+            conn.exec_driver_sql(
+                "CREATE TEMPORARY TABLE syncd_stage_final (serial_number TEXT NOT NULL, "
+                "seq INTEGER NOT NULL, origin TEXT NOT NULL, content_hash TEXT NOT NULL, "
+                f"payload {payload} NOT NULL, wanted BOOLEAN NOT NULL, action TEXT NOT NULL, "
+                "PRIMARY KEY (serial_number, seq))"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO syncd_stage_final SELECT serial_number, "
+                "row_number() OVER (PARTITION BY serial_number ORDER BY ord) - 1, "
+                "origin, content_hash, payload, wanted, action FROM syncd_stage"
+            )
             for name, columns in (
                 ("syncd_diff", "serial_number TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT"),
                 ("syncd_removed", "serial_number TEXT NOT NULL, seq INTEGER NOT NULL"),
             ):
                 conn.exec_driver_sql(
-                    f"CREATE TEMPORARY TABLE {name} ({columns}, "
-                    f"PRIMARY KEY (serial_number, seq)){keyed}"
+                    f"CREATE TEMPORARY TABLE {name} ({columns}, PRIMARY KEY (serial_number, seq))"
                 )
             conn.exec_driver_sql(
-                f"CREATE TEMPORARY TABLE syncd_touched (serial_number TEXT PRIMARY KEY){keyed}"
+                "CREATE TEMPORARY TABLE syncd_touched (serial_number TEXT PRIMARY KEY)"
             )
             # A snapshot keeps the rows of the serials its rejects name: looked up per row.
             conn.exec_driver_sql(
                 "CREATE INDEX syncd_stage_reject_serial ON syncd_stage_reject (serial_number)"
             )
             if postgres:
-                conn.exec_driver_sql("ANALYZE syncd_stage")
+                conn.exec_driver_sql("ANALYZE syncd_stage_final")
             collisions = conn.exec_driver_sql(
-                "SELECT count(*) FROM syncd_stage WHERE seq > 0"
+                "SELECT count(*) FROM syncd_stage_final WHERE seq > 0"
             ).scalar_one()
 
         with self._db.transaction(conn, lock="exclusive"):
@@ -452,24 +450,6 @@ class StagedBatch:
         conn.execute(stmt.on_conflict_do_update(index_elements=["connector"], set_=update))
 
 
-def _number_duplicates(conn: Connection) -> None:
-    """Give each staged record its ``seq``: its place among the batch's records of the
-    same serial, in batch order. Only the serials listed more than once need numbering
-    (all others keep 0), so the staged rows are indexed in place, never copied and sorted
-    whole; the index is then the merge's way into them ((serial, seq) is unique by
-    construction)."""
-    conn.exec_driver_sql(
-        "CREATE INDEX syncd_stage_key ON syncd_stage (serial_number, seq, content_hash, origin)"
-    )
-    conn.exec_driver_sql(
-        "UPDATE syncd_stage SET seq = n.seq FROM (SELECT ord, "
-        "row_number() OVER (PARTITION BY serial_number ORDER BY ord) - 1 AS seq "
-        "FROM syncd_stage WHERE serial_number IN (SELECT serial_number FROM syncd_stage "
-        "GROUP BY serial_number HAVING count(*) > 1)) n "
-        "WHERE syncd_stage.ord = n.ord AND n.seq > 0"
-    )
-
-
 def _copy(cursor: Any, table: str, rows: list[tuple[Any, ...]]) -> None:
     """``COPY`` rows into a staging table (PostgreSQL's fastest bulk path)."""
     if not rows:
@@ -492,7 +472,7 @@ def _merge_rows(
     batch_id: int,
     now: datetime,
 ) -> dict[str, int]:
-    """The set-based merge of ``syncd_stage`` into ``source_record`` and ``desired``."""
+    """The set-based merge of ``syncd_stage_final`` into ``source_record`` and ``desired``."""
     params: dict[str, Any] = {"connector": connector, "batch_id": batch_id, "now": now}
     run = conn.execute
     run(
@@ -500,7 +480,7 @@ def _merge_rows(
             "INSERT INTO syncd_diff (serial_number, seq, kind) "
             "SELECT s.serial_number, s.seq, CASE WHEN r.content_hash IS NULL THEN 'new' "
             "WHEN r.content_hash <> s.content_hash THEN 'changed' ELSE 'moved' END "
-            "FROM syncd_stage s LEFT JOIN source_record r ON r.connector = :connector "
+            "FROM syncd_stage_final s LEFT JOIN source_record r ON r.connector = :connector "
             "AND r.serial_number = s.serial_number AND r.seq = s.seq "
             "WHERE r.content_hash IS NULL OR r.content_hash <> s.content_hash "
             "OR r.origin <> s.origin"
@@ -527,7 +507,7 @@ def _merge_rows(
             "INSERT INTO source_record (connector, serial_number, seq, origin, content_hash, "
             "payload, wanted, action, batch_id, updated_at) "
             "SELECT :connector, s.serial_number, s.seq, s.origin, s.content_hash, s.payload, "
-            "s.wanted, s.action, :batch_id, :now FROM syncd_diff d JOIN syncd_stage s "
+            "s.wanted, s.action, :batch_id, :now FROM syncd_diff d JOIN syncd_stage_final s "
             "ON s.serial_number = d.serial_number AND s.seq = d.seq WHERE true "
             "ON CONFLICT (connector, serial_number, seq) DO UPDATE SET "
             "origin = excluded.origin, content_hash = excluded.content_hash, "
