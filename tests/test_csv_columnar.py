@@ -451,7 +451,7 @@ def test_an_ingest_stores_alike_either_way(
             name = way.replace(" ", "_")
             inbox = tmp_path / name
             inbox.mkdir()
-            config = CsvDropConfig(inbox=inbox, stable_seconds=0, mode=mode)  # type: ignore[arg-type]
+            config = CsvDropConfig(inbox=inbox, stable_seconds=0, mode=mode)
             for text in (_BASE, _NEXT):
                 lines = [_with_action(x, "upsert") for x in text] if mode == "delta" else text
                 _edges_file(inbox / "po.csv", lines, header)
