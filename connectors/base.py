@@ -43,7 +43,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ValidationError
 
 from syncd.errors import ConfigError, Problem
-from syncd.records import DeviceRecord, Reject
+from syncd.records import DeviceRecord, RecordBlock, Reject
 
 ENTRY_POINT_GROUP = "syncd.connectors"
 
@@ -95,6 +95,18 @@ class MarkedBatch(Batch, Protocol):
         """Once the batch is read and accepted: what the connector's state becomes when
         it is stored, for the caller to save in the same transaction; ``None``: leave
         the state as it is."""
+        ...
+
+
+@runtime_checkable
+class BlockBatch(Batch, Protocol):
+    """A batch that can hand over its records in columns (``RecordBlock``): the store
+    stages a block without building a ``DeviceRecord`` per row. ``blocks()`` streams
+    what ``items()`` streams, in the same order, a run of records at a time; a caller
+    reads one or the other, once."""
+
+    def blocks(self) -> Iterator[Item | RecordBlock]:
+        """Stream the batch's records (in blocks, or one by one) and rejects."""
         ...
 
 

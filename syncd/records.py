@@ -13,6 +13,7 @@ an empty string means "this source says the field is empty".
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
@@ -167,10 +168,82 @@ def record_values(payload: object) -> tuple[dict[str, object], tuple[tuple[str, 
     return values, tuple((str(k), str(v)) for k, v in pairs)
 
 
+def _digest(data: bytes) -> str:
+    """The content hash of ``hash_input`` bytes: BLAKE2b-128 as 32 hex digits. It is
+    stored with every source row, so changing it would make every stored row read as
+    changed once (a faster one, e.g. XXH3, would need a migration rehashing them)."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
 def content_hash(serial: str, wanted: bool, action: str, payload: bytes) -> str:
     """``DeviceRecord.content_hash`` from a record's parts (the store's fast path)."""
-    head = f"{serial}\x00{'1' if wanted else '0'}\x00{action}\x00".encode()
-    return hashlib.blake2b(head + payload, digest_size=16).hexdigest()
+    return _digest(hash_input(serial, wanted, action, payload))
+
+
+def hash_input(serial: str, wanted: bool, action: str, payload: bytes) -> bytes:
+    """The bytes ``content_hash`` is taken over: serial, wanted, action, then the payload."""
+    return f"{serial}\x00{'1' if wanted else '0'}\x00{action}\x00".encode() + payload
+
+
+def content_hashes(inputs: Iterable[bytes]) -> list[str]:
+    """``content_hash`` of many records at once, from their ``hash_input`` bytes."""
+    return list(map(_digest, inputs))
+
+
+@dataclass(slots=True)
+class RecordBlock:
+    """Records of one source in columns: what a columnar reader hands the store instead
+    of one ``DeviceRecord`` per row (the CSV connector's fast path for plain rows).
+
+    Row ``i`` is the record ``DeviceRecord(source, serials[i], origins[i], wanted=
+    wanted[i], action=actions[i], <the values of payloads[i]>)``, and ``payloads[i]`` is
+    exactly that record's ``payload()`` (``records()`` rebuilds them). A block holds
+    only records, in source order; rejects travel as ``Reject`` items between blocks.
+    """
+
+    source: str
+    serials: list[str]
+    origins: list[str]
+    payloads: list[bytes]
+    wanted: list[bool]
+    actions: list[Action]
+    #: The source's order of the ``extra`` keys (a payload holds its pairs sorted):
+    #: ``records()`` gives them back in it, as the source's records have them.
+    extra_order: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.serials)
+
+    def records(self) -> Iterator[DeviceRecord]:
+        """The block as ``DeviceRecord``s (for callers that take records one by one)."""
+        rank = {name: index for index, name in enumerate(self.extra_order)}
+        for serial, origin, payload, wanted, action in zip(
+            self.serials, self.origins, self.payloads, self.wanted, self.actions, strict=True
+        ):
+            fields, extra = record_values(orjson.loads(payload))
+            if len(extra) > 1 and rank:
+                extra = tuple(sorted(extra, key=lambda pair: rank.get(pair[0], len(rank))))
+            yield DeviceRecord(
+                source=self.source,
+                serial_number=serial,
+                origin=origin,
+                wanted=wanted,
+                action=action,
+                extra=extra,
+                **fields,  # type: ignore[arg-type]
+            )
+
+
+_Other = TypeVar("_Other")
+
+
+def flatten(items: Iterable[RecordBlock | _Other]) -> Iterator[DeviceRecord | _Other]:
+    """``items`` with every ``RecordBlock`` given as its records, one by one."""
+    for item in items:
+        if type(item) is RecordBlock:
+            yield from item.records()
+        else:
+            yield item  # type: ignore[misc]
 
 
 @dataclass(frozen=True, slots=True)

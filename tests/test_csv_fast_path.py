@@ -98,7 +98,7 @@ def test_a_duplicate_costs_a_hash_never_a_decode_or_a_parse(
         raise AssertionError("a duplicate must not be decoded or parsed")
 
     monkeypatch.setattr("connectors.csv_drop.connector.scan_file", refuse)
-    monkeypatch.setattr("connectors.csv_drop.connector.read_items", refuse)
+    monkeypatch.setattr("connectors.csv_drop.connector.read_blocks", refuse)
     (inbox / "tuesday.csv").write_bytes(content)
     assert list(connector.fetch()) == []
     assert (inbox / "processed" / "tuesday.csv.duplicate.txt").exists()

@@ -22,9 +22,9 @@ from connectors.csv_drop.ledger import (
     StateLedger,
     ledger_state,
 )
-from connectors.csv_drop.reader import ReadOptions, ReadStats, read_items
+from connectors.csv_drop.reader import ReadOptions, ReadStats, read_blocks
 from syncd.errors import Problem
-from syncd.records import Reject
+from syncd.records import RecordBlock, Reject, flatten
 
 log = structlog.get_logger("connectors.csv_drop")
 
@@ -253,12 +253,17 @@ class CsvFileBatch:
 
     def items(self) -> Iterator[Item]:
         """Stream the file's records and rejects (once)."""
+        return flatten(self.blocks())
+
+    def blocks(self) -> Iterator[Item | RecordBlock]:
+        """``items()`` with the plain rows in ``RecordBlock``s (``BlockBatch``): what the
+        store stages without a ``DeviceRecord`` per row. Read once, like ``items()``."""
         if self._state != "new":
             raise RuntimeError(f"{self!r}: items() can be read once")
         self._state = "reading"
         return self._stream()
 
-    def _stream(self) -> Iterator[Item]:
+    def _stream(self) -> Iterator[Item | RecordBlock]:
         if self._scan.problem:
             self._finish_reading()
             return
@@ -275,7 +280,7 @@ class CsvFileBatch:
         )
         spool = None
         try:
-            for item in read_items(
+            for item in read_blocks(
                 self._claim.open, encoding=self._scan.encoding, options=options, stats=self._stats
             ):
                 if type(item) is Reject:

@@ -29,6 +29,7 @@ Decisions a user sees (also in the package docstring):
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import io
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.base import BatchMode, Item
+from connectors.csv_drop import columnar
 from connectors.csv_drop.controls import CONTROL, escaped, find_control
 from connectors.csv_drop.encoding import Opener
 from connectors.csv_drop.fastrow import FastRow
@@ -50,7 +52,7 @@ from connectors.csv_drop.header import (
     plan_header,
 )
 from connectors.csv_drop.values import parse_action, parse_ip, parse_mac, parse_status
-from syncd.records import Action, DeviceRecord, Reject
+from syncd.records import Action, DeviceRecord, RecordBlock, Reject, flatten
 
 #: Delimiters ``auto`` chooses from, in order of preference on a tie.
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
@@ -141,12 +143,28 @@ def read_items(
     open_file: Opener, *, encoding: str, options: ReadOptions, stats: ReadStats
 ) -> Iterator[Item]:
     """Stream the file's rows as records and rejects, filling ``stats`` as it goes."""
+    return flatten(read_blocks(open_file, encoding=encoding, options=options, stats=stats))
+
+
+def read_blocks(
+    open_file: Opener, *, encoding: str, options: ReadOptions, stats: ReadStats
+) -> Iterator[Item | RecordBlock]:
+    """``read_items``, with the plain rows of a plain UTF-8 file as ``RecordBlock``s
+    (the columnar path, ``columnar``) where it can take them."""
     with open_file() as raw, io.TextIOWrapper(raw, encoding=encoding, newline="") as text:
         try:
-            yield from _read(text, options, stats)
+            yield from _read(text, options, stats, _Source(open_file, encoding))
         except UnicodeDecodeError as exc:
             # The encoding was checked over the whole file before: it changed since.
             stats.problem = f"file changed while being read ({exc.reason} at byte {exc.start})"
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """What the columnar path needs to open the file again: its opener and encoding."""
+
+    open_file: Opener
+    encoding: str
 
 
 class _Lines:
@@ -214,7 +232,9 @@ def _overlong(length: int) -> str:
     )
 
 
-def _read(text: io.TextIOWrapper, options: ReadOptions, stats: ReadStats) -> Iterator[Item]:
+def _read(
+    text: io.TextIOWrapper, options: ReadOptions, stats: ReadStats, source: _Source
+) -> Iterator[Item | RecordBlock]:
     lines = _Lines(text, MAX_LINE)
     leading: list[str] = []
     for line in lines:
@@ -237,6 +257,26 @@ def _read(text: io.TextIOWrapper, options: ReadOptions, stats: ReadStats) -> Ite
     if plan is None:
         return
     convert = RowConverter(plan, options)
+    if _columnar_can_read(source, plan, stats=stats, leading=leading, lines=lines, reader=reader):
+        yield from _read_columnar(
+            source, convert, options=options, stats=stats, delimiter=delimiter, leading=leading
+        )
+        return
+    yield from _rest(
+        reader, convert, options=options, stats=stats, lines=lines, delimiter=delimiter
+    )
+
+
+def _rest(
+    reader: _CsvReader,
+    convert: RowConverter,
+    *,
+    options: ReadOptions,
+    stats: ReadStats,
+    lines: _Lines,
+    delimiter: str,
+) -> Iterator[Item]:
+    """Every row ``reader`` has left, by the row path."""
     while True:
         yield from _rows(reader, convert, options, stats, lines)
         if lines.overlong is None:
@@ -248,6 +288,70 @@ def _read(text: io.TextIOWrapper, options: ReadOptions, stats: ReadStats) -> Ite
         yield Reject(options.source, f"{options.label}:{number}", _overlong(length))
         lines.resume()
         reader = _CsvReader(lines, delimiter, base=number)
+
+
+def _columnar_can_read(
+    source: _Source,
+    plan: HeaderPlan,
+    *,
+    stats: ReadStats,
+    leading: list[str],
+    lines: _Lines,
+    reader: _CsvReader,
+) -> bool:
+    """Whether the columnar path can read the data rows: a UTF-8 file whose header is
+    its first non-blank line, whole on that line, and whose extra columns have distinct
+    names (each keys a value in ``DeviceRecord.extra``)."""
+    if not columnar.COLUMNAR or source.encoding not in ("utf-8", "utf-8-sig"):
+        return False
+    one_line = stats.header_line == len(leading) == lines.number == reader.line_num
+    names = [name for _index, name in plan.extra]
+    if not one_line or lines.overlong is not None or len(set(names)) != len(names):
+        return False
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:  # pragma: no cover - a dependency; the row path reads anyway
+        return False
+    return True
+
+
+def _read_columnar(
+    source: _Source,
+    convert: RowConverter,
+    *,
+    options: ReadOptions,
+    stats: ReadStats,
+    delimiter: str,
+    leading: list[str],
+) -> Iterator[Item | RecordBlock]:
+    """The data rows by the columnar path, from the line after the header."""
+    with source.open_file() as raw:
+        bom = len(codecs.BOM_UTF8) if raw.read(3) == codecs.BOM_UTF8 else 0
+        if source.encoding == "utf-8":
+            bom = 0  # plain UTF-8 reads a BOM as text (it is in the header then)
+        offset = bom + len("".join(leading).encode("utf-8"))
+
+        def resume(start: int, line: int) -> Iterator[Item]:
+            """The rest of the file by the row path, from ``start`` (line ``line``)."""
+            with source.open_file() as again:
+                again.seek(start)
+                text = io.TextIOWrapper(again, encoding="utf-8", newline="")
+                lines = _Lines(text, MAX_LINE)
+                lines.number = line - 1
+                reader = _CsvReader(lines, delimiter, base=line - 1)
+                yield from _rest(
+                    reader, convert, options=options, stats=stats, lines=lines, delimiter=delimiter
+                )
+
+        reading = columnar.ColumnarReader(
+            convert,
+            options,
+            stats,
+            delimiter=delimiter,
+            extra_names=[name for _index, name in convert.extra],
+            line_limit=MAX_LINE,
+        )
+        yield from reading.read(raw, offset, stats.header_line + 1, resume)
 
 
 class _CsvReader:

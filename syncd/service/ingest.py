@@ -9,10 +9,10 @@ from datetime import datetime
 
 import structlog
 
-from connectors.base import Batch, Connector, MarkedBatch
+from connectors.base import Batch, BlockBatch, Connector, MarkedBatch
 from syncd.engine import EmptySerialError, SerialRules, normalize_serial
 from syncd.errors import ConfigError, SourceError, SyncdError
-from syncd.records import DeviceRecord, Reject
+from syncd.records import DeviceRecord, RecordBlock, Reject
 from syncd.store import Store
 from syncd.store.staging import UNSET
 
@@ -145,7 +145,9 @@ def _ingest_batch(
 ) -> BatchReport:
     staged = store.stage(name, mode=batch.mode, origin=batch.origin, run_id=run_id)
     try:
-        staged.add(_normalised(batch.items(), rules))
+        # A batch that can give its records in columns does: no DeviceRecord per row.
+        items = batch.blocks() if isinstance(batch, BlockBatch) else batch.items()
+        staged.add(_normalised(items, rules))
     except BaseException as exc:
         reason = f"reading failed: {exc}"
         staged.discard(reason, now=now)
@@ -191,8 +193,8 @@ def _ingest_batch(
 
 
 def _normalised(
-    items: Iterable[DeviceRecord | Reject], rules: SerialRules
-) -> Iterator[DeviceRecord | Reject]:
+    items: Iterable[DeviceRecord | Reject | RecordBlock], rules: SerialRules
+) -> Iterator[DeviceRecord | Reject | RecordBlock]:
     """Apply the configured serial rules; a serial that normalises to nothing is a reject.
 
     A reject's serial is normalised too: in a snapshot it keeps the device's stored
@@ -200,9 +202,13 @@ def _normalised(
     serial the store knows.
     """
     for item in items:
+        if type(item) is RecordBlock:
+            yield from _normalised_block(item, rules)
+            continue
         if isinstance(item, Reject):
             yield _normalised_reject(item, rules)
             continue
+        assert isinstance(item, DeviceRecord)
         try:
             serial = normalize_serial(item.serial_number, rules)
         except EmptySerialError as exc:
@@ -213,6 +219,40 @@ def _normalised(
             if serial == item.serial_number
             else dataclasses.replace(item, serial_number=serial)
         )
+
+
+def _normalised_block(block: RecordBlock, rules: SerialRules) -> Iterator[RecordBlock | Reject]:
+    """``_normalised`` for a block: its serials are trimmed already, so the default rules
+    leave them as they are; other rules are applied to each, and a serial they empty
+    splits the block around its reject (the order of the source stays)."""
+    if rules.case == "preserve" and not rules.strip_prefixes and not rules.remove_chars:
+        yield block
+        return
+    serials: list[str] = []
+    start = 0
+    for index, raw in enumerate(block.serials):
+        try:
+            serials.append(normalize_serial(raw, rules))
+        except EmptySerialError as exc:
+            if index > start:
+                yield _part(block, serials, start, index)
+            yield Reject(block.source, block.origins[index], str(exc), raw)
+            serials = []
+            start = index + 1
+    if start < len(block):
+        yield _part(block, serials, start, len(block))
+
+
+def _part(block: RecordBlock, serials: list[str], start: int, end: int) -> RecordBlock:
+    """Rows ``start:end`` of ``block`` under the normalised ``serials``."""
+    return dataclasses.replace(
+        block,
+        serials=serials,
+        origins=block.origins[start:end],
+        payloads=block.payloads[start:end],
+        wanted=block.wanted[start:end],
+        actions=block.actions[start:end],
+    )
 
 
 def _normalised_reject(reject: Reject, rules: SerialRules) -> Reject:

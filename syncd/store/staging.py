@@ -32,7 +32,15 @@ from typing import Any, Final, Self
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from syncd.records import DeviceRecord, Reject, content_hash, record_values
+from syncd.records import (
+    DeviceRecord,
+    RecordBlock,
+    Reject,
+    content_hash,
+    content_hashes,
+    hash_input,
+    record_values,
+)
 from syncd.store.db import Database, digest_agg_sql, multi_row_digest_sql, upsert
 from syncd.store.rows import BatchMode, BatchStats
 from syncd.store.tables import SOURCE_BATCH, SOURCE_STATE
@@ -216,14 +224,19 @@ class StagedBatch:
                 "location TEXT NOT NULL, reason TEXT NOT NULL, serial_number TEXT)"
             )
 
-    def add(self, items: Iterable[DeviceRecord | Reject]) -> None:
-        """Stage records and rejects (streamed: consumed in chunks of ``CHUNK``)."""
+    def add(self, items: Iterable[DeviceRecord | Reject | RecordBlock]) -> None:
+        """Stage records, rejects and blocks of records (streamed: consumed in chunks of
+        ``CHUNK`` items; a block is staged as it comes)."""
         iterator = iter(items)
         while chunk := list(islice(iterator, CHUNK)):
             records: list[tuple[Any, ...]] = []
             rejects: list[tuple[Any, ...]] = []
             for item in chunk:
-                if type(item) is DeviceRecord or isinstance(item, DeviceRecord):
+                if type(item) is RecordBlock:
+                    self._write_chunk(records, rejects)
+                    records, rejects = [], []
+                    self._write_chunk(self._block_rows(item), [])
+                elif type(item) is DeviceRecord or isinstance(item, DeviceRecord):
                     if item.source != self.connector:
                         raise ValueError(
                             f"record from source {item.source!r} in a batch of {self.connector!r}"
@@ -237,7 +250,34 @@ class StagedBatch:
                     raise TypeError(f"expected DeviceRecord or Reject, got {type(item).__name__}")
             self._write_chunk(records, rejects)
 
+    def _block_rows(self, block: RecordBlock) -> list[tuple[Any, ...]]:
+        """A block's staging rows, as ``record_row`` makes each (hashes of the same bytes)."""
+        if block.source != self.connector:
+            raise ValueError(
+                f"record from source {block.source!r} in a batch of {self.connector!r}"
+            )
+        wanted = [w and a != "delete" for w, a in zip(block.wanted, block.actions, strict=True)]
+        digests = content_hashes(
+            map(hash_input, block.serials, wanted, block.actions, block.payloads)
+        )
+        start = self.records + 1
+        self.records += len(block)
+        return list(
+            zip(
+                range(start, self.records + 1),
+                block.serials,
+                block.origins,
+                digests,
+                [payload.decode() for payload in block.payloads],
+                wanted,
+                block.actions,
+                strict=True,
+            )
+        )
+
     def _write_chunk(self, records: list[tuple[Any, ...]], rejects: list[tuple[Any, ...]]) -> None:
+        if not records and not rejects:
+            return
         conn = self._connection
         with self._db.begin(conn):
             if self._db.dialect == "postgresql":
