@@ -427,6 +427,7 @@ NETBOX_DEFAULT_EXPORT = (
     "edge-3,Active,Acme Corp IT,DC1,Hall A,R12,Router,Cisco,Cisco Catalyst 9300,"
     "10.99.0.13/24,NB003\n"
     "edge-4,Offline,Acme Corp IT,DC2,,,Firewall,Fortinet,FortiGate 100F,,NB004\n"
+    "edge-5,Active,Acme Corp IT,DC1,Hall B,R2,Router,Cisco,Cisco Catalyst 9300,10.99.0.15,NB005\n"
 )
 
 
@@ -439,6 +440,7 @@ def test_a_netbox_default_export_joins_site_and_location_as_the_connector_does(
     devices = world.env.devices()
     assert devices["NB003"]["location"] == "DC1 / Hall A"  # Rack is not mapped by default
     assert devices["NB004"]["location"] == "DC2"
+    assert devices["NB005"]["location"] == "DC1 / Hall B"  # a plain row, read alike
     assert devices["NB003"]["ip_address"] == "10.99.0.13"
 
 

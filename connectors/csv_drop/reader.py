@@ -300,9 +300,10 @@ def _columnar_can_read(
     reader: _CsvReader,
 ) -> bool:
     """Whether the columnar path can read the data rows: a UTF-8 file whose header is
-    its first non-blank line, whole on that line, and whose extra columns have distinct
-    names (each keys a value in ``DeviceRecord.extra``)."""
-    if not columnar.COLUMNAR or source.encoding not in ("utf-8", "utf-8-sig"):
+    its first non-blank line, whole on that line, whose extra columns have distinct
+    names (each keys a value in ``DeviceRecord.extra``), and whose location is one
+    column (the parts of a path are joined by the row path)."""
+    if not columnar.COLUMNAR or source.encoding not in ("utf-8", "utf-8-sig") or plan.path:
         return False
     one_line = stats.header_line == len(leading) == lines.number == reader.line_num
     names = [name for _index, name in plan.extra]
