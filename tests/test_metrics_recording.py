@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from freezegun import freeze_time
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
@@ -41,15 +42,20 @@ def labels(**given: str) -> str:
 
 
 def test_the_rate_limiter_records_each_wait(recorder: metrics.Recorder) -> None:
-    limiter = LimitsRateLimiter(100, 100, key="metrics-wait")
-    limiter.acquire()  # room: no wait
-    limiter.pause(0.3)
-    limiter.acquire()  # waits the pause out
+    with freeze_time("2026-12-07 12:00:00") as frozen:
+
+        def sleep(seconds: float) -> None:  # moves the frozen clock instead
+            frozen.tick(seconds)
+
+        limiter = LimitsRateLimiter(100, 100, key="metrics-wait", sleep=sleep)
+        limiter.acquire()  # room: no wait
+        limiter.pause(0.3)
+        limiter.acquire()  # waits the pause out
     taken = recorder.take()
 
     assert taken[(f"{WAIT}_bucket", labels(le="+Inf"))] == 2
     assert taken[(f"{WAIT}_bucket", labels(le="0.0"))] == 1
-    assert 0.3 <= taken[(f"{WAIT}_sum", labels())] < 2.0
+    assert taken[(f"{WAIT}_sum", labels())] == pytest.approx(0.3, abs=0.002)
 
 
 def test_the_client_counts_each_request_by_method_and_status_never_by_serial(
