@@ -2,12 +2,13 @@
 
 A refresh lists the whole inventory, a million rows at scale, and nearly every row is
 unchanged: it costs the store one hash and one compare. Validating each row into the
-API client's pydantic ``Device`` cost twice what the store spends on it, so the listing
-checks the plain decoded row instead (:func:`listed_device`): exact JSON types, nothing
-to coerce. A row that check accepts is one ``Device`` validation accepts too, with the
-same values; any other row (a value pydantic would coerce, a malformed one, a
-``pending_details`` object) is left to ``Device`` itself, which accepts it or names
-what is wrong, exactly as before. A test reads the same pages both ways.
+API client's pydantic ``Device`` cost more than the store spent on it, so a listed page
+is validated in one call (:func:`listed_page`) against ``Device``'s fields and types
+declared as a plain ``TypedDict``: the same rules in pydantic's own code, but plain dicts
+out, from which :class:`ListedDevice` takes the values a refresh needs. A page with a
+malformed row is validated row by row; the row is ``None`` here, and the listing
+validates it into a ``Device`` to name what is wrong, exactly as before. A test reads
+the same pages both ways, rows pydantic coerces or refuses included.
 
 :class:`ListedDevice` has the ``InventoryDevice`` shape of ``syncd.records``, so the
 store takes it as it takes a ``Device``.
@@ -17,27 +18,21 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from functools import cache
+from typing import Any, NamedTuple, NotRequired
+
+from pydantic import TypeAdapter, ValidationError
+from typing_extensions import TypedDict
 
 from syncd.records import API_FIELDS
 
-__all__ = ["ListedDevice", "OrgRef", "TypeRef", "listed_device", "utc_text"]
+__all__ = ["ListedDevice", "OrgRef", "TypeRef", "listed_device", "listed_page", "utc_text"]
 
-#: An instant in the one form the API writes (``2026-01-05T09:30:00Z``, fractions and
-#: offsets allowed). ASCII digits only; anything else is left to pydantic.
-_INSTANT = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})?"
-)
-#: Optional text fields of the read shape (``None``, absent or a string).
-_TEXT = ("ip_address", "location", "mac_address", "description", "firmware_version")
-#: Boolean fields with a default (absent or a boolean; ``null`` is not a boolean).
-_FLAGS = ("status", "pending_changes")
-#: Optional instants.
-_INSTANTS = ("last_status_change", "updated_at")
+#: An instant as the API writes it, in UTC (``2026-01-05T09:30:00Z``, a fraction of up
+#: to six digits allowed; ASCII digits only).
+_INSTANT_Z = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z")
 #: The writable fields a row may carry besides name, type and organization, in order.
 _OPTIONAL_WRITABLE = tuple(n for n in API_FIELDS if n not in ("name", "type", "organization"))
-#: Integers the fast check takes as ids (beyond, pydantic decides).
-_ID_RANGE = range(-(2**63), 2**63)
 
 
 class TypeRef(NamedTuple):
@@ -105,34 +100,97 @@ class ListedDevice:
         )
 
 
+class _TypeRow(TypedDict):
+    id: int
+    name: NotRequired[str | None]
+    model: NotRequired[str | None]
+    manufacturer: NotRequired[str | None]
+
+
+class _OrgRow(TypedDict):
+    id: int
+    name: NotRequired[str | None]
+    code: NotRequired[str | None]
+
+
+class _PendingRow(TypedDict):
+    configuration_updates: NotRequired[int]
+    firmware_update: NotRequired[bool]
+    last_pending_change: NotRequired[datetime | None]
+
+
+class _Row(TypedDict):
+    """``syncd.inventory.models.Device``'s fields and types, as a plain dict: validated by
+    the same rules (pydantic's, lax), without building a model per row."""
+
+    serial_number: str
+    name: str
+    type: _TypeRow
+    organization: _OrgRow
+    status: NotRequired[bool]
+    last_status_change: NotRequired[datetime | None]
+    ip_address: NotRequired[str | None]
+    location: NotRequired[str | None]
+    pending_changes: NotRequired[bool]
+    created_at: NotRequired[datetime | None]
+    updated_at: NotRequired[datetime | None]
+    mac_address: NotRequired[str | None]
+    description: NotRequired[str | None]
+    firmware_version: NotRequired[str | None]
+    pending_details: NotRequired[_PendingRow | None]
+
+
+@cache
+def _adapters() -> tuple[TypeAdapter[_Row], TypeAdapter[list[_Row]]]:
+    """The row's and the page's validators, built on first use (not when the store, which
+    imports this module, is loaded)."""
+    return TypeAdapter(_Row), TypeAdapter(list[_Row])
+
+
+def listed_page(items: list[Any]) -> list[ListedDevice | None]:
+    """Each decoded row of a page as a :class:`ListedDevice`, validated in one call over
+    the page; ``None`` for a row that is not a valid device (``Device`` validation then
+    names what is wrong). A page with a bad row is validated row by row."""
+    try:
+        rows = _adapters()[1].validate_python(items)
+    except ValidationError:
+        return [listed_device(item) for item in items]
+    return [_listed(row, item) for row, item in zip(rows, items, strict=True)]
+
+
 def listed_device(item: object) -> ListedDevice | None:
-    """``item`` (a decoded row) as a :class:`ListedDevice`, when plain checks prove it a
-    valid device; ``None`` when they cannot (``Device`` validation decides then)."""
-    if type(item) is not dict:
+    """One decoded row as a :class:`ListedDevice`, or ``None`` if it is not a valid device."""
+    try:
+        row = _adapters()[0].validate_python(item)
+    except ValidationError:
         return None
-    serial, name = item.get("serial_number"), item.get("name")
-    if type(serial) is not str or type(name) is not str:
-        return None
-    kind = _type_ref(item.get("type"))
-    org = _org_ref(item.get("organization"))
-    if kind is None or org is None or not _plain_rest(item):
-        return None
-    born = item.get("created_at")
-    created_at = created_utc = None
-    if born is not None:
-        created_at = _instant(born)
-        if created_at is None:
-            return None
-        if born[-1] == "Z":  # the API's own form: the UTC text is a rearrangement
-            fraction = born[19:-1]
-            created_utc = f"{born[:10]} {born[11:19]}{(fraction or '.') + '000000'}"[:26]
-    values: dict[str, Any] = {"name": name, "type": kind.id, "organization": org.id}
+    return _listed(row, item)
+
+
+def _listed(row: _Row, item: Any) -> ListedDevice:
+    kind, org = row["type"], row["organization"]
+    values: dict[str, Any] = {"name": row["name"], "type": kind["id"], "organization": org["id"]}
     for field in _OPTIONAL_WRITABLE:
-        if field in item:
-            values[field] = item[field]
+        if field in row:
+            values[field] = row[field]  # type: ignore[literal-required]
+    born = row.get("created_at")
     return ListedDevice(
-        serial, values, type=kind, organization=org, created_at=created_at, created_utc=created_utc
+        row["serial_number"],
+        values,
+        type=TypeRef(kind["id"], kind.get("name"), kind.get("model"), kind.get("manufacturer")),
+        organization=OrgRef(org["id"], org.get("name"), org.get("code")),
+        created_at=born,
+        created_utc=_utc_of(item.get("created_at")) if born is not None else None,
     )
+
+
+def _utc_of(text: object) -> str | None:
+    """The UTC text of an instant written as the API writes it (``...Z``), by
+    rearranging it (formatting a ``datetime`` costs more); ``None`` for another form."""
+    if type(text) is not str or not _INSTANT_Z.fullmatch(text):
+        return None
+    fraction = text[19:-1]
+    return f"{text[:10]} {text[11:19]}{(fraction or '.') + '000000'}"[:26]
 
 
 def utc_text(moment: datetime | None) -> str | None:
@@ -142,53 +200,3 @@ def utc_text(moment: datetime | None) -> str | None:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.isoformat(" ", "microseconds")
-
-
-def _type_ref(value: object) -> TypeRef | None:
-    if type(value) is not dict:
-        return None
-    ident = value.get("id")
-    texts = (value.get("name"), value.get("model"), value.get("manufacturer"))
-    if type(ident) is not int or ident not in _ID_RANGE or not _texts(texts):
-        return None
-    return TypeRef(ident, *texts)
-
-
-def _org_ref(value: object) -> OrgRef | None:
-    if type(value) is not dict:
-        return None
-    ident = value.get("id")
-    texts = (value.get("name"), value.get("code"))
-    if type(ident) is not int or ident not in _ID_RANGE or not _texts(texts):
-        return None
-    return OrgRef(ident, *texts)
-
-
-def _texts(values: tuple[object, ...]) -> bool:
-    return all(v is None or type(v) is str for v in values)
-
-
-def _plain_rest(item: dict[str, Any]) -> bool:
-    """Every other field of the read shape is absent or of its exact type."""
-    for field in _TEXT:
-        value = item.get(field)
-        if value is not None and type(value) is not str:
-            return False
-    for field in _FLAGS:
-        if type(item.get(field, False)) is not bool:
-            return False
-    for field in _INSTANTS:
-        value = item.get(field)
-        if value is not None and _instant(value) is None:
-            return False
-    return item.get("pending_details") is None
-
-
-def _instant(value: object) -> datetime | None:
-    """The instant of an API timestamp in its usual form, or ``None`` (not decided)."""
-    if type(value) is not str or not _INSTANT.fullmatch(value):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None

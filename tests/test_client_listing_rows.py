@@ -1,7 +1,8 @@
 """``Listing.rows()``: the walk's plain rows are exactly what ``Device`` validation gives.
 
-A row the plain checks accept never becomes a pydantic model, so those checks must
-never accept a row ``Device`` refuses, nor read one differently: the same pages are
+A listed page is validated whole against ``Device``'s fields as a plain ``TypedDict``
+(no model per row), so that must never accept a row ``Device`` refuses, nor read one
+differently: the same pages are
 walked both ways (``Device`` objects, plain rows) and must give the same devices, the
 same values, creation times and catalogue entries, and the same problems, naming the
 same malformed rows. Rows pydantic would coerce or refuse are included on purpose.
@@ -14,11 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from syncd.config import RetrySettings
 from syncd.inventory import Device, InventoryClient
-from syncd.listed import ListedDevice, listed_device, utc_text
+from syncd.listed import ListedDevice, listed_device, listed_page, utc_text
 from syncd.sandbox.render import format_datetime
 
 FAST = RetrySettings(attempts=1, timeout=5, wait_initial=0, wait_max=0, wait_jitter=0)
@@ -45,7 +46,7 @@ def _without(row: dict[str, Any], *names: str) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in names}
 
 
-#: Rows the plain checks must decide (valid, and read as ``Device`` reads them).
+#: Valid rows of plain JSON types (read as ``Device`` reads them).
 PLAIN: list[Any] = [
     _row("A"),
     _row("B", created_at="2026-01-05T09:30:00.5Z"),
@@ -60,7 +61,7 @@ PLAIN: list[Any] = [
     _row("K\u00e9\U0001f600 ", name=""),
 ]
 
-#: Rows left to pydantic: coerced (valid) or refused (named as malformed).
+#: Rows pydantic coerces (valid) or refuses (named as malformed).
 UNDECIDED: list[Any] = [
     _row("L", status="true"),  # coerced to True
     _row("M", type={"id": "1", "name": "Router"}),  # coerced to 1
@@ -149,11 +150,25 @@ def test_rows_and_devices_are_the_same_walk(order: str) -> None:
         assert f"serial '{serial}'" in named, serial
 
 
-def test_the_plain_checks_decide_the_rows_a_server_sends() -> None:
-    """The fast path is the common path: every row of the sandbox's list shape, and the
-    plain ones above, never go through pydantic; the others always do."""
-    assert all(listed_device(row) is not None for row in PLAIN)
-    assert all(listed_device(row) is None for row in UNDECIDED)
+def test_a_row_is_refused_exactly_when_device_refuses_it() -> None:
+    for row in PLAIN + UNDECIDED:
+        try:
+            Device.model_validate(row)
+        except ValidationError:
+            assert listed_device(row) is None, row
+        else:
+            fast = listed_device(row)
+            assert fast is not None, row
+            assert _seen(fast) == _seen(Device.model_validate(row))
+
+
+def test_a_page_is_validated_whole_and_a_bad_row_alone() -> None:
+    assert all(d is not None for d in listed_page(PLAIN))
+    page = listed_page([*PLAIN[:3], _row("Q", type=None), *PLAIN[3:6]])
+    assert [d is None for d in page] == [False] * 3 + [True] + [False] * 3
+    assert [d.serial_number for d in page if d is not None] == [
+        r["serial_number"] for r in PLAIN[:6]
+    ]
 
 
 @pytest.mark.parametrize("micro", [0, 250000, 7])

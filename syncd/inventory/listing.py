@@ -47,7 +47,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from syncd.inventory.models import Device
-from syncd.listed import ListedDevice, listed_device
+from syncd.listed import ListedDevice, listed_page
 from syncd.redact import redact
 
 __all__ = ["MAX_PROBLEMS", "FetchPage", "ListPage", "Listing"]
@@ -251,6 +251,7 @@ class Listing(Iterator[Device]):
     def _rows(self, rows: list[Any], start: int) -> Generator[Any, None, int]:
         """Yield the valid new rows from ``start``; returns how many rows were new."""
         fresh = 0
+        plain = listed_page(rows[start:]) if self._plain else None
         for index in range(start, len(rows)):
             item = rows[index]
             position = self._offset + index
@@ -263,7 +264,7 @@ class Listing(Iterator[Device]):
                 self._unnamed += 1
             else:
                 self._seen.add(serial)
-            device = listed_device(item) if self._plain else None
+            device = plain[index - start] if plain is not None else None
             if device is None:
                 device = self._validate(item, position, serial)
             if device is not None:
