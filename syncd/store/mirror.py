@@ -159,7 +159,7 @@ def _refresh_chunk(
     # half of its hash and its creation time, and only the rows that differ come back
     # (new, absent, changed, made again), so an unchanged one costs a hash and a lookup.
     probe = [
-        (serial, _listed_half(values), _born_key(device, dialect))
+        (serial, _listed_half(values), _born_key(device))
         for serial, (device, values) in devices.items()
     ]
     inserts: list[dict[str, Any]] = []
@@ -226,18 +226,19 @@ WHERE NOT coalesce(m.present AND substr(m.values_hash, 1, 16) = l.half
 _DIFFERING_POSTGRESQL = """
 SELECT l.serial_number, m.serial_number IS NOT NULL, m.values_hash, m.present,
        m.ownership, m.device_created_at
-FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) AS l(serial_number, half, born)
+FROM unnest(%s::text[], %s::text[], %s::timestamp[]) AS l(serial_number, half, born)
 LEFT JOIN mirror AS m ON m.serial_number = l.serial_number
 WHERE NOT coalesce(m.present AND substr(m.values_hash, 1, 16) = l.half
-                   AND (l.born IS NULL OR m.device_created_at = l.born), false)
+                   AND (l.born IS NULL OR m.device_created_at = l.born AT TIME ZONE 'UTC'), false)
 """
 
 
 def _differing(
-    conn: Connection, dialect: str, probe: list[tuple[str, str, Any]]
+    conn: Connection, dialect: str, probe: list[tuple[str, str, str | None]]
 ) -> list[tuple[Any, ...]]:
-    """The rows of ``probe`` (serial, listed half, creation time) the mirror does not
-    hold unchanged, through the driver: one statement per chunk."""
+    """The rows of ``probe`` (serial, listed half, creation time as UTC text) the mirror
+    does not hold unchanged, through the driver: one statement per chunk (on PostgreSQL
+    three arrays of text, which the driver passes as they are)."""
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         if dialect == "postgresql":
@@ -255,17 +256,13 @@ def _listed_half(values: dict[str, Any]) -> str:
     return _NO_HALF if not DETAIL_ONLY.isdisjoint(values) else part_hash(values)
 
 
-def _born_key(device: InventoryDevice, dialect: str) -> Any:
-    """A device's creation time as the mirror's column holds it (SQLite: naive UTC
-    text), so SQL compares it; ``None`` when the answer did not say."""
-    born = device.created_at
-    if born is None:
-        return None
-    if dialect == "postgresql":
-        return born if born.tzinfo is not None else born.replace(tzinfo=UTC)
+def _born_key(device: InventoryDevice) -> str | None:
+    """A device's creation time as UTC text (``YYYY-MM-DD HH:MM:SS.ffffff``: the form
+    SQLite's column holds, and PostgreSQL reads as UTC), so SQL compares it; ``None``
+    when the answer did not say."""
     if type(device) is ListedDevice:
         return device.created_utc
-    return utc_text(born)
+    return utc_text(device.created_at)
 
 
 def _born_again(known: datetime | None, listed: datetime | None, ownership: str) -> bool:
