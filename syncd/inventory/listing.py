@@ -22,8 +22,8 @@ can and, once exhausted, says whether the walk was **complete** and, if not, why
 
 Iterated, a listing yields validated ``Device`` objects; :meth:`Listing.rows` walks it
 yielding plain :class:`~syncd.listed.ListedDevice` rows instead (what a mirror refresh
-takes: a row proven valid by plain type checks never becomes a pydantic model; only the
-rows those checks cannot decide are validated, and named when malformed, as above).
+takes): each page is validated in one call into plain dicts by ``Device``'s own rules,
+and only a row that fails is validated into a ``Device``, to be named as above.
 
 A page that holds nothing new (a server that ignores ``offset``, or more devices added
 before the cursor than a page holds) ends the walk, incomplete, rather than loop.
@@ -128,10 +128,10 @@ class Listing(Iterator[Device]):
 
     def rows(self) -> Iterator[ListedDevice]:
         """The same walk, yielding each valid row as a plain
-        :class:`~syncd.listed.ListedDevice` (what a mirror refresh takes): a row is
-        checked by plain type tests, and only one they cannot decide is validated into a
-        ``Device`` (which names it, as the walk always has, if it is malformed). Call it
-        before the walk starts, instead of iterating the listing itself."""
+        :class:`~syncd.listed.ListedDevice` (what a mirror refresh takes): each page is
+        validated in one call (``syncd.listed.listed_page``), and only a row that fails
+        is validated into a ``Device``, which names what is wrong as the walk always has.
+        Call it before the walk starts, instead of iterating the listing itself."""
         if self._pages or self._state is not _State.WALKING:
             raise RuntimeError("the listing has already been walked")
         self._plain = True
