@@ -89,7 +89,7 @@ class ListedDevice:
     @classmethod
     def of(cls, device: Any) -> ListedDevice:
         """The plain form of a validated device (anything of the ``InventoryDevice``
-        shape), for the rows the fast check left to pydantic."""
+        shape)."""
         kind, org = device.type, device.organization
         return cls(
             device.serial_number,

@@ -142,6 +142,8 @@ def test_rows_and_devices_are_the_same_walk(order: str) -> None:
     assert [_seen(d) for d in listed] == [_seen(d) for d in devices]
     for fast, slow in zip(listed, devices, strict=True):
         assert _equal_instants(fast.created_at, slow.created_at), fast.serial_number
+        # the text the store compares, made from the API's text, is the instant's
+        assert fast.created_utc == utc_text(slow.created_at), fast.serial_number
     assert listed_problems == problems
     assert listed_complete == complete
     assert not complete
