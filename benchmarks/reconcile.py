@@ -12,7 +12,7 @@ For each size N, every phase runs in a fresh subprocess, so each phase's peak RS
 2. ``setup``: the state after a successful previous sync, built through the store's
    public API: the baseline CSV ingested through the CSV connector and
    ``syncd.service.ingest`` (timed: the baseline ingest rate); the mirror fed with
-   ``Device`` objects equal to the baseline through ``refresh_mirror`` (built in
+   listed rows (``ListedDevice``) equal to the baseline through ``refresh_mirror`` (built in
    memory, no HTTP); one full plan (every serial is adopted) recorded with
    ``record_plan``; then every change marked applied and every device owned
    (``created``), see ``--mark-synced``.
@@ -65,7 +65,7 @@ from benchmarks.datagen import (
 if TYPE_CHECKING:
     from connectors.csv_drop import CsvDropConnector
     from syncd.engine import Policy
-    from syncd.inventory.models import Device
+    from syncd.listed import ListedDevice
     from syncd.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,32 +202,36 @@ def _ingest_file(store: Store, workdir: Path, csv_file: Path, rows: int) -> Resu
 
 def inventory_devices(
     scenario: Scenario, *, detail: bool = True, edited: int = 0
-) -> Iterator[Device]:
-    """The baseline as the inventory holds it (no HTTP): in detail shape (what set-up
-    writes, as syncd's own writes would leave the mirror), or as list pages give it
+) -> Iterator[ListedDevice]:
+    """The baseline as the inventory holds it (no HTTP), as the plain rows the listing
+    hands a refresh (``Listing.rows()``): in detail shape (what set-up writes, as
+    syncd's own writes would leave the mirror), or as list pages give it
     (``detail=False``: no description, MAC or firmware). Every ``edited``-th device's
     location was changed by hand in the inventory (``0``: none)."""
-    from syncd.inventory.models import Device, DeviceType, Organization
+    from syncd.listed import ListedDevice, OrgRef, TypeRef
 
-    types = {model: DeviceType(id=i + 1, name=model, model=model) for i, model in enumerate(TYPES)}
-    orgs = {name: Organization(id=i + 1, name=name) for i, name in enumerate(ORGANIZATIONS)}
+    types = {model: TypeRef(i + 1, model, model) for i, model in enumerate(TYPES)}
+    orgs = {name: OrgRef(i + 1, name) for i, name in enumerate(ORGANIZATIONS)}
     for index, row in enumerate(scenario.baseline_rows()):
         if edited and index % edited == 0:
             row["location"] = f"{row['location']}-moved-by-hand"
+        kind, org = types[row["device_type"]], orgs[row["organization"]]
         values: dict[str, Any] = {
-            "serial_number": row["serial_number"],
             "name": row["name"],
-            "type": types[row["device_type"]],
-            "organization": orgs[row["organization"]],
+            "type": kind.id,
+            "organization": org.id,
             "ip_address": row["ip_address"],
-            "location": row["location"],
         }
         if detail:
             values["mac_address"] = row["mac_address"]
-            values["firmware_version"] = row["firmware_version"]
+        values["location"] = row["location"]
+        if detail:
             if row["description"]:
                 values["description"] = row["description"]
-        yield Device.model_construct(**values)
+            values["firmware_version"] = row["firmware_version"]
+        yield ListedDevice(
+            row["serial_number"], values, type=kind, organization=org, created_at=None
+        )
 
 
 def _refresh(store: Store, scenario: Scenario, *, detail: bool = False, edited: int = 0) -> Result:
@@ -520,7 +524,7 @@ def phase_e2e(workdir: Path, database: Path, scenario: Scenario, case: str) -> R
     the inventory listed with 1 % of the devices' locations edited by hand, the plan
     recorded. (c) ``replan``: on the state after the next CSV was ingested, a policy with
     a new fingerprint, so every serial is planned and recorded. The time spent building
-    the ``Device`` objects of the listing in memory (the API client's side) is reported
+    the listed rows in memory (the API client's side) is reported
     apart and left out of ``store_s``.
     """
     from syncd.store import Store
@@ -1112,7 +1116,7 @@ def _report_size(res: Result) -> list[str]:
         add(
             "mirror refresh, unchanged inventory",
             f"{_fmt_s(refreshed['store_s'])} in the store "
-            f"(+{_fmt_s(refreshed['building_devices_s'])} building Devices)",
+            f"(+{_fmt_s(refreshed['building_devices_s'])} building the listed rows)",
         )
         add("peak RSS, refresh process", f"{refreshed['peak_rss_mb']:,.0f} MiB")
     peak = max(run_peaks)

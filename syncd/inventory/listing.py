@@ -20,6 +20,11 @@ can and, once exhausted, says whether the walk was **complete** and, if not, why
   skipped, and named in ``problems`` (serial if it has one, offset, what was wrong);
 - at the end, the rows seen do not add up to ``count``.
 
+Iterated, a listing yields validated ``Device`` objects; :meth:`Listing.rows` walks it
+yielding plain :class:`~syncd.listed.ListedDevice` rows instead (what a mirror refresh
+takes): each page is validated in one call into plain dicts by ``Device``'s own rules,
+and only a row that fails is validated into a ``Device``, to be named as above.
+
 A page that holds nothing new (a server that ignores ``offset``, or more devices added
 before the cursor than a page holds) ends the walk, incomplete, rather than loop.
 
@@ -42,6 +47,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from syncd.inventory.models import Device
+from syncd.listed import ListedDevice, listed_page
 from syncd.redact import redact
 
 __all__ = ["MAX_PROBLEMS", "FetchPage", "ListPage", "Listing"]
@@ -108,7 +114,8 @@ class Listing(Iterator[Device]):
         self._count: int | None = None
         self._listed = 0
         self._pages = 0
-        self._walk = self._pages_of_devices()
+        self._plain = False  # rows(): plain ListedDevice rows instead of Devices
+        self._walk: Iterator[Any] = self._pages_of_devices()
 
     # -- iteration ---------------------------------------------------------------------------
 
@@ -116,6 +123,29 @@ class Listing(Iterator[Device]):
         return self
 
     def __next__(self) -> Device:
+        item: Device = self._step()
+        return item
+
+    def rows(self) -> Iterator[ListedDevice]:
+        """The same walk, yielding each valid row as a plain
+        :class:`~syncd.listed.ListedDevice` (what a mirror refresh takes): each page is
+        validated in one call (``syncd.listed.listed_page``), and only a row that fails
+        is validated into a ``Device``, which names what is wrong as the walk always has.
+        Call it before the walk starts, instead of iterating the listing itself."""
+        if self._pages or self._state is not _State.WALKING:
+            raise RuntimeError("the listing has already been walked")
+        self._plain = True
+        return self._plain_rows()
+
+    def _plain_rows(self) -> Iterator[ListedDevice]:
+        while True:
+            try:
+                yield self._step()
+            except StopIteration:
+                return
+
+    def _step(self) -> Any:
+        """The walk's next item, keeping its state (ended, failed) as it goes."""
         try:
             return next(self._walk)
         except StopIteration:
@@ -187,7 +217,7 @@ class Listing(Iterator[Device]):
 
     # -- the walk ----------------------------------------------------------------------------
 
-    def _pages_of_devices(self) -> Iterator[Device]:
+    def _pages_of_devices(self) -> Iterator[Any]:
         anchor: str | None = None  # the serial the next page must start with
         while True:
             page = self._fetch(self._offset, self._size)
@@ -218,9 +248,10 @@ class Listing(Iterator[Device]):
             self._offset = end - 1 if anchor is not None else end
         self._check_total()
 
-    def _rows(self, rows: list[Any], start: int) -> Generator[Device, None, int]:
+    def _rows(self, rows: list[Any], start: int) -> Generator[Any, None, int]:
         """Yield the valid new rows from ``start``; returns how many rows were new."""
         fresh = 0
+        plain = listed_page(rows[start:]) if self._plain else None
         for index in range(start, len(rows)):
             item = rows[index]
             position = self._offset + index
@@ -233,15 +264,20 @@ class Listing(Iterator[Device]):
                 self._unnamed += 1
             else:
                 self._seen.add(serial)
-            device = self._validate(item, position, serial)
+            device = plain[index - start] if plain is not None else None
+            if device is None:
+                device = self._validate(item, position, serial)
             if device is not None:
                 self._listed += 1
                 yield device
         return fresh
 
-    def _validate(self, item: object, position: int, serial: str | None) -> Device | None:
+    def _validate(self, item: object, position: int, serial: str | None) -> Any:
+        """The row as a ``Device`` (``rows()``: as a ``ListedDevice``), or ``None`` once
+        named as malformed."""
         try:
-            return Device.model_validate(item)
+            device = Device.model_validate(item)
+            return ListedDevice.of(device) if self._plain else device
         except ValidationError as exc:
             who = f"serial {_quoted(serial)}" if serial is not None else "no serial"
             self._problem(f"offset {position} ({who}): skipped, not a valid device: {_short(exc)}")

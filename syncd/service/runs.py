@@ -20,7 +20,7 @@ from syncd import engine, metrics, process
 from syncd.config import Settings
 from syncd.engine import Candidate, Operation, Plan, PlanContext, Policy
 from syncd.errors import NotFoundError, SyncdError
-from syncd.inventory import Device, InventoryClient
+from syncd.inventory import InventoryClient
 from syncd.locks import Locks, StoreLocks, held
 from syncd.log import redact
 from syncd.service.apply import ApplyPolicy, ApplyReport, Progress, apply_pending
@@ -275,7 +275,7 @@ class _StoppedError(Exception):
     """A stop was asked for while the inventory was being listed (internal)."""
 
 
-def _until_stopped(devices: Iterable[Device], stopping: Callable[[], bool]) -> Iterator[Device]:
+def _until_stopped(devices: Iterable[T], stopping: Callable[[], bool]) -> Iterator[T]:
     """``devices``, ending with ``_StoppedError`` between two pages once ``stopping()``:
     the mirror keeps the chunks already stored and marks nothing absent."""
     for count, device in enumerate(devices):
@@ -389,7 +389,8 @@ class Runner:
         """
         listing = self.client.list_inventory()
         stats = self.store.refresh_mirror(
-            _until_stopped(listing, self._stopping),
+            # plain rows: a Device is built only for a row plain checks cannot decide
+            _until_stopped(listing.rows(), self._stopping),
             complete=lambda: listing.complete,
             now=self.clock(),
         )

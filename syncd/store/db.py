@@ -334,26 +334,6 @@ def fetch_by_serials(conn: Connection, select: str, serials: list[str]) -> list[
         cursor.close()
 
 
-def insert_serials(conn: Connection, table: str, serials: list[str]) -> None:
-    """Add ``serials`` to the one-column table ``table`` (duplicates ignored) in one
-    statement: an array on PostgreSQL, the driver's ``executemany`` on SQLite."""
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        if conn.dialect.name == "postgresql":
-            cursor.execute(
-                f"INSERT INTO {table} (serial_number) SELECT unnest(%s::text[]) "
-                "ON CONFLICT DO NOTHING",
-                (serials,),
-            )
-        else:
-            cursor.executemany(
-                f"INSERT INTO {table} (serial_number) VALUES (?) ON CONFLICT DO NOTHING",  # noqa: S608
-                [(serial,) for serial in serials],
-            )
-    finally:
-        cursor.close()
-
-
 def bulk_insert(
     conn: Connection, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
 ) -> None:

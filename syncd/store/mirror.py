@@ -1,13 +1,17 @@
 """The mirror of the inventory, and the type/organization catalogue learned from it.
 
-``refresh`` is fed the client's lazy iterator over the list endpoint and works in
-chunks: each chunk's stored hashes are read in one query and compared with the hash
-of what was listed (the first half of ``values_hash``, over the fields a list page
-returns), so an unchanged device costs one hash and one compare; only the rows that
-changed have their stored values read (the list shape lacks the detail-only fields,
-so those are kept from earlier reads or writes) and written. When the listing was
-complete, every serial it did not return is marked absent, set-based, through a
-temporary table of the serials seen.
+``refresh`` is fed the client's lazy iterator over the list endpoint (plain
+``ListedDevice`` rows, ``Listing.rows()``; any ``InventoryDevice`` will do) and works in
+chunks. An unchanged device is settled in SQL: each chunk's serials go to the database
+in one statement with the hash of what was listed (the first half of ``values_hash``,
+over the fields a list page returns) and the creation time, and only the rows that
+differ come back (new, absent, changed, made again); so an unchanged device costs one
+hash and one indexed lookup, and is never written. Only the rows that changed have
+their stored values read (the list shape lacks the detail-only fields, so those are
+kept from earlier reads or writes) and written. When the listing was complete, every
+present serial it did not return is marked absent: after the chunks every listed serial
+is present, so the serials are read (and compared with the set of listed ones) only
+when more rows are present than were listed.
 
 The devices are anything of the ``InventoryDevice`` shape (``syncd.records``): the
 store never imports the API client.
@@ -22,12 +26,14 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from syncd.engine import DETAIL_ONLY, Catalogue, OrgInfo, TypeInfo
+from syncd.listed import ListedDevice, OrgRef, TypeRef, utc_text
 from syncd.records import API_FIELDS, InventoryDevice
-from syncd.store.db import Database, fetch_by_serials, in_values, insert_serials, upsert
+from syncd.store.db import Database, in_values, upsert
 from syncd.store.planning import REPLAN
 from syncd.store.rows import MirrorStats, part_hash, values_hash
 from syncd.store.staging import CHUNK, iter_chunks
@@ -40,10 +46,7 @@ from syncd.store.tables import (
 )
 from syncd.store.types import UTCDateTime
 
-_SEEN = "syncd_seen"
 _WRITABLE = frozenset(API_FIELDS)
-#: The serials a refresh has seen (a temporary table; never in the schema).
-_SEEN_TABLE = sa.Table(_SEEN, sa.MetaData(), sa.Column("serial_number", sa.Text, primary_key=True))
 
 
 class CatalogueBuffer:
@@ -58,7 +61,10 @@ class CatalogueBuffer:
 
     def learn(self, device: InventoryDevice) -> None:
         kind, org = device.type, device.organization
-        key = (kind.id, kind.name, kind.model, kind.manufacturer, org.id, org.name, org.code)
+        if type(kind) is TypeRef and type(org) is OrgRef:  # a listed row: plain tuples
+            key: tuple[object, ...] = (kind, org)
+        else:
+            key = (kind.id, kind.name, kind.model, kind.manufacturer, org.id, org.name, org.code)
         if key in self._seen:
             return
         self._seen.add(key)
@@ -106,26 +112,25 @@ def refresh(
 ) -> MirrorStats:
     """Upsert what the API listed; with ``complete``, mark every serial not listed absent."""
     catalogue = CatalogueBuffer()
-    listed = new = changed = 0
+    seen: set[str] = set()
+    new = changed = 0
     with db.engine.connect() as conn:
-        with conn.begin():
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_SEEN}")
-            conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {_SEEN} (serial_number TEXT PRIMARY KEY)")
         try:
             for chunk in iter_chunks(devices, CHUNK):
-                by_serial: dict[str, InventoryDevice] = {}
+                by_serial: dict[str, tuple[InventoryDevice, dict[str, Any]]] = {}
                 for device in chunk:
-                    by_serial[device.serial_number] = device  # a page shift may repeat one
+                    # a page shift may repeat one: the last listed wins
+                    by_serial[device.serial_number] = (device, device.writable_values())
                     catalogue.learn(device)
+                seen.update(by_serial)
                 with db.transaction(conn, lock="exclusive"):
                     n_new, n_changed = _refresh_chunk(conn, db.dialect, by_serial, now)
-                listed += len(by_serial)
                 new += n_new
                 changed += n_changed
             with db.transaction(conn, lock="exclusive"):
                 catalogue.save(conn, db.dialect, now)
                 whole = complete() if callable(complete) else complete
-                gone = _mark_absent(conn, now) if whole else 0
+                gone = _mark_absent(conn, db.dialect, seen, now) if whole else 0
                 if whole:
                     stamp = upsert(db.dialect, STORE_META).values(
                         key=REFRESHED_AT, value=now.isoformat()
@@ -135,54 +140,42 @@ def refresh(
                             index_elements=["key"], set_={"value": stamp.excluded.value}
                         )
                     )
-                listed = int(conn.exec_driver_sql("SELECT count(*) FROM syncd_seen").scalar_one())
         finally:
             if conn.in_transaction():
                 conn.rollback()
-            with conn.begin():
-                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_SEEN}")
+    listed = len(seen)
     return MirrorStats(
         listed=listed, new=new, changed=changed, unchanged=listed - new - changed, gone=gone
     )
 
 
 def _refresh_chunk(
-    conn: Connection, dialect: str, devices: dict[str, InventoryDevice], now: datetime
+    conn: Connection,
+    dialect: str,
+    devices: dict[str, tuple[InventoryDevice, dict[str, Any]]],
+    now: datetime,
 ) -> tuple[int, int]:
-    serials = list(devices)
-    existing = {
-        serial: (digest, bool(present), ownership, _as_utc(born))
-        for serial, digest, present, ownership, born in fetch_by_serials(
-            conn,
-            "SELECT serial_number, values_hash, present, ownership, device_created_at FROM mirror",
-            serials,
-        )
-    }
-    insert_serials(conn, _SEEN, serials)
+    # An unchanged device is settled in SQL: each listed serial goes in with the listed
+    # half of its hash and its creation time, and only the rows that differ come back
+    # (new, absent, changed, made again), so an unchanged one costs a hash and a lookup.
+    probe = [
+        (serial, _listed_half(values), _born_key(device))
+        for serial, (device, values) in devices.items()
+    ]
     inserts: list[dict[str, Any]] = []
     changed: dict[str, tuple[dict[str, Any], datetime | None]] = {}
+    existing: dict[str, tuple[str, bool, str, datetime | None]] = {}
     reborn: list[str] = []
-    for serial, device in devices.items():
-        listed = device.writable_values()
-        old = existing.get(serial)
+    for serial, known, stored, present, ownership, stored_born in _differing(conn, dialect, probe):
+        device, values = devices[serial]
         born = device.created_at
-        if old is None:
-            inserts.append(_new_row(serial, listed, now, born))
+        if not known:
+            inserts.append(_new_row(serial, values, now, born))
             continue
-        stored, present, ownership, known = old
-        if _born_again(known, born, ownership):
+        existing[serial] = (stored, bool(present), ownership, _as_utc(stored_born))
+        if _born_again(existing[serial][3], born, ownership):
             reborn.append(serial)
-        # A list page carries no detail-only field: those stay as stored, so the device
-        # is unchanged exactly when the listed half of its hash is (and it is the same
-        # device: made at the same time).
-        if (
-            present
-            and DETAIL_ONLY.isdisjoint(listed)
-            and stored[:16] == part_hash(listed)
-            and (born is None or born == known)
-        ):
-            continue
-        changed[serial] = (listed, born)
+        changed[serial] = (values, born)
     updates = _changed_rows(conn, dialect, changed, existing)
     if inserts:
         conn.execute(MIRROR.insert(), inserts)
@@ -211,10 +204,73 @@ def _refresh_chunk(
     return len(inserts), len(updates)
 
 
+#: The listed half of a device that carries detail-only fields: matches no stored hash,
+#: so such a device always takes the full merge (its detail values may have changed).
+_NO_HALF = "-"
+
+#: The listed devices of a chunk that are not unchanged: ``(serial, known, values_hash,
+#: present, ownership, device_created_at)``, the stored columns null for a new serial. A
+#: device is unchanged when it is present, the listed half of its hash is the stored
+#: one, and it was made when the mirror says (or the listing does not say when).
+_DIFFERING_SQLITE = """
+SELECT l.serial_number, m.serial_number IS NOT NULL, m.values_hash, m.present,
+       m.ownership, m.device_created_at
+FROM (SELECT json_extract(value, '$[0]') AS serial_number,
+             json_extract(value, '$[1]') AS half,
+             json_extract(value, '$[2]') AS born
+      FROM json_each(?)) AS l
+LEFT JOIN mirror AS m ON m.serial_number = l.serial_number
+WHERE NOT coalesce(m.present AND substr(m.values_hash, 1, 16) = l.half
+                   AND (l.born IS NULL OR m.device_created_at = l.born), 0)
+"""
+_DIFFERING_POSTGRESQL = """
+SELECT l.serial_number, m.serial_number IS NOT NULL, m.values_hash, m.present,
+       m.ownership, m.device_created_at
+FROM unnest(%s::text[], %s::text[], %s::timestamp[]) AS l(serial_number, half, born)
+LEFT JOIN mirror AS m ON m.serial_number = l.serial_number
+WHERE NOT coalesce(m.present AND substr(m.values_hash, 1, 16) = l.half
+                   AND (l.born IS NULL OR m.device_created_at = l.born AT TIME ZONE 'UTC'), false)
+"""
+
+
+def _differing(
+    conn: Connection, dialect: str, probe: list[tuple[str, str, str | None]]
+) -> list[tuple[Any, ...]]:
+    """The rows of ``probe`` (serial, listed half, creation time as UTC text) the mirror
+    does not hold unchanged, through the driver: one statement per chunk (on PostgreSQL
+    three arrays of text, which the driver passes as they are)."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if dialect == "postgresql":
+            serials, halves, born = (list(column) for column in zip(*probe, strict=True))
+            cursor.execute(_DIFFERING_POSTGRESQL, (serials, halves, born))
+        else:
+            cursor.execute(_DIFFERING_SQLITE, (orjson.dumps(probe).decode(),))
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def _listed_half(values: dict[str, Any]) -> str:
+    """The first half of ``values_hash`` for what a list page gave."""
+    return _NO_HALF if not DETAIL_ONLY.isdisjoint(values) else part_hash(values)
+
+
+def _born_key(device: InventoryDevice) -> str | None:
+    """A device's creation time as UTC text (``YYYY-MM-DD HH:MM:SS.ffffff``: the form
+    SQLite's column holds, and PostgreSQL reads as UTC), so SQL compares it; ``None``
+    when the answer did not say."""
+    if type(device) is ListedDevice:
+        return device.created_utc
+    return utc_text(device.created_at)
+
+
 def _born_again(known: datetime | None, listed: datetime | None, ownership: str) -> bool:
     """True when a device syncd owns is listed with another creation time than the one
     it knew: it was deleted and made again (by someone else), so it is not syncd's."""
-    return ownership != "unmanaged" and known is not None and listed is not None and known != listed
+    if ownership == "unmanaged" or known is None or listed is None:
+        return False
+    return _as_utc(known) != _as_utc(listed)
 
 
 def disown(conn: Connection, serials: list[str], dialect: str) -> None:
@@ -279,7 +335,7 @@ def _changed_rows(
         merged = _merged(values, previous.get(serial))
         digest = values_hash(merged)
         stored, present, _, known = existing[serial]
-        if digest != stored or not present or (born is not None and born != known):
+        if digest != stored or not present or (born is not None and _as_utc(born) != known):
             updates.append(
                 {"key": serial, "new_values": merged, "new_hash": digest, "new_born": born}
             )
@@ -295,18 +351,30 @@ def _merged(values: dict[str, Any], previous: Mapping[str, Any] | None) -> dict[
     return values
 
 
-def _mark_absent(conn: Connection, now: datetime) -> int:
-    # An absent device has no values: its hash changes to "", which makes it a
-    # candidate, so a wanted device deleted by hand is planned again.
-    result = conn.execute(
-        MIRROR.update()
-        .where(
-            MIRROR.c.present.is_(True),
-            ~sa.exists().where(_SEEN_TABLE.c.serial_number == MIRROR.c.serial_number),
+def _mark_absent(conn: Connection, dialect: str, seen: set[str], now: datetime) -> int:
+    """Mark every present serial the listing did not return absent: the set difference
+    of the present serials (read once, through the driver) and the ``seen`` ones, so a
+    listed device costs no write. An absent device has no values: its hash changes to
+    "", which makes it a candidate, so a wanted device deleted by hand is planned again."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        # Every listed serial is present by now: more present rows than listed serials
+        # is the only way one can be missing, and only then are the serials read.
+        cursor.execute("SELECT count(*) FROM mirror WHERE present")
+        (present,) = cursor.fetchone()
+        if present <= len(seen):
+            return 0
+        cursor.execute("SELECT serial_number FROM mirror WHERE present")
+        gone = [serial for (serial,) in cursor if serial not in seen]
+    finally:
+        cursor.close()
+    for part in iter_chunks(gone, CHUNK):
+        conn.execute(
+            MIRROR.update()
+            .where(in_values(MIRROR.c.serial_number, part, dialect))
+            .values({"present": False, "values": {}, "values_hash": "", "updated_at": now})
         )
-        .values({"present": False, "values": {}, "values_hash": "", "updated_at": now})
-    )
-    return int(result.rowcount)
+    return len(gone)
 
 
 #: ``store_meta`` key: when a complete listing last refreshed the whole mirror.
