@@ -26,7 +26,7 @@ counts once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -34,11 +34,20 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from syncd.engine import Candidate, FieldChange, MirrorEntry, Operation, Plan, Tombstone
+from syncd.engine import (
+    Candidate,
+    FieldChange,
+    MirrorEntry,
+    Operation,
+    Plan,
+    SettleField,
+    Tombstone,
+)
 from syncd.errors import NoSuchError, StateError
 from syncd.records import DeviceRecord
 from syncd.store.db import Database, bulk_insert, fetch_by_serials, in_values, upsert
 from syncd.store.rows import REPORT_KINDS
+from syncd.store.settle import unsettled
 from syncd.store.staging import iter_chunks, record_from_row
 from syncd.store.tables import (
     CHANGE,
@@ -120,6 +129,19 @@ def run_status(conn: Connection, run_id: int) -> tuple[str, str]:
 
 def select_candidates(db: Database, run_id: int) -> list[str]:
     """Choose the run's candidate serials (all of them if the policy changed)."""
+    return choose_candidates(db, run_id, None)[0]
+
+
+def choose_candidates(
+    db: Database, run_id: int, settle: Sequence[SettleField] | None
+) -> tuple[list[str], int]:
+    """Choose the run's candidate serials (all of them if the policy changed); with
+    ``settle`` (``engine.settle_fields``), those it proves unchanged are settled here,
+    set-based, instead of being loaded and compared one by one (a policy change makes
+    every serial a candidate, and almost all of them are unchanged). Returns the
+    serials to plan, sorted, and how many were settled; every chosen serial stays a
+    candidate of the run, and is marked planned with the others when the plan is
+    released."""
     with db.write() as conn:
         status, fingerprint = run_status(conn, run_id)
         if status != "planning":
@@ -141,13 +163,15 @@ def select_candidates(db: Database, run_id: int) -> list[str]:
             # say; planned on them, recording a plan of many candidates joins them by
             # nested loops (quadratic: a minute for 20,000). Tell the planner the truth.
             conn.exec_driver_sql("ANALYZE plan_candidate")
+        if settle:
+            return unsettled(conn, run_id, settle)
         return list(
             conn.execute(
                 sa.select(PLAN_CANDIDATE.c.serial_number)
                 .where(PLAN_CANDIDATE.c.run_id == run_id)
                 .order_by(PLAN_CANDIDATE.c.serial_number)
             ).scalars()
-        )
+        ), 0
 
 
 def load_candidates(db: Database, serials: Iterable[str]) -> Iterator[Candidate]:
