@@ -87,6 +87,9 @@ INVENTORY: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
     "KEPT": ({"location": "kept-by-hand"}, {"location": "dc1"}),  # the conflict is kept
     "ORPHAN": ({}, {}),  # no source lists it any more
     "UNWANTED": ({}, {}),  # its source says it should go
+    "UNWANTED-NOW": ({}, {}),  # since the last run only (no tombstone yet)
+    "DELETE-ROW": ({}, {}),  # a delta row that deletes it
+    "CLEARED": ({}, {}),  # the source empties the location
     "BACK": ({}, {}),  # tombstoned, listed by its source again
     "TWO-SOURCES": ({}, {}),
     "TWO-SOURCES-SAME": ({}, {}),
@@ -144,6 +147,9 @@ def populate(store: Store) -> None:
         rec("HAND", location="dc3"),
         rec("KEPT", location="dc1"),
         rec("UNWANTED", wanted=False),
+        rec("UNWANTED-NOW", wanted=False),
+        rec("DELETE-ROW", action="delete"),
+        rec("CLEARED", location=""),
         rec("BACK"),
         rec("TWO-SOURCES", location="dc1"),
         rec("TWO-SOURCES-SAME"),
@@ -161,7 +167,8 @@ def populate(store: Store) -> None:
     store.store_batch("netbox", "snapshot", "netbox", netbox, now=T0)
     # one planning run, released: the orphan gets a tombstone, the hand edit a conflict
     # that a person keeps, and BACK (listed by no source then) its tombstone
-    without_back = [r for r in csv if r.serial_number != "BACK"]
+    earlier = {"UNWANTED-NOW": rec("UNWANTED-NOW"), "DELETE-ROW": rec("DELETE-ROW")}
+    without_back = [earlier.get(r.serial_number, r) for r in csv if r.serial_number != "BACK"]
     store.store_batch("csv", "snapshot", "b.csv", without_back, now=T0)
     run = store.begin_run("test", "first", now=T0)
     first = plan(store.load_candidates(store.candidate_serials(run)), DEFAULT, *inputs(store))
