@@ -24,7 +24,7 @@ from syncd.engine.model import (
     Tombstone,
     TypeInfo,
 )
-from syncd.engine.planner import plan, settle_fields
+from syncd.engine.planner import is_settled, plan, settle_fields
 from syncd.engine.policy import DEFAULT_FIELDS, FieldPolicy, Policy, SerialRules
 from syncd.engine.serials import EmptySerialError, group_by_serial, normalize_serial
 from syncd.engine.values import InvalidValueError, canonical_ip, canonical_mac
@@ -59,6 +59,7 @@ __all__ = [
     "canonical_mac",
     "check_gates",
     "group_by_serial",
+    "is_settled",
     "normalize_serial",
     "plan",
     "settle_fields",

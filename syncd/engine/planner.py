@@ -178,6 +178,41 @@ def settle_fields(policy: Policy, catalogue: Catalogue) -> tuple[SettleField, ..
     )
 
 
+def is_settled(
+    settle: Sequence[SettleField],
+    payload: object,
+    values: Mapping[str, object],
+    written: Callable[[], Mapping[str, object]],
+) -> bool:
+    """Whether one record (its stored ``payload``: the values in ``RECORD_FIELDS``
+    order) settles every ``settle`` field against an owned device's mirror ``values``
+    (``written`` gives the last written ones, read only if needed): the test
+    ``settle_fields`` describes, for a store to run over its rows."""
+    if not isinstance(payload, list) or len(payload) != len(RECORD_FIELDS):
+        return False  # not a plain record (``extra``, or an older encoding)
+    last: Mapping[str, object] | None = None
+    for field in settle:
+        raw = payload[field.position]
+        if raw is None or (field.empty_is_nothing and raw == ""):
+            continue
+        current = values.get(field.api, _MISSING)
+        if current is _MISSING and field.detail_only:
+            last = written() if last is None else last
+            current = last.get(field.api, _MISSING)
+        if current is _MISSING:
+            return False
+        if raw == current or (field.empty_clears and raw == "" and current is None):
+            continue
+        if field.resolve is None or not isinstance(raw, str):
+            return False
+        try:
+            if field.resolve(raw) != current:
+                return False
+        except ValueError:
+            return False
+    return True
+
+
 class _RejectError(Exception):
     """Internal: a serial's values cannot be written (carries the records to blame)."""
 

@@ -10,37 +10,33 @@ cannot decide exactly as the engine would (a value of another JSON type or
 spelling, a text the mirror holds differently, a record with ``extra``) goes to the
 engine, which decides it as always.
 
-SQLite (3.40 parses a JSON text again for every function call) first compares each
-record's plain values and the mirror's as two JSON arrays, one parse of each, and
-their mapped values through a table of the texts the run's records give and the ids
-they resolve to; a row that differs there is tried field by field. Two renderings by
-SQLite's ``json_extract`` are equal only if their values are (its output keeps each
-token as written), so a difference of spelling only sends a row to the slower test.
-PostgreSQL compares ``jsonb`` values field by field.
+On SQLite the test is the engine's own (``engine.is_settled``), run by SQLite over
+the joined rows as a function of the connection: SQLite 3.40 parses a JSON text
+again for every function call, and a field-by-field test in SQL cost more than
+decoding each row once in Python. PostgreSQL compares ``jsonb`` values field by
+field in SQL, the mapped fields through a temporary table of the texts the run's
+records give and the ids they resolve to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any, Final
+from collections.abc import Sequence
+from typing import Final
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from syncd.engine import SettleField
+from syncd.engine import SettleField, is_settled
 from syncd.records import RECORD_FIELDS
 from syncd.store.db import bulk_insert
 from syncd.store.tables import PLAN_CANDIDATE
 
-#: Temporary table: each mapped field's source texts and the ids they resolve to.
+#: Temporary table (PostgreSQL): each mapped field's source texts and their ids.
 _BY_FIELD: Final = "syncd_settle_map"
-#: Temporary table (SQLite): the mapped fields' texts of a record as one JSON array, and
-#: the ids they resolve to as the array the mirror's values would show.
-_BY_RECORD: Final = "syncd_settle_vector"
-_SCALAR: Final = "('text', 'integer', 'real', 'true', 'false')"
+#: The SQLite function that runs ``engine.is_settled`` over a row.
+_FUNCTION: Final = "syncd_settled"
 _EMPTY_TEXT: Final = "'\"\"'::jsonb"
-_SQLITE_COLUMNS: Final = {"p": "sr.payload", "v": 'm."values"', "w": "m.written"}
 
 # The run's candidates with exactly one source record (wanted, an upsert) and an owned
 # device present in the mirror, without a tombstone: those the engine would compare
@@ -63,22 +59,19 @@ def unsettled(
     """The run's candidates ``settle`` does not prove unchanged (sorted), and how many
     it does, read inside the transaction that chose them."""
     postgres = conn.dialect.name == "postgresql"
-    _fill_maps(conn, run_id, settle, postgres=postgres)
-    if postgres:  # each JSON column made jsonb once per row, not once per field
-        single = _SINGLE_OWNED.format(
-            p="sr.payload::jsonb", v='m."values"::jsonb', w="m.written::jsonb"
-        )
-        one = f"WITH one AS MATERIALIZED ({single}) "
+    if postgres:
+        _fill_map(conn, run_id, settle)
         test = (
             "CASE WHEN jsonb_typeof(p) = 'array' THEN jsonb_array_length(p) END = "
             f"{len(RECORD_FIELDS)} AND {_fields_pg(settle)}"
         )
+        columns = {"p": "sr.payload::jsonb", "v": 'm."values"::jsonb', "w": "m.written::jsonb"}
+        one = f"WITH one AS MATERIALIZED ({_SINGLE_OWNED.format(**columns)}) "
     else:
-        one = f"WITH one AS ({_SINGLE_OWNED.format(**_SQLITE_COLUMNS)}) "
-        test = (
-            f"({_whole_sqlite(settle)}) OR "
-            f"(json_array_length(p) = {len(RECORD_FIELDS)} AND {_fields_sqlite(settle)})"
-        )
+        _register(conn, settle)
+        test = f"{_FUNCTION}(p, v, w)"
+        columns = {"p": "sr.payload", "v": 'm."values"', "w": "m.written"}
+        one = f"WITH one AS ({_SINGLE_OWNED.format(**columns)}) "
     total = int(
         conn.execute(
             sa.select(sa.func.count())
@@ -98,77 +91,33 @@ def unsettled(
             {"run_id": run_id},
         )
     ]
-    conn.exec_driver_sql(f"DROP TABLE {_BY_FIELD}")
-    if not postgres:
-        conn.exec_driver_sql(f"DROP TABLE {_BY_RECORD}")
+    if postgres:
+        conn.exec_driver_sql(f"DROP TABLE {_BY_FIELD}")
+    else:  # the connection goes back to the pool: it keeps no reference to this run
+        driver = conn.connection.driver_connection
+        driver.create_function(_FUNCTION, 3, None)  # type: ignore[union-attr]
     return serials, total - len(serials)
 
 
-def _paths(items: Sequence[str]) -> str:
-    """``json_extract`` paths that always give an array (one path is given twice)."""
-    quoted = [f"'{item}'" for item in items]
-    return ", ".join(quoted * 2 if len(quoted) == 1 else quoted)
+def _register(conn: Connection, settle: Sequence[SettleField]) -> None:
+    """Give the SQLite connection ``_FUNCTION``: 1 when a row's record settles every
+    field (``engine.is_settled``), 0 otherwise, also for anything it cannot read."""
 
+    def settled(payload: str, values: str, written: str) -> int:
+        try:
+            return int(
+                is_settled(
+                    settle,
+                    orjson.loads(payload),
+                    orjson.loads(values),
+                    lambda: orjson.loads(written),
+                )
+            )
+        except (orjson.JSONDecodeError, TypeError, AttributeError):
+            return 0
 
-def _whole_sqlite(settle: Sequence[SettleField]) -> str:
-    """SQLite: the record's plain values are the mirror's, and its mapped texts resolve
-    to the mirror's ids (each side read as one JSON array)."""
-    plain = [field for field in settle if field.resolve is None]
-    mapped = [field for field in settle if field.resolve is not None]
-    # a payload is an array of the record's values, then its ``extra`` if it has any:
-    # its element after the values (null on the mirror's side) must be absent
-    after = f"$[{len(RECORD_FIELDS)}]"
-    tests = [
-        "substr(p, 1, 1) = '['",
-        f"json_extract(p, {_paths([*(f'$[{f.position}]' for f in plain), after])}) = "
-        f"json_extract(v, {_paths([*(f'$.{f.api}' for f in plain), after])})",
-    ]
-    if mapped:
-        tests.append(
-            f"EXISTS (SELECT 1 FROM {_BY_RECORD} x WHERE "  # noqa: S608
-            f"x.raw = json_extract(p, {_paths([f'$[{f.position}]' for f in mapped])}) "
-            f"AND x.want = json_extract(v, {_paths([f'$.{f.api}' for f in mapped])}))"
-        )
-    return " AND ".join(tests)
-
-
-def _fields_sqlite(settle: Sequence[SettleField]) -> str:
-    """SQLite: every field settled, tested one by one."""
-    return " AND ".join(f"({_field_sqlite(field)})" for field in settle) or "1"
-
-
-def _field_sqlite(field: SettleField) -> str:
-    at, api = field.position, field.api
-    raw_type, raw = f"json_type(p, '$[{at}]')", f"json_extract(p, '$[{at}]')"
-    if field.detail_only:  # the last written value stands for one the values lack
-        now_type = (
-            f"CASE WHEN json_type(v, '$.{api}') IS NULL THEN json_type(w, '$.{api}') "
-            f"ELSE json_type(v, '$.{api}') END"
-        )
-        now = (
-            f"CASE WHEN json_type(v, '$.{api}') IS NULL THEN json_extract(w, '$.{api}') "
-            f"ELSE json_extract(v, '$.{api}') END"
-        )
-    else:
-        now_type, now = f"json_type(v, '$.{api}')", f"json_extract(v, '$.{api}')"
-    # json_extract gives SQL values (true is 1, as True == 1 in Python); an object or
-    # an array would come as its text, so only scalars are compared
-    tests = [
-        f"{raw_type} IS NULL",
-        f"{raw_type} = 'null'",
-        f"({raw_type} IN {_SCALAR} AND {now_type} IN {_SCALAR} AND {raw} = {now})",
-    ]
-    if field.empty_is_nothing:
-        tests.append(f"({raw_type} = 'text' AND {raw} = '')")
-    if field.empty_clears:
-        tests.append(f"({raw_type} = 'text' AND {raw} = '' AND {now_type} = 'null')")
-    if field.resolve is not None:
-        tests.append(
-            f"({raw_type} = 'text' AND {now_type} IN ('integer', 'text') AND EXISTS "  # noqa: S608
-            f"(SELECT 1 FROM {_BY_FIELD} x WHERE x.pos = {at} AND x.raw = {raw} "
-            f"AND x.want = {now}))"
-        )
-    return " OR ".join(tests)
+    driver = conn.connection.driver_connection
+    driver.create_function(_FUNCTION, 3, settled, deterministic=True)  # type: ignore[union-attr]
 
 
 def _fields_pg(settle: Sequence[SettleField]) -> str:
@@ -194,82 +143,32 @@ def _field_pg(field: SettleField) -> str:
     return " OR ".join(tests)
 
 
-def _fill_maps(
-    conn: Connection, run_id: int, settle: Sequence[SettleField], *, postgres: bool
-) -> None:
-    """The temporary tables of the mapped fields: every text the run's candidates'
-    records give for one that resolves to an id (an integer or a text), per field and
-    (SQLite) per record."""
-    if postgres:
-        conn.exec_driver_sql(
-            f"CREATE TEMPORARY TABLE {_BY_FIELD} (pos INTEGER NOT NULL, raw JSONB NOT NULL, "
-            "want JSONB NOT NULL, PRIMARY KEY (pos, raw)) ON COMMIT DROP"
-        )
-    else:
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_BY_FIELD}")
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_BY_RECORD}")
-        # ``want`` without a type: an id keeps its type (an integer is not a text)
-        conn.exec_driver_sql(
-            f"CREATE TEMPORARY TABLE {_BY_FIELD} (pos INTEGER NOT NULL, raw TEXT NOT NULL, "
-            "want, PRIMARY KEY (pos, raw))"
-        )
-        conn.exec_driver_sql(
-            f"CREATE TEMPORARY TABLE {_BY_RECORD} (raw TEXT PRIMARY KEY, want TEXT NOT NULL)"
-        )
-    mapped = [field for field in settle if field.resolve is not None]
-    if not mapped:
-        return
-    by_field: set[tuple[int, str, int | str]] = set()
-    by_record: list[tuple[Any, ...]] = []
-    for rendered, texts in _given(conn, run_id, mapped, postgres=postgres):
-        wants = [_resolve(field, text) for field, text in zip(mapped, texts, strict=False)]
-        for field, text, want in zip(mapped, texts, wants, strict=False):
-            if want is not None:
-                by_field.add((field.position, str(text), want))
-        if rendered is not None and len(wants) == len(mapped) and None not in wants:
-            by_record.append((rendered, *(wants * 2 if len(wants) == 1 else wants)))
-    rows: list[tuple[Any, ...]] = sorted(by_field, key=repr)
-    if postgres:
-        rows = [(at, _json_text(text), _json_text(want)) for at, text, want in rows]
-    bulk_insert(conn, _BY_FIELD, ("pos", "raw", "want"), rows)
-    if by_record:
-        marks = ", ".join("?" * (len(by_record[0]) - 1))
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.executemany(
-                f"INSERT INTO {_BY_RECORD} (raw, want) VALUES (?, json_array({marks}))",  # noqa: S608
-                by_record,
-            )
-        finally:
-            cursor.close()
-
-
-def _given(
-    conn: Connection, run_id: int, mapped: Sequence[SettleField], *, postgres: bool
-) -> Iterator[tuple[str | None, Sequence[object]]]:
-    """The distinct values the run's candidates' records give for the ``mapped``
-    fields: each as SQLite renders them (``None`` on PostgreSQL), and decoded."""
-    if postgres:
-        values = ", ".join(f"sr.payload::jsonb -> {field.position}" for field in mapped)
-    else:
-        values = f"json_extract(sr.payload, {_paths([f'$[{f.position}]' for f in mapped])})"
-    rows = conn.execute(
-        sa.text(
-            f"SELECT DISTINCT {values} FROM plan_candidate pc JOIN source_record sr "  # noqa: S608
-            "ON sr.serial_number = pc.serial_number WHERE pc.run_id = :run_id"
-        ),
-        {"run_id": run_id},
+def _fill_map(conn: Connection, run_id: int, settle: Sequence[SettleField]) -> None:
+    """PostgreSQL: the temporary ``_BY_FIELD``: for each mapped field, every text the
+    run's candidates' records give for it that resolves to an id (an integer or a
+    text)."""
+    conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {_BY_FIELD} (pos INTEGER NOT NULL, raw JSONB NOT NULL, "
+        "want JSONB NOT NULL, PRIMARY KEY (pos, raw)) ON COMMIT DROP"
     )
-    for row in rows:
-        if postgres:  # psycopg decodes jsonb
-            yield None, tuple(row)
+    rows: set[tuple[int, str, str]] = set()
+    for field in settle:
+        if field.resolve is None:
             continue
-        try:
-            texts = orjson.loads(row[0])
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(texts, list):
-            yield str(row[0]), texts
+        given = conn.execute(
+            sa.text(
+                f"SELECT DISTINCT sr.payload ->> {field.position} FROM plan_candidate pc "  # noqa: S608
+                "JOIN source_record sr ON sr.serial_number = pc.serial_number "
+                f"WHERE pc.run_id = :run_id AND json_typeof(sr.payload -> {field.position}) "
+                "= 'string'"
+            ),
+            {"run_id": run_id},
+        )
+        for (text,) in given:
+            want = _resolve(field, text)
+            if want is not None:
+                rows.add((field.position, _json_text(text), _json_text(want)))
+    bulk_insert(conn, _BY_FIELD, ("pos", "raw", "want"), sorted(rows))
 
 
 def _json_text(value: object) -> str:
