@@ -30,6 +30,7 @@ from tests import pg
 db_url = pg.db_url
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+ABSENT: Any = object()  # a field the listing does not carry
 TYPES = {3: ("switch", "C9300"), 4: ("router", "ISR4431")}
 ORGS = {7: "Acme", 8: "Zürich AG"}
 
@@ -51,7 +52,7 @@ def device(serial: str, type_id: int = 3, org_id: int = 7, **fields: Any) -> Dev
         "ip_address": "10.0.0.1",
         **fields,
     }
-    return Device.model_validate(body)
+    return Device.model_validate({k: v for k, v in body.items() if v is not ABSENT})
 
 
 def rec(serial: str, source: str = "csv", **values: Any) -> DeviceRecord:
@@ -81,6 +82,7 @@ INVENTORY: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
     "U-STATUS": ({"status": True}, {}),  # status: ignored by default, managed below
     "U-IGNORED": ({"firmware_version": "1.0"}, {"firmware_version": "1.0"}),
     "CHANGED": ({}, {}),  # the source moved it
+    "NOT-LISTED": ({"location": ABSENT}, {}),  # a listed field missing: never seen
     "CHANGED-IP": ({}, {}),
     "CHANGED-DETAIL": (DETAIL, DETAIL),
     "HAND": ({"location": "by-hand"}, {"location": "dc1"}),  # edited by hand: conflict
@@ -142,6 +144,7 @@ def populate(store: Store) -> None:
         rec("U-STATUS", status=True),
         rec("U-IGNORED", firmware_version="2.0"),
         rec("CHANGED", location="dc2"),
+        rec("NOT-LISTED"),
         rec("CHANGED-IP", ip_address="10.0.0.2"),
         rec("CHANGED-DETAIL", **{**DETAIL, "description": "core"}),
         rec("HAND", location="dc3"),
