@@ -5,7 +5,10 @@ serials whose ``desired`` or ``mirror`` hash differs from the hash last planned)
 plus every tombstone, so its cost follows the number of changed serials, not the
 size of the inventory. The selected serials and the hashes they had are kept in
 ``plan_candidate`` until ``record_plan`` marks exactly those hashes as planned: a
-batch stored while the engine is planning makes its serials candidates again.
+batch stored while the engine is planning makes its serials candidates again. The
+candidates the engine's ``settle_fields`` proves unchanged are settled set-based
+(``settle.py``) and never loaded: a policy change plans every serial, most of them
+unchanged.
 
 Every candidate is marked planned when its plan is released, whatever the plan
 does for it: a no-op or a conflict is not re-planned (or re-reported) until its
