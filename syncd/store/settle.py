@@ -79,14 +79,17 @@ def unsettled(
             .where(PLAN_CANDIDATE.c.run_id == run_id)
         ).scalar_one()
     )
+    if postgres:  # an anti-join: "NOT IN (subquery)" goes row by row past work_mem
+        keep = "NOT EXISTS (SELECT 1 FROM one WHERE one.serial_number = pc.serial_number AND "
+    else:
+        keep = "pc.serial_number NOT IN (SELECT serial_number FROM one WHERE "
     serials = [
         str(serial)
         for (serial,) in conn.execute(
             sa.text(
                 # built from the engine's field declarations, never from data
-                f"{one}SELECT serial_number FROM plan_candidate WHERE run_id = :run_id "  # noqa: S608
-                f"AND serial_number NOT IN (SELECT serial_number FROM one WHERE {test}) "
-                "ORDER BY serial_number"
+                f"{one}SELECT serial_number FROM plan_candidate pc "  # noqa: S608
+                f"WHERE run_id = :run_id AND {keep}{test}) ORDER BY serial_number"
             ),
             {"run_id": run_id},
         )
