@@ -172,6 +172,8 @@ def _fill_map(conn: Connection, run_id: int, settle: Sequence[SettleField]) -> N
             if want is not None:
                 rows.add((field.position, _json_text(text), _json_text(want)))
     bulk_insert(conn, _BY_FIELD, ("pos", "raw", "want"), sorted(rows))
+    # a new table has no statistics: planned blind, each candidate's lookups scanned it
+    conn.exec_driver_sql(f"ANALYZE {_BY_FIELD}")
 
 
 def _json_text(value: object) -> str:
