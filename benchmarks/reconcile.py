@@ -254,17 +254,20 @@ def run_plan(store: Store, policy: Policy, trigger: str) -> Result:
     from syncd.engine import PlanContext
 
     laps: dict[str, float] = {}
+    cpu: dict[str, float] = {}  # CPU seconds of this process per step (a loaded machine)
     mark = start = time.perf_counter()
+    cpu_mark = cpu_start = time.process_time()
 
     def lap(name: str) -> None:
-        nonlocal mark
-        now = time.perf_counter()
-        laps[name] = now - mark
-        mark = now
+        nonlocal mark, cpu_mark
+        now, cpu_now = time.perf_counter(), time.process_time()
+        laps[name], cpu[name] = now - mark, cpu_now - cpu_mark
+        mark, cpu_mark = now, cpu_now
 
     run_id = store.begin_run(trigger, policy.fingerprint())
     lap("begin_run")
-    serials = store.candidate_serials(run_id)
+    catalogue = store.load_catalogue()
+    serials, settled = store.settled_candidates(run_id, engine.settle_fields(policy, catalogue))
     lap("candidate_serials")
     context = PlanContext(
         now=datetime.now(UTC),
@@ -272,14 +275,13 @@ def run_plan(store: Store, policy: Policy, trigger: str) -> Result:
         source_counts=store.source_counts(),
         run_id=str(run_id),
     )
-    catalogue = store.load_catalogue()
     lap("context_and_catalogue")
     candidates = Timed(store.load_candidates(serials))
     # As ``Runner.run`` records a plan: the operations stream into the store as planned.
     with store.plan_writer(run_id) as writer:
         staging = Timed(iter(()))
         sink = _timed_sink(writer.add, staging)
-        plan = engine.plan(candidates, policy, catalogue, context, sink=sink)
+        plan = engine.plan(candidates, policy, catalogue, context, sink=sink, settled=settled)
         lap("load_and_plan")
         laps["load_candidates"] = candidates.seconds
         laps["engine_plan"] = laps.pop("load_and_plan") - candidates.seconds - staging.seconds
@@ -292,7 +294,10 @@ def run_plan(store: Store, policy: Policy, trigger: str) -> Result:
         "run_id": run_id,
         "seconds": total,
         "steps": laps,
-        "candidates": len(serials),
+        "cpu_s": time.process_time() - cpu_start,
+        "cpu_steps": cpu,
+        "candidates": len(serials) + settled,
+        "settled_in_store": settled,
         "operations": sum(plan.counts.get(k, 0) for k in ("create", "adopt", "update", "delete")),
         "counts": counts,
         "held": plan.held,

@@ -20,10 +20,11 @@ from syncd.engine.model import (
     Ownership,
     Plan,
     PlanContext,
+    SettleField,
     Tombstone,
     TypeInfo,
 )
-from syncd.engine.planner import plan
+from syncd.engine.planner import is_settled, plan, settle_fields
 from syncd.engine.policy import DEFAULT_FIELDS, FieldPolicy, Policy, SerialRules
 from syncd.engine.serials import EmptySerialError, group_by_serial, normalize_serial
 from syncd.engine.values import InvalidValueError, canonical_ip, canonical_mac
@@ -50,6 +51,7 @@ __all__ = [
     "PlanContext",
     "Policy",
     "SerialRules",
+    "SettleField",
     "Tombstone",
     "TypeInfo",
     "UnmappedError",
@@ -57,6 +59,8 @@ __all__ = [
     "canonical_mac",
     "check_gates",
     "group_by_serial",
+    "is_settled",
     "normalize_serial",
     "plan",
+    "settle_fields",
 ]

@@ -12,7 +12,7 @@ integer ids); record field names are the ``DeviceRecord``'s (``device_type``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -126,6 +126,27 @@ class PlanContext:
     def __post_init__(self) -> None:
         if self.now.tzinfo is None or self.now.utcoffset() is None:
             raise ValueError("PlanContext.now must be timezone-aware")
+
+
+class SettleField(NamedTuple):
+    """One managed field, as the store's set-based "unchanged" test reads it
+    (``engine.settle_fields``): a serial whose every such field is settled gets no
+    operation from the engine, so the store need not load it as a candidate.
+
+    ``position``: the field's place in a record's payload (``RECORD_FIELDS`` order);
+    ``api``: its name in the mirror's values; ``detail_only``: the last written value
+    stands for an absent one; ``empty_is_nothing``: a source's ``""`` says nothing;
+    ``empty_clears``: a source's ``""`` means empty and is written as ``null`` (kept
+    as given otherwise); ``resolve``: for a mapped field, a source's text -> the id it
+    stands for (raises ``ValueError`` when there is none).
+    """
+
+    position: int
+    api: str
+    detail_only: bool
+    empty_is_nothing: bool
+    empty_clears: bool
+    resolve: Callable[[str], object] | None
 
 
 class FieldChange(NamedTuple):

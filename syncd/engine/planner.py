@@ -61,11 +61,12 @@ from syncd.engine.model import (
     OperationKind,
     Plan,
     PlanContext,
+    SettleField,
     Tombstone,
 )
 from syncd.engine.policy import Policy
 from syncd.engine.values import InvalidValueError, current_value, desired_ip, desired_mac
-from syncd.records import API_FIELD, CASE_COLLISION, DETAIL_ONLY, DeviceRecord
+from syncd.records import API_FIELD, CASE_COLLISION, DETAIL_ONLY, RECORD_FIELDS, DeviceRecord
 
 _REQUIRED_ON_CREATE: tuple[str, ...] = ("name", "device_type", "organization")
 _INTERNED: frozenset[str] = frozenset({"device_type", "organization"})
@@ -92,6 +93,7 @@ def plan(
     context: PlanContext,
     *,
     sink: Sink | None = None,
+    settled: int = 0,
 ) -> Plan:
     """Work out what to do for each candidate serial (see the module docstring).
 
@@ -104,6 +106,9 @@ def plan(
     counts, tombstones and gates are whole): a first run of a million serials never
     holds a million operations. Each chunk is sorted by serial; the chunks follow the
     candidates' order (the store's come sorted by serial).
+
+    ``settled``: how many more candidates the store found unchanged by
+    ``settle_fields`` and did not pass; they are counted as candidates and unchanged.
 
     The cyclic garbage collector is paused while it runs (as ``timeit`` does) and
     restored after: planning builds millions of small objects, none in a cycle, and
@@ -125,10 +130,87 @@ def plan(
                 planner.flush(sink)
         if sink is not None:
             planner.flush(sink)
-        return planner.finish(len(seen))
+        planner.counts["unchanged"] += settled
+        return planner.finish(len(seen) + settled)
     finally:
         if paused:
             gc.enable()
+
+
+def _converters(policy: Policy, catalogue: Catalogue) -> dict[str, Any]:
+    """The converter of each mapped or parsed field (record field name -> function)."""
+    return {
+        "device_type": type_resolver(catalogue, policy.type_map).resolve,
+        "organization": organization_resolver(catalogue, policy.organization_map).resolve,
+        "ip_address": desired_ip,
+        "mac_address": desired_mac,
+    }
+
+
+def settle_fields(policy: Policy, catalogue: Catalogue) -> tuple[SettleField, ...] | None:
+    """What makes an owned serial "unchanged" under ``policy``, for a store to settle
+    such serials set-based instead of loading them (``plan(settled=...)``).
+
+    A serial with one record (wanted, an upsert, no ``extra``), no tombstone and an
+    owned device present in the mirror is unchanged when every returned field is
+    settled: the record says nothing (``None``, or ``""`` where ``empty_is_nothing``),
+    or its value equals the mirror's (for a ``detail_only`` field absent from the
+    values: the last written one), or, for an ``empty_clears`` field, the record says
+    ``""`` and the mirror holds ``null``, or, for a mapped field, its text ``resolve``s
+    to the mirror's id. Those are the shortcuts ``_compare`` takes before anything can
+    change, so the engine would plan nothing for it. ``None`` when a field names its
+    own sources (then even one record's values may not all be used)."""
+    converters = _converters(policy, catalogue)
+    rules = field_rules(policy, converters)
+    if any(rule.own_order for rule in rules):
+        return None
+    return tuple(
+        SettleField(
+            position=RECORD_FIELDS.index(rule.record_field),
+            api=rule.api_field,
+            detail_only=rule.detail_only,
+            empty_is_nothing=rule.empty_is_nothing,
+            empty_clears=rule.optional_text and rule.convert is None,
+            resolve=converters[rule.record_field] if rule.record_field in _INTERNED else None,
+        )
+        for rule in rules
+        if rule.mode == "managed"
+    )
+
+
+def is_settled(
+    settle: Sequence[SettleField],
+    payload: object,
+    values: Mapping[str, object],
+    written: Callable[[], Mapping[str, object]],
+) -> bool:
+    """Whether one record (its stored ``payload``: the values in ``RECORD_FIELDS``
+    order) settles every ``settle`` field against an owned device's mirror ``values``
+    (``written`` gives the last written ones, read only if needed): the test
+    ``settle_fields`` describes, for a store to run over its rows."""
+    if not isinstance(payload, list) or len(payload) != len(RECORD_FIELDS):
+        return False  # not a plain record (``extra``, or an older encoding)
+    last: Mapping[str, object] | None = None
+    for field in settle:
+        raw = payload[field.position]
+        if raw is None or (field.empty_is_nothing and raw == ""):
+            continue
+        current = values.get(field.api, _MISSING)
+        if current is _MISSING and field.detail_only:
+            last = written() if last is None else last
+            current = last.get(field.api, _MISSING)
+        if current is _MISSING:
+            return False
+        if raw == current or (field.empty_clears and raw == "" and current is None):
+            continue
+        if field.resolve is None or not isinstance(raw, str):
+            return False
+        try:
+            if field.resolve(raw) != current:
+                return False
+        except ValueError:
+            return False
+    return True
 
 
 class _RejectError(Exception):
@@ -149,13 +231,7 @@ class _Planner:
     def __init__(self, policy: Policy, catalogue: Catalogue, context: PlanContext) -> None:
         self.policy = policy
         self.context = context
-        converters: dict[str, Any] = {
-            "device_type": type_resolver(catalogue, policy.type_map).resolve,
-            "organization": organization_resolver(catalogue, policy.organization_map).resolve,
-            "ip_address": desired_ip,
-            "mac_address": desired_mac,
-        }
-        self.rules = field_rules(policy, converters)
+        self.rules = field_rules(policy, _converters(policy, catalogue))
         self.all_fields = RuleSet(self.rules)
         # A field that names its sources must not take a value from another one, so
         # the single-record shortcuts (which read every field of the record) are off.

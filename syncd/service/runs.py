@@ -401,8 +401,12 @@ class Runner:
 
     def make_plan(self, run_id: int, *, sink: Sink | None = None) -> Plan:
         """Plan the serials whose sources or inventory values changed since last planned
-        (with ``sink``, the operations go there as they are planned: ``engine.plan``)."""
-        serials = self.store.candidate_serials(run_id)
+        (with ``sink``, the operations go there as they are planned: ``engine.plan``).
+        The candidates the store proves unchanged set-based are counted, not loaded."""
+        catalogue = self.store.load_catalogue()
+        serials, settled = self.store.settled_candidates(
+            run_id, engine.settle_fields(self.policy, catalogue)
+        )
         context = PlanContext(
             now=self.clock(),
             owned_total=self.store.owned_total(),
@@ -413,9 +417,10 @@ class Runner:
         return engine.plan(
             self.store.load_candidates(serials),
             self.policy,
-            self.store.load_catalogue(),
+            catalogue,
             context,
             sink=sink,
+            settled=settled,
         )
 
     # -- whole runs --------------------------------------------------------------------------

@@ -15,8 +15,9 @@ The tables, by what they hold::
     store_meta                                           small facts (last policy planned)
 
 A run goes: (recovery: ``claimed_changes`` -> ``take_over`` / ``abandon``; ``open_runs`` ->
-``close_interrupted`` / ``close_if_final``) -> ``begin_run`` -> ``candidate_serials`` ->
-``load_candidates`` -> engine -> ``record_plan`` -> (``approve_run``) ->
+``close_interrupted`` / ``close_if_final``) -> ``begin_run`` -> ``settled_candidates``
+(``candidate_serials``, less those it settles as unchanged) -> ``load_candidates`` ->
+engine -> ``record_plan`` -> (``approve_run``) ->
 ``pending_changes`` / ``claim_change`` / ``record_write`` / ``complete_change`` ->
 ``finish_run``.
 

@@ -5,7 +5,10 @@ serials whose ``desired`` or ``mirror`` hash differs from the hash last planned)
 plus every tombstone, so its cost follows the number of changed serials, not the
 size of the inventory. The selected serials and the hashes they had are kept in
 ``plan_candidate`` until ``record_plan`` marks exactly those hashes as planned: a
-batch stored while the engine is planning makes its serials candidates again.
+batch stored while the engine is planning makes its serials candidates again. The
+candidates the engine's ``settle_fields`` proves unchanged are settled set-based
+(``settle.py``) and never loaded: a policy change plans every serial, most of them
+unchanged.
 
 Every candidate is marked planned when its plan is released, whatever the plan
 does for it: a no-op or a conflict is not re-planned (or re-reported) until its
@@ -26,7 +29,7 @@ counts once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -34,11 +37,20 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from syncd.engine import Candidate, FieldChange, MirrorEntry, Operation, Plan, Tombstone
+from syncd.engine import (
+    Candidate,
+    FieldChange,
+    MirrorEntry,
+    Operation,
+    Plan,
+    SettleField,
+    Tombstone,
+)
 from syncd.errors import NoSuchError, StateError
 from syncd.records import DeviceRecord
 from syncd.store.db import Database, bulk_insert, fetch_by_serials, in_values, upsert
 from syncd.store.rows import REPORT_KINDS
+from syncd.store.settle import unsettled
 from syncd.store.staging import iter_chunks, record_from_row
 from syncd.store.tables import (
     CHANGE,
@@ -120,6 +132,19 @@ def run_status(conn: Connection, run_id: int) -> tuple[str, str]:
 
 def select_candidates(db: Database, run_id: int) -> list[str]:
     """Choose the run's candidate serials (all of them if the policy changed)."""
+    return choose_candidates(db, run_id, None)[0]
+
+
+def choose_candidates(
+    db: Database, run_id: int, settle: Sequence[SettleField] | None
+) -> tuple[list[str], int]:
+    """Choose the run's candidate serials (all of them if the policy changed); with
+    ``settle`` (``engine.settle_fields``), those it proves unchanged are settled here,
+    set-based, instead of being loaded and compared one by one (a policy change makes
+    every serial a candidate, and almost all of them are unchanged). Returns the
+    serials to plan, sorted, and how many were settled; every chosen serial stays a
+    candidate of the run, and is marked planned with the others when the plan is
+    released."""
     with db.write() as conn:
         status, fingerprint = run_status(conn, run_id)
         if status != "planning":
@@ -141,13 +166,15 @@ def select_candidates(db: Database, run_id: int) -> list[str]:
             # say; planned on them, recording a plan of many candidates joins them by
             # nested loops (quadratic: a minute for 20,000). Tell the planner the truth.
             conn.exec_driver_sql("ANALYZE plan_candidate")
+        if settle:
+            return unsettled(conn, run_id, settle)
         return list(
             conn.execute(
                 sa.select(PLAN_CANDIDATE.c.serial_number)
                 .where(PLAN_CANDIDATE.c.run_id == run_id)
                 .order_by(PLAN_CANDIDATE.c.serial_number)
             ).scalars()
-        )
+        ), 0
 
 
 def load_candidates(db: Database, serials: Iterable[str]) -> Iterator[Candidate]:
@@ -717,11 +744,14 @@ def _save_tombstones(
 
 def _mark_planned(conn: Connection, run_id: int) -> None:
     params = {"run_id": run_id}
+    # Rows already planned at their hash are left alone: a full re-plan selects every
+    # serial, and rewriting a million unchanged rows (the mirror's hold its values)
+    # cost more than the rest of recording.
     conn.execute(
         sa.text(
             "UPDATE desired SET synced_hash = pc.desired_hash FROM plan_candidate pc "
             "WHERE pc.run_id = :run_id AND pc.serial_number = desired.serial_number "
-            "AND pc.desired_hash IS NOT NULL"
+            "AND pc.desired_hash IS NOT NULL AND desired.synced_hash <> pc.desired_hash"
         ),
         params,
     )
@@ -729,7 +759,7 @@ def _mark_planned(conn: Connection, run_id: int) -> None:
         sa.text(
             "UPDATE mirror SET synced_values_hash = pc.values_hash FROM plan_candidate pc "
             "WHERE pc.run_id = :run_id AND pc.serial_number = mirror.serial_number "
-            "AND pc.values_hash IS NOT NULL"
+            "AND pc.values_hash IS NOT NULL AND mirror.synced_values_hash <> pc.values_hash"
         ),
         params,
     )

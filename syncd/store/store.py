@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from syncd import process
 from syncd.config import StoreSettings
-from syncd.engine import Candidate, Catalogue, Plan
+from syncd.engine import Candidate, Catalogue, Plan, SettleField
 from syncd.errors import ConfigError, Problem
 from syncd.records import DeviceRecord, InventoryDevice, Reject
 from syncd.store import access, audit, coordination, mirror, outbox, planning, retention
@@ -458,6 +458,15 @@ class Store:
         since they were last planned, every tombstoned serial, and all serials when the
         run's policy fingerprint differs from the last recorded plan's."""
         return planning.select_candidates(self._db, run_id)
+
+    def settled_candidates(
+        self, run_id: int, settle: Sequence[SettleField] | None
+    ) -> tuple[list[str], int]:
+        """``candidate_serials``, less those ``settle`` (``engine.settle_fields``) proves
+        unchanged in the store, set-based; returns the serials to load and plan, and
+        how many were settled (``engine.plan(settled=...)``). Every chosen serial stays
+        a candidate of the run and is marked planned when its plan is released."""
+        return planning.choose_candidates(self._db, run_id, settle)
 
     def load_candidates(self, serials: Iterable[str]) -> Iterator[Candidate]:
         """The engine's ``Candidate`` for each serial (read in chunks, lazily)."""
