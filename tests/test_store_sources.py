@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from syncd.engine import Plan
-from syncd.records import DeviceRecord, Reject
+from syncd.records import DeviceRecord, RecordBlock, Reject
 from syncd.store import Store, combined_hash
-from syncd.store.staging import CHUNK
+from syncd.store.staging import CHUNK, StagedBatch
 from syncd.store.tables import DESIRED
 from tests import pg
 
@@ -182,6 +182,36 @@ def test_refused_batch_leaves_only_its_audit_trail(store: Store) -> None:
     )
     (reject,) = store.rejects()
     assert (reject.location, reject.reason, reject.batch_id) == ("bad.csv:3", "no serial", batch.id)
+
+
+def test_staging_writes_each_block_before_it_reads_the_next(store: Store) -> None:
+    sizes = [3, 1, 4, 2]
+    blocks = [
+        RecordBlock(
+            source="csv",
+            serials=[f"B{b}-{i}" for i in range(size)],
+            origins=[f"a.csv:{b * 10 + i}" for i in range(size)],
+            payloads=[rec(f"B{b}-{i}").payload() for i in range(size)],
+            wanted=[True] * size,
+            actions=["upsert"] * size,
+        )
+        for b, size in enumerate(sizes)
+    ]
+    staged_when_asked: list[int] = []
+
+    def read(staged: StagedBatch) -> Iterator[RecordBlock | DeviceRecord]:
+        for block in blocks:
+            staged_when_asked.append(staged.records)  # the blocks before are written
+            yield block
+        yield rec("LAST")
+
+    with store.stage("csv", mode="snapshot", origin="a.csv") as staged:
+        staged.add(read(staged))  # a 1M-row file is some 200 blocks: never all held
+        stats = staged.commit(accepted=True)
+
+    assert staged_when_asked == [0, 3, 4, 8]
+    assert stats.accepted
+    assert store.source_counts()["csv"][1] == sum(sizes) + 1
 
 
 def test_exception_while_staging_stores_nothing(store: Store) -> None:

@@ -225,30 +225,33 @@ class StagedBatch:
             )
 
     def add(self, items: Iterable[DeviceRecord | Reject | RecordBlock]) -> None:
-        """Stage records, rejects and blocks of records (streamed: consumed in chunks of
-        ``CHUNK`` items; a block is staged as it comes)."""
-        iterator = iter(items)
-        while chunk := list(islice(iterator, CHUNK)):
-            records: list[tuple[Any, ...]] = []
-            rejects: list[tuple[Any, ...]] = []
-            for item in chunk:
-                if type(item) is RecordBlock:
-                    self._write_chunk(records, rejects)
-                    records, rejects = [], []
-                    self._write_chunk(self._block_rows(item), [])
-                elif type(item) is DeviceRecord or isinstance(item, DeviceRecord):
-                    if item.source != self.connector:
-                        raise ValueError(
-                            f"record from source {item.source!r} in a batch of {self.connector!r}"
-                        )
-                    self.records += 1
-                    records.append((self.records, *record_row(item)))
-                elif isinstance(item, Reject):
-                    self.rejects += 1
-                    rejects.append((item.source, item.location, item.reason, item.serial_number))
-                else:
-                    raise TypeError(f"expected DeviceRecord or Reject, got {type(item).__name__}")
-            self._write_chunk(records, rejects)
+        """Stage records, rejects and blocks of records, streamed: records and rejects
+        are written ``CHUNK`` at a time, a block as it comes (it is a chunk already), so
+        at most one chunk or one block is held."""
+        records: list[tuple[Any, ...]] = []
+        rejects: list[tuple[Any, ...]] = []
+        for item in items:
+            if type(item) is RecordBlock:
+                self._write_chunk(records, rejects)
+                records, rejects = [], []
+                self._write_chunk(self._block_rows(item), [])
+                continue
+            if type(item) is DeviceRecord or isinstance(item, DeviceRecord):
+                if item.source != self.connector:
+                    raise ValueError(
+                        f"record from source {item.source!r} in a batch of {self.connector!r}"
+                    )
+                self.records += 1
+                records.append((self.records, *record_row(item)))
+            elif isinstance(item, Reject):
+                self.rejects += 1
+                rejects.append((item.source, item.location, item.reason, item.serial_number))
+            else:
+                raise TypeError(f"expected DeviceRecord or Reject, got {type(item).__name__}")
+            if len(records) + len(rejects) >= CHUNK:
+                self._write_chunk(records, rejects)
+                records, rejects = [], []
+        self._write_chunk(records, rejects)
 
     def _block_rows(self, block: RecordBlock) -> list[tuple[Any, ...]]:
         """A block's staging rows, as ``record_row`` makes each (hashes of the same bytes)."""
