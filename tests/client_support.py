@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,8 @@ from syncd.sandbox.testing import RequestRecord, SandboxProcess
 
 #: Retries without waiting: the attempts still count, the backoff is zero.
 FAST_RETRY = RetrySettings(attempts=4, timeout=30, wait_initial=0, wait_max=0, wait_jitter=0)
+#: One attempt, no wait: a mock transport answers at once.
+ONE_TRY = RetrySettings(attempts=1, timeout=5, wait_initial=0, wait_max=0, wait_jitter=0)
 
 
 @dataclass(frozen=True)
@@ -115,3 +118,33 @@ def wait_for_log(
         if len(matching) >= count or time.monotonic() > deadline:
             return logged if fault is None else matching
         time.sleep(0.05)
+
+
+def list_row(serial: str, **fields: Any) -> dict[str, Any]:
+    """A row as the sandbox's list page shows one (``fields`` replace or add keys)."""
+    return {
+        "serial_number": serial,
+        "name": f"dev-{serial}",
+        "type": {"id": 1, "name": "Router", "model": "X1"},
+        "organization": {"id": 2, "name": "Acme"},
+        "status": True,
+        "last_status_change": "2026-01-05T09:31:00Z",
+        "ip_address": "10.0.0.1",
+        "location": "dc1",
+        "pending_changes": False,
+        "created_at": "2026-01-05T09:30:00Z",
+        "updated_at": "2026-01-06T09:30:00.123456Z",
+    } | fields
+
+
+def mock_client(
+    handle: Callable[[httpx.Request], httpx.Response], *, page_size: int
+) -> InventoryClient:
+    """A client whose requests ``handle`` answers in-process (one try, no wait)."""
+    return InventoryClient(
+        "http://inventory.test/api/v1",
+        SecretStr("mock-token-listing-5c1e"),
+        retry=ONE_TRY,
+        page_size=page_size,
+        transport=httpx.MockTransport(handle),
+    )

@@ -15,31 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
-from syncd.config import RetrySettings
-from syncd.inventory import Device, InventoryClient
+from syncd.inventory import Device
 from syncd.listed import ListedDevice, listed_device, listed_page, utc_text
 from syncd.sandbox.render import format_datetime
-
-FAST = RetrySettings(attempts=1, timeout=5, wait_initial=0, wait_max=0, wait_jitter=0)
-
-
-def _row(serial: str, **fields: Any) -> dict[str, Any]:
-    """A row as the sandbox's list page shows one."""
-    return {
-        "serial_number": serial,
-        "name": f"dev-{serial}",
-        "type": {"id": 1, "name": "Router", "model": "X1"},
-        "organization": {"id": 2, "name": "Acme"},
-        "status": True,
-        "last_status_change": "2026-01-05T09:31:00Z",
-        "ip_address": "10.0.0.1",
-        "location": "dc1",
-        "pending_changes": False,
-        "created_at": "2026-01-05T09:30:00Z",
-        "updated_at": "2026-01-06T09:30:00.123456Z",
-    } | fields
+from tests.client_support import list_row, mock_client
 
 
 def _without(row: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -48,41 +29,41 @@ def _without(row: dict[str, Any], *names: str) -> dict[str, Any]:
 
 #: Valid rows of plain JSON types (read as ``Device`` reads them).
 PLAIN: list[Any] = [
-    _row("A"),
-    _row("B", created_at="2026-01-05T09:30:00.5Z"),
-    _row("C", created_at="2026-01-05T11:30:00.000001+02:00"),
-    _row("D", created_at="2026-01-05T09:30:00"),  # naive: pydantic keeps it naive
-    _row("E", created_at=None, ip_address=None, location=None),
-    _without(_row("F"), "status", "ip_address", "location", "created_at", "updated_at"),
-    _row("G", mac_address="00:1b:54:aa:01:02", description="rack 4", firmware_version=None),
-    _row("H", type={"id": 1, "name": None, "model": "X1", "manufacturer": "Cisco", "x": [1]}),
-    _row("I", organization={"id": 2, "code": "ACME"}, extra_field={"anything": True}),
-    _row("J", created_at="2026-01-05T09:30:00-00:00", pending_details=None),
-    _row("K\u00e9\U0001f600 ", name=""),
+    list_row("A"),
+    list_row("B", created_at="2026-01-05T09:30:00.5Z"),
+    list_row("C", created_at="2026-01-05T11:30:00.000001+02:00"),
+    list_row("D", created_at="2026-01-05T09:30:00"),  # naive: pydantic keeps it naive
+    list_row("E", created_at=None, ip_address=None, location=None),
+    _without(list_row("F"), "status", "ip_address", "location", "created_at", "updated_at"),
+    list_row("G", mac_address="00:1b:54:aa:01:02", description="rack 4", firmware_version=None),
+    list_row("H", type={"id": 1, "name": None, "model": "X1", "manufacturer": "Cisco", "x": [1]}),
+    list_row("I", organization={"id": 2, "code": "ACME"}, extra_field={"anything": True}),
+    list_row("J", created_at="2026-01-05T09:30:00-00:00", pending_details=None),
+    list_row("K\u00e9\U0001f600 ", name=""),
 ]
 
 #: Rows pydantic coerces (valid) or refuses (named as malformed).
 UNDECIDED: list[Any] = [
-    _row("L", status="true"),  # coerced to True
-    _row("M", type={"id": "1", "name": "Router"}),  # coerced to 1
-    _row("N", organization={"id": 2.0}),  # coerced to 2
-    _row("O", created_at="2026-01-05 09:30:00Z"),  # a space: pydantic reads it
-    _row("P", created_at=1767605400),  # a Unix time: pydantic reads it
-    _row("Q", created_at="2026-02-30T09:30:00Z"),  # no such day: refused
-    _row("R", updated_at="yesterday"),  # refused
-    _row("S", last_status_change="2026-01-05T24:00:00Z"),  # refused
-    _row("T", status=None),  # refused
-    _row("U", type=None),  # refused
-    _row("V", type={"id": True}),  # pydantic decides what a boolean id is
-    _row("W", organization={"id": 2**70}),  # beyond 64 bits
-    _row("X", name=5),  # refused
-    _row("Y", ip_address=10),  # refused
-    _row("Z", pending_details={"configuration_updates": 2, "firmware_update": True}),
-    _row("AA", pending_changes="no"),  # coerced to False
-    _row("AB", created_at="2026-01-05T09:30:00.1234567Z"),  # seven digits
-    _row("AC", created_at="2026-01-05T09:30:00+24:00"),
-    _row("AD", created_at="\u0662026-01-05T09:30:00Z"),  # a non-ASCII digit
-    _without(_row("AE"), "name"),
+    list_row("L", status="true"),  # coerced to True
+    list_row("M", type={"id": "1", "name": "Router"}),  # coerced to 1
+    list_row("N", organization={"id": 2.0}),  # coerced to 2
+    list_row("O", created_at="2026-01-05 09:30:00Z"),  # a space: pydantic reads it
+    list_row("P", created_at=1767605400),  # a Unix time: pydantic reads it
+    list_row("Q", created_at="2026-02-30T09:30:00Z"),  # no such day: refused
+    list_row("R", updated_at="yesterday"),  # refused
+    list_row("S", last_status_change="2026-01-05T24:00:00Z"),  # refused
+    list_row("T", status=None),  # refused
+    list_row("U", type=None),  # refused
+    list_row("V", type={"id": True}),  # pydantic decides what a boolean id is
+    list_row("W", organization={"id": 2**70}),  # beyond 64 bits
+    list_row("X", name=5),  # refused
+    list_row("Y", ip_address=10),  # refused
+    list_row("Z", pending_details={"configuration_updates": 2, "firmware_update": True}),
+    list_row("AA", pending_changes="no"),  # coerced to False
+    list_row("AB", created_at="2026-01-05T09:30:00.1234567Z"),  # seven digits
+    list_row("AC", created_at="2026-01-05T09:30:00+24:00"),
+    list_row("AD", created_at="\u0662026-01-05T09:30:00Z"),  # a non-ASCII digit
+    _without(list_row("AE"), "name"),
     "junk",
     {"name": "nameless"},
     None,
@@ -96,13 +77,7 @@ def _walked(rows: list[Any], plain: bool) -> tuple[list[Any], list[str], bool]:
         page = {"count": len(rows), "results": rows[offset : offset + limit]}
         return httpx.Response(200, json=page)
 
-    with InventoryClient(
-        "http://inventory.test/api/v1",
-        SecretStr("mock-token-rows-5c1e"),
-        retry=FAST,
-        page_size=4,
-        transport=httpx.MockTransport(handle),
-    ) as client:
+    with mock_client(handle, page_size=4) as client:
         listing = client.list_inventory()
         devices = list(listing.rows() if plain else listing)
     return devices, listing.problems, listing.complete
@@ -166,7 +141,7 @@ def test_a_row_is_refused_exactly_when_device_refuses_it() -> None:
 
 def test_a_page_is_validated_whole_and_a_bad_row_alone() -> None:
     assert all(d is not None for d in listed_page(PLAIN))
-    page = listed_page([*PLAIN[:3], _row("Q", type=None), *PLAIN[3:6]])
+    page = listed_page([*PLAIN[:3], list_row("Q", type=None), *PLAIN[3:6]])
     assert [d is None for d in page] == [False] * 3 + [True] + [False] * 3
     assert [d.serial_number for d in page if d is not None] == [
         r["serial_number"] for r in PLAIN[:6]
@@ -177,7 +152,7 @@ def test_a_page_is_validated_whole_and_a_bad_row_alone() -> None:
 def test_the_sandboxs_timestamps_are_decided_plainly(micro: int) -> None:
     """The sandbox writes instants as DRF does (``Z``, microseconds when there are)."""
     born = datetime(2026, 1, 5, 9, 30, 0, micro, tzinfo=UTC)
-    item = _row("S1", created_at=format_datetime(born), updated_at=format_datetime(born))
+    item = list_row("S1", created_at=format_datetime(born), updated_at=format_datetime(born))
     fast = listed_device(item)
     assert fast is not None
     assert _seen(fast) == _seen(Device.model_validate(item))
@@ -187,15 +162,9 @@ def test_the_sandboxs_timestamps_are_decided_plainly(micro: int) -> None:
 
 def test_rows_refuses_a_walk_already_started() -> None:
     def handle(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"count": 2, "results": [_row("A"), _row("B")]})
+        return httpx.Response(200, json={"count": 2, "results": [list_row("A"), list_row("B")]})
 
-    with InventoryClient(
-        "http://inventory.test/api/v1",
-        SecretStr("mock-token-rows-5c1e"),
-        retry=FAST,
-        page_size=4,
-        transport=httpx.MockTransport(handle),
-    ) as client:
+    with mock_client(handle, page_size=4) as client:
         listing = client.list_inventory()
         next(listing)
         with pytest.raises(RuntimeError, match="already been walked"):

@@ -20,36 +20,18 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from pydantic import SecretStr
 
-from syncd.config import RetrySettings
 from syncd.engine import DETAIL_ONLY
-from syncd.inventory import Device, InventoryClient
+from syncd.inventory import Device
 from syncd.store import MirrorStats, Store, values_hash
 from syncd.store.rows import part_hash
 from syncd.store.tables import MIRROR, TOMBSTONE
 from tests import pg
+from tests.client_support import list_row, mock_client
 
 db_url = pg.db_url
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-FAST = RetrySettings(attempts=1, timeout=5, wait_initial=0, wait_max=0, wait_jitter=0)
-
-
-def _row(serial: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "serial_number": serial,
-        "name": f"dev-{serial}",
-        "type": {"id": 1, "name": "Router", "model": "X1"},
-        "organization": {"id": 2, "name": "Acme"},
-        "status": True,
-        "last_status_change": "2026-01-05T09:31:00Z",
-        "ip_address": "10.0.0.1",
-        "location": "dc1",
-        "pending_changes": False,
-        "created_at": "2026-01-05T09:30:00Z",
-        "updated_at": "2026-01-06T09:30:00Z",
-    } | fields
 
 
 @pytest.fixture
@@ -76,13 +58,7 @@ def _listing(rows: list[Any], *, plain: bool) -> tuple[list[Any], bool]:
             200, json={"count": len(rows), "results": rows[offset : offset + limit]}
         )
 
-    with InventoryClient(
-        "http://inventory.test/api/v1",
-        SecretStr("mock-token-pinned-7d2a"),
-        retry=FAST,
-        page_size=3,
-        transport=httpx.MockTransport(handle),
-    ) as client:
+    with mock_client(handle, page_size=3) as client:
         listing = client.list_inventory()
         devices = list(listing.rows() if plain else listing)
         return devices, listing.complete
@@ -193,9 +169,9 @@ def test_the_fast_path_gives_the_slow_paths_mirror_and_the_rules_verdicts(
     stores: tuple[Store, Store],
 ) -> None:
     born = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
-    first = [_row(s) for s in "ABCDEFGH"] + [
-        _row("I", created_at=None),
-        _row("J", created_at="2026-01-05T09:30:00.000001Z"),
+    first = [list_row(s) for s in "ABCDEFGH"] + [
+        list_row("I", created_at=None),
+        list_row("J", created_at="2026-01-05T09:30:00.000001Z"),
     ]
     stats, complete = _refresh_both(stores, first, T0)
     assert (stats.new, complete) == (10, True)
@@ -203,17 +179,17 @@ def test_the_fast_path_gives_the_slow_paths_mirror_and_the_rules_verdicts(
         _own(stores, serial, born)
 
     second = [
-        _row("A"),  # unchanged
-        _row("B", location="dc9"),  # a hand edit
-        _row("C", created_at="2026-03-01T08:00:00Z"),  # owned, made again: disowned
-        _row("D", created_at="2026-03-01T08:00:00Z"),  # not owned, made again
+        list_row("A"),  # unchanged
+        list_row("B", location="dc9"),  # a hand edit
+        list_row("C", created_at="2026-03-01T08:00:00Z"),  # owned, made again: disowned
+        list_row("D", created_at="2026-03-01T08:00:00Z"),  # not owned, made again
         # E: gone from the inventory
-        _row("F", mac_address="00:1b:54:aa:01:02"),  # a detail-only field in the row
-        _row("G", created_at="2026-01-05T11:30:00+02:00"),  # the same instant, owned
-        _row("H", status="true"),  # coerced by pydantic: the same values
-        _row("I"),  # its creation time, known now
-        _row("J", created_at="2026-01-05T09:30:00.000002Z"),  # a microsecond later
-        _row("K"),  # new
+        list_row("F", mac_address="00:1b:54:aa:01:02"),  # a detail-only field in the row
+        list_row("G", created_at="2026-01-05T11:30:00+02:00"),  # the same instant, owned
+        list_row("H", status="true"),  # coerced by pydantic: the same values
+        list_row("I"),  # its creation time, known now
+        list_row("J", created_at="2026-01-05T09:30:00.000002Z"),  # a microsecond later
+        list_row("K"),  # new
     ]
     stats, complete = _refresh_both(stores, second, T0 + timedelta(hours=1))
     assert complete
@@ -222,8 +198,8 @@ def test_the_fast_path_gives_the_slow_paths_mirror_and_the_rules_verdicts(
 
     third = [
         *second[:4],
-        _row("E"),  # back
-        _row("F", type=None),  # malformed: skipped, the listing is not complete
+        list_row("E"),  # back
+        list_row("F", type=None),  # malformed: skipped, the listing is not complete
         *second[5:],
         "junk",
     ]
@@ -231,7 +207,7 @@ def test_the_fast_path_gives_the_slow_paths_mirror_and_the_rules_verdicts(
     assert not complete
     assert stats.gone == 0  # an incomplete listing never marks absence
 
-    fourth = [_row(s) for s in "ABCDGHIJK"]  # E and F gone, the rest unchanged
+    fourth = [list_row(s) for s in "ABCDGHIJK"]  # E and F gone, the rest unchanged
     stats, complete = _refresh_both(stores, fourth, T0 + timedelta(hours=3))
     assert complete
     assert stats.gone == 2
