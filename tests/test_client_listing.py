@@ -21,7 +21,7 @@ from syncd.config import RetrySettings
 from syncd.errors import ProtocolError, ServerUnavailableError
 from syncd.inventory import Device, InventoryClient, Listing
 from syncd.sandbox.testing import SandboxProcess
-from tests.client_support import device, make_client
+from tests.client_support import device, list_row, make_client
 
 PAGE = 10
 SERIALS = [f"D{i:02}" for i in range(25)]
@@ -219,16 +219,6 @@ FAST = RetrySettings(attempts=3, timeout=30, wait_initial=0, wait_max=0, wait_ji
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def _row(serial: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "serial_number": serial,
-        "name": f"dev-{serial}",
-        "type": {"id": 1, "name": "Router", "model": "X1"},
-        "organization": {"id": 2, "name": "Acme"},
-        "status": True,
-    } | fields
-
-
 def _paged(rows: list[Any]) -> Handler:
     """A server that pages ``rows`` by ``offset``/``limit`` exactly, whatever they hold."""
 
@@ -265,17 +255,17 @@ def mocked() -> Iterator[Callable[[Handler], InventoryClient]]:
 def test_malformed_rows_are_skipped_and_named(
     mocked: Callable[[Handler], InventoryClient],
 ) -> None:
-    no_name = _row("C")
+    no_name = list_row("C")
     del no_name["name"]
     rows: list[Any] = [
-        _row("A"),
-        _row("B", type=None),
+        list_row("A"),
+        list_row("B", type=None),
         no_name,
         "junk",
         {"name": "nameless"},
-        _row("F"),
-        _row("G", status="maybe", organization={"id": "x"}),
-        _row("H"),
+        list_row("F"),
+        list_row("G", status="maybe", organization={"id": "x"}),
+        list_row("H"),
     ]
     listing = mocked(_paged(rows)).list_inventory()
     walked: list[Device] = list(listing)  # one bad row never stops the walk
@@ -300,7 +290,7 @@ def test_a_malformed_row_still_anchors_the_next_page(
 ) -> None:
     """The last row of a page is the next page's anchor even when it is malformed, so it
     is neither reported twice nor taken for a shift."""
-    rows = [_row("A"), _row("B"), _row("C", type=None), _row("D"), _row("E")]
+    rows = [list_row("A"), list_row("B"), list_row("C", type=None), list_row("D"), list_row("E")]
     listing = mocked(_paged(rows)).list_inventory()
     assert [d.serial_number for d in listing] == ["A", "B", "D", "E"]
     assert listing.problems == [
@@ -312,7 +302,7 @@ def test_a_malformed_row_still_anchors_the_next_page(
 def test_a_row_listed_twice_is_yielded_once(
     mocked: Callable[[Handler], InventoryClient],
 ) -> None:
-    listing = mocked(_paged([_row("A"), _row("A"), _row("B")])).list_inventory()
+    listing = mocked(_paged([list_row("A"), list_row("A"), list_row("B")])).list_inventory()
     assert [d.serial_number for d in listing] == ["A", "B"]
     assert not listing.complete
     assert listing.problems == ["offset 1: serial 'A' listed again"]
@@ -321,7 +311,7 @@ def test_a_row_listed_twice_is_yielded_once(
 def test_a_short_page_before_the_end_makes_the_walk_incomplete(
     mocked: Callable[[Handler], InventoryClient],
 ) -> None:
-    rows = [_row(s) for s in "ABCDEFG"]
+    rows = [list_row(s) for s in "ABCDEFG"]
     full = _paged(rows)
 
     def lossy(request: httpx.Request) -> httpx.Response:
@@ -343,7 +333,7 @@ def test_a_count_that_does_not_match_the_rows_is_a_problem(
     def overcounted(request: httpx.Request) -> httpx.Response:
         offset = int(request.url.params["offset"])
         return httpx.Response(
-            200, json={"count": 2, "results": [_row("A"), _row("B"), _row("C")][offset:]}
+            200, json={"count": 2, "results": [list_row(s) for s in "ABC"][offset:]}
         )
 
     listing = mocked(overcounted).list_inventory()
@@ -371,7 +361,7 @@ def test_a_malformed_page_still_raises(
 
 def test_problems_never_show_the_token(mocked: Callable[[Handler], InventoryClient]) -> None:
     secret = TOKEN.get_secret_value()
-    listing = mocked(_paged([_row(secret, type=None)])).list_inventory()
+    listing = mocked(_paged([list_row(secret, type=None)])).list_inventory()
     assert list(listing) == []
     assert listing.problems == [
         "offset 0 (serial '[redacted]'): skipped, not a valid device: "
