@@ -13,8 +13,10 @@ transaction:
   never read as an absence (which would make the device an orphan, then a delete);
   ``delta``: only the serials in the batch are replaced (a delete record is kept, as
   ``wanted=False``, so the engine sees it).
-- Rows whose content hash is unchanged are not rewritten (a row that only moved,
-  e.g. to another line of the file, gets its new origin).
+- Rows whose content hash is unchanged are not rewritten: a row that only moved
+  (to another line, another file) keeps the origin and batch its content was read
+  from, which still hold it. A snapshot does not even stage them (``known``): its
+  rows are looked up in the connector's stored hashes as they stream in.
 - The ``desired`` row of every serial whose rows changed is recomputed; no other.
 
 A refused batch (``commit(accepted=False)``) leaves only its audit trail: the
@@ -32,6 +34,7 @@ from typing import Any, Final, Self
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from syncd.errors import StateError
 from syncd.records import (
     DeviceRecord,
     RecordBlock,
@@ -42,6 +45,7 @@ from syncd.records import (
     record_values,
 )
 from syncd.store.db import Database, digest_agg_sql, multi_row_digest_sql, upsert
+from syncd.store.known import StoredHashes, last_batch
 from syncd.store.rows import BatchMode, BatchStats
 from syncd.store.tables import SOURCE_BATCH, SOURCE_STATE
 from syncd.store.types import UTCDateTime
@@ -58,8 +62,17 @@ _TEMP_TABLES = (
     "syncd_diff",
     "syncd_removed",
     "syncd_touched",
+    "syncd_backfill",
+    "syncd_unmatched",
 )
 UNSET: Any = object()
+
+
+class ConcurrentBatchError(StateError):
+    """Another batch of the same source was stored while this snapshot was read: its
+    unchanged rows were judged against rows that are no longer there. Nothing of this
+    batch is stored; reading the source again stores it."""
+
 
 # "WHERE true": SQLite's parser needs it between a join and ON CONFLICT.
 _DESIRED = (
@@ -78,16 +91,29 @@ _DESIRED_MULTI = (
     "WHERE r.serial_number = desired.serial_number) "
     "WHERE record_count > 1 AND serial_number IN (SELECT serial_number FROM syncd_touched)"
 )
-# A snapshot removes what it does not list, but never the rows of a serial that one of
-# its rejects names: that device is still in the source, only its row was unusable.
-_REMOVED_SNAPSHOT = (
+# A snapshot's absences (see ``known``): a first row nobody listed as it is (its hash is
+# unmatched), of a serial with no staged row and no reject naming it ...
+_ABSENT_FIRST = (
     "INSERT INTO syncd_removed (serial_number, seq) SELECT r.serial_number, r.seq "
-    "FROM source_record r WHERE r.connector = :connector "
-    "AND NOT EXISTS (SELECT 1 FROM syncd_stage_final s "
-    "WHERE s.serial_number = r.serial_number AND s.seq = r.seq) "
-    "AND NOT EXISTS (SELECT 1 FROM syncd_stage_reject j WHERE j.serial_number = r.serial_number "
-    "AND NOT EXISTS (SELECT 1 FROM syncd_stage_final f WHERE f.serial_number = j.serial_number))"
+    "FROM source_record r WHERE r.connector = :connector AND r.seq = 0 "
+    "AND r.content_hash IN (SELECT content_hash FROM syncd_unmatched) "
+    "AND NOT EXISTS (SELECT 1 FROM syncd_stage_final f WHERE f.serial_number = r.serial_number) "
+    "AND NOT EXISTS (SELECT 1 FROM syncd_stage_reject j WHERE j.serial_number = r.serial_number)"
 )
+# ... and a later row of a serial listed fewer times than that (a serial with no staged
+# row is listed once if its first row matched, else never: a reject then keeps it).
+_ABSENT_OTHER = (
+    "INSERT INTO syncd_removed (serial_number, seq) SELECT r.serial_number, r.seq "
+    "FROM source_record r WHERE r.connector = :connector AND r.seq > 0 "
+    "AND (SELECT count(*) FROM syncd_stage_final f "
+    "WHERE f.serial_number = r.serial_number) <= r.seq "
+    "AND NOT (EXISTS (SELECT 1 FROM syncd_stage_reject j WHERE j.serial_number = r.serial_number) "
+    "AND NOT EXISTS (SELECT 1 FROM syncd_stage_final f WHERE f.serial_number = r.serial_number) "
+    "AND EXISTS (SELECT 1 FROM source_record z WHERE z.connector = :connector "
+    "AND z.serial_number = r.serial_number AND z.seq = 0 "
+    "AND z.content_hash IN (SELECT content_hash FROM syncd_unmatched)))"
+)
+# A delta removes only the surplus rows of the serials it lists.
 _REMOVED_DELTA = (
     "INSERT INTO syncd_removed (serial_number, seq) SELECT r.serial_number, r.seq "
     "FROM source_record r WHERE r.connector = :connector "
@@ -160,6 +186,8 @@ class StagedBatch:
         self.records = 0
         self.rejects = 0
         self._done = False
+        #: A snapshot's stored hashes (read at its first records) and what it matched.
+        self._stored: StoredHashes | None = None
         self._conn: Connection | None = db.connect()
         try:
             self._create_stage()
@@ -232,7 +260,7 @@ class StagedBatch:
         rejects: list[tuple[Any, ...]] = []
         for item in items:
             if type(item) is RecordBlock:
-                self._write_chunk(records, rejects)
+                self._write_chunk(self._unseen(records), rejects)
                 records, rejects = [], []
                 self._write_chunk(self._block_rows(item), [])
                 continue
@@ -249,9 +277,35 @@ class StagedBatch:
             else:
                 raise TypeError(f"expected DeviceRecord or Reject, got {type(item).__name__}")
             if len(records) + len(rejects) >= CHUNK:
-                self._write_chunk(records, rejects)
+                self._write_chunk(self._unseen(records), rejects)
                 records, rejects = [], []
-        self._write_chunk(records, rejects)
+        self._write_chunk(self._unseen(records), rejects)
+
+    def _stored_rows(self) -> StoredHashes | None:
+        """A snapshot's stored hashes, read once, at its first records; ``None`` for a
+        delta (a few records each: staging them all costs less than reading them)."""
+        if self.mode != "snapshot":
+            return None
+        if self._stored is None:
+            conn = self._connection
+            with self._db.begin(conn):
+                self._stored = StoredHashes.read(conn, self._db.dialect, self.connector)
+        return self._stored
+
+    def _skipped(self, serials: list[str], digests: list[str], first_ord: int) -> Any:
+        """Which of these rows (``ord`` from ``first_ord`` on) the store already holds as
+        they are (a snapshot's only; ``None`` for a delta)."""
+        stored = self._stored_rows()
+        return None if stored is None else stored.skip(serials, digests, first_ord)
+
+    def _unseen(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The staging rows (``record_row`` with their ``ord``) not already stored."""
+        if not rows:
+            return rows
+        skipped = self._skipped([r[1] for r in rows], [r[3] for r in rows], rows[0][0])
+        if skipped is None or not skipped.any():
+            return rows
+        return [row for row, skip in zip(rows, skipped.tolist(), strict=True) if not skip]
 
     def _block_rows(self, block: RecordBlock) -> list[tuple[Any, ...]]:
         """A block's staging rows, as ``record_row`` makes each (hashes of the same bytes)."""
@@ -265,18 +319,32 @@ class StagedBatch:
         )
         start = self.records + 1
         self.records += len(block)
-        return list(
-            zip(
-                range(start, self.records + 1),
-                block.serials,
-                block.origins,
-                digests,
-                [payload.decode() for payload in block.payloads],
-                wanted,
-                block.actions,
-                strict=True,
+        skipped = self._skipped(block.serials, digests, start)
+        if skipped is None or not skipped.any():
+            return list(
+                zip(
+                    range(start, self.records + 1),
+                    block.serials,
+                    block.origins,
+                    digests,
+                    [payload.decode() for payload in block.payloads],
+                    wanted,
+                    block.actions,
+                    strict=True,
+                )
             )
-        )
+        return [
+            (
+                start + i,
+                block.serials[i],
+                block.origins[i],
+                digests[i],
+                block.payloads[i].decode(),
+                wanted[i],
+                block.actions[i],
+            )
+            for i in (~skipped).nonzero()[0].tolist()
+        ]
 
     def _write_chunk(self, records: list[tuple[Any, ...]], rejects: list[tuple[Any, ...]]) -> None:
         if not records and not rejects:
@@ -371,9 +439,12 @@ class StagedBatch:
         conn = self._connection
         postgres = self._db.dialect == "postgresql"
         payload = "JSON" if postgres else "TEXT"
+        stored = self._stored_rows()
         # Ranking the staged rows touches only temporary tables: done before the
         # write lock is taken, so other writers wait only for the merge itself.
         with self._db.begin(conn):
+            if stored is not None:
+                self._backfill(conn, stored)
             conn.exec_driver_sql(
                 "CREATE TEMPORARY TABLE syncd_stage_final (serial_number TEXT NOT NULL, "
                 "seq INTEGER NOT NULL, origin TEXT NOT NULL, content_hash TEXT NOT NULL, "
@@ -404,8 +475,15 @@ class StagedBatch:
             collisions = conn.exec_driver_sql(
                 "SELECT count(*) FROM syncd_stage_final WHERE seq > 0"
             ).scalar_one()
+            if stored is not None:
+                self._absences(conn, stored)
 
         with self._db.transaction(conn, lock="exclusive"):
+            if stored is not None and last_batch(conn, self.connector) != stored.mark:
+                raise ConcurrentBatchError(
+                    f"another batch of source {self.connector!r} was stored while "
+                    f"{self.origin} was read; nothing of it is stored, read it again"
+                )
             batch_id = self._batch_row(conn, True, reason, now)
             counts = _merge_rows(
                 conn,
@@ -441,6 +519,53 @@ class StagedBatch:
             collisions=int(collisions),
         )
 
+    def _backfill(self, conn: Connection, stored: StoredHashes) -> None:
+        """Stage the skipped rows of the serials the snapshot lists more than once, from
+        the stored rows they matched, so that ranking numbers each serial's rows."""
+        staged = conn.execute(
+            sa.text(
+                "SELECT DISTINCT s.serial_number, r.content_hash FROM syncd_stage s "
+                "JOIN source_record r ON r.connector = :connector "
+                "AND r.serial_number = s.serial_number AND r.seq = 0"
+            ),
+            {"connector": self.connector},
+        ).all()
+        rows = stored.backfill((str(serial), str(digest)) for serial, digest in staged)
+        if not rows:
+            return
+        conn.exec_driver_sql(
+            "CREATE TEMPORARY TABLE syncd_backfill (ord INTEGER NOT NULL, "
+            "serial_number TEXT NOT NULL)"
+        )
+        conn.exec_driver_sql(self._values("INSERT INTO syncd_backfill VALUES ", 2), rows)
+        conn.execute(
+            sa.text(
+                "INSERT INTO syncd_stage SELECT b.ord, r.serial_number, r.origin, "
+                "r.content_hash, r.payload, r.wanted, r.action FROM syncd_backfill b "
+                "JOIN source_record r ON r.connector = :connector "
+                "AND r.serial_number = b.serial_number AND r.seq = 0"
+            ),
+            {"connector": self.connector},
+        )
+
+    def _absences(self, conn: Connection, stored: StoredHashes) -> None:
+        """Fill ``syncd_removed`` with the stored rows the snapshot no longer lists."""
+        conn.exec_driver_sql(
+            "CREATE TEMPORARY TABLE syncd_unmatched (content_hash TEXT PRIMARY KEY)"
+        )
+        for chunk in iter_chunks(stored.unmatched(), 50_000):
+            conn.exec_driver_sql(self._values("INSERT INTO syncd_unmatched VALUES ", 1), chunk)
+        if self._db.dialect == "postgresql":
+            conn.exec_driver_sql("ANALYZE syncd_unmatched")
+        params = {"connector": self.connector}
+        conn.execute(sa.text(_ABSENT_FIRST), params)
+        conn.execute(sa.text(_ABSENT_OTHER), params)
+
+    def _values(self, insert: str, count: int) -> str:
+        """``insert`` (a constant) taking ``count`` values a row, in the driver's markers."""
+        mark = "%s" if self._db.dialect == "postgresql" else "?"
+        return insert + "(" + ", ".join([mark] * count) + ")"
+
     def _save_state(self, conn: Connection, watermark: Any, now: datetime) -> None:
         values: dict[str, Any] = {"connector": self.connector, "updated_at": now}
         if self.mode == "snapshot":
@@ -475,24 +600,23 @@ def _merge_rows(
     batch_id: int,
     now: datetime,
 ) -> dict[str, int]:
-    """The set-based merge of ``syncd_stage_final`` into ``source_record`` and ``desired``."""
+    """The set-based merge of ``syncd_stage_final`` into ``source_record`` and ``desired``
+    (a snapshot's ``syncd_removed`` is filled already)."""
     params: dict[str, Any] = {"connector": connector, "batch_id": batch_id, "now": now}
     run = conn.execute
     run(
         sa.text(
             "INSERT INTO syncd_diff (serial_number, seq, kind) "
             "SELECT s.serial_number, s.seq, CASE WHEN r.content_hash IS NULL THEN 'new' "
-            "WHEN r.content_hash <> s.content_hash THEN 'changed' ELSE 'moved' END "
+            "ELSE 'changed' END "
             "FROM syncd_stage_final s LEFT JOIN source_record r ON r.connector = :connector "
             "AND r.serial_number = s.serial_number AND r.seq = s.seq "
-            "WHERE r.content_hash IS NULL OR r.content_hash <> s.content_hash "
-            "OR r.origin <> s.origin"
+            "WHERE r.content_hash IS NULL OR r.content_hash <> s.content_hash"
         ),
         params,
     )
-    # A snapshot removes the connector's rows it does not list; a delta only the
-    # surplus rows of the serials it lists.
-    run(sa.text(_REMOVED_SNAPSHOT if mode == "snapshot" else _REMOVED_DELTA), params)
+    if mode == "delta":
+        run(sa.text(_REMOVED_DELTA), params)
     if dialect == "postgresql":
         for name in ("syncd_diff", "syncd_removed"):
             conn.exec_driver_sql(f"ANALYZE {name}")
@@ -523,8 +647,7 @@ def _merge_rows(
     touched = run(
         sa.text(
             "INSERT INTO syncd_touched (serial_number) "
-            "SELECT serial_number FROM syncd_diff WHERE kind <> 'moved' "
-            "UNION SELECT serial_number FROM syncd_removed"
+            "SELECT serial_number FROM syncd_diff UNION SELECT serial_number FROM syncd_removed"
         )
     ).rowcount
     recompute_desired(conn, dialect, now)

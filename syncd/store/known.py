@@ -1,0 +1,174 @@
+"""A snapshot's shortcut: rows whose content the store already holds are not staged.
+
+Most rows of a connector's next snapshot say what the store already holds: the next
+CSV drop repeats the last one with a few edits, a NetBox pull lists the same devices.
+Staging them (one SQL row each, payload included) and comparing them in SQL cost most
+of an ingest. Instead, when a snapshot starts, the content hashes of the connector's
+stored first rows (``seq`` 0) are read in one value into a sorted array
+(``StoredHashes``), and each block of incoming rows is looked up there in one
+vectorised search. A row whose hash is there says exactly what its serial's first
+stored row says (the hash covers the serial, ``wanted``, the action and the payload
+bytes): it is *skipped*, not staged, and its stored row is marked as listed. Then:
+
+- **absences**: a stored first row nobody listed, of a serial with no staged row, is
+  gone (unless a reject names the serial: that device is still in the source); a
+  stored row ``seq`` > 0 is gone when fewer rows than ``seq + 1`` list its serial;
+- **collisions**: a serial listed more than once (a skipped row and a staged one, or
+  the same row twice) has all its rows staged, the skipped ones copied back from the
+  stored row they matched, so that their order, and so their ``seq``, is the source's.
+
+A skipped row keeps its stored origin and batch: the place its content was read from,
+which still holds it. A match missed by the search (two stored hashes sharing their
+first 64 bits) only stages the row, which the SQL merge then finds unchanged.
+
+The array is the store as the batch began: the merge checks, under its write lock,
+that no other batch of the connector was stored since (``ConcurrentBatchError``
+otherwise: nothing is stored, and the source is read again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+#: Hash length of every row syncd writes (16 bytes, hex).
+HEX_DIGITS: Final = 32
+
+_U64 = npt.NDArray[np.uint64]
+_Mask = npt.NDArray[np.bool_]
+
+_WHERE = "FROM source_record WHERE connector = :connector AND seq = 0 AND "
+_PLAIN = "length(content_hash) = 32"
+_HASHES = {
+    "sqlite": "SELECT group_concat(content_hash, ''), count(*) " + _WHERE + _PLAIN,
+    "postgresql": "SELECT string_agg(content_hash, ''), count(*) " + _WHERE + _PLAIN,
+}
+_ODD = "SELECT content_hash " + _WHERE + "NOT (" + _PLAIN + ")"
+
+
+def halves(hexes: str, count: int) -> tuple[_U64, _U64]:
+    """The two 64-bit halves of ``count`` 32-digit hex hashes written one after another."""
+    pairs = np.frombuffer(bytes.fromhex(hexes), dtype=">u8").reshape(count, 2).astype(np.uint64)
+    return pairs[:, 0].copy(), pairs[:, 1].copy()
+
+
+def last_batch(conn: Connection, connector: str) -> int:
+    """The id of the connector's newest accepted batch (0 if none): the only writer of
+    its stored rows, so an unchanged id means unchanged rows."""
+    value = conn.execute(
+        sa.text("SELECT max(id) FROM source_batch WHERE connector = :connector AND accepted"),
+        {"connector": connector},
+    ).scalar()
+    return int(value or 0)
+
+
+@dataclass(slots=True)
+class StoredHashes:
+    """The connector's stored first rows, by content hash, and what the batch matched."""
+
+    #: Content hashes of the stored first rows, sorted by (high, low) half.
+    high: _U64
+    low: _U64
+    #: The newest accepted batch of the connector when these were read.
+    mark: int
+    #: Stored hashes not of the usual form (none today): never matched, so never skipped.
+    odd: list[str] = field(default_factory=list)
+    #: Per stored hash: the ``ord`` of the first incoming row that matched it (0: none).
+    first: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: Skipped rows of a hash matched more than once, and each such hash's serial.
+    repeated: list[tuple[int, str]] = field(default_factory=list)
+    repeated_at: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, conn: Connection, dialect: str, connector: str) -> StoredHashes:
+        """Read the hashes as one string (no Python object per row)."""
+        mark = last_batch(conn, connector)
+        params = {"connector": connector}
+        hexes, count = conn.execute(sa.text(_HASHES[dialect]), params).one()
+        odd_hashes = list(conn.execute(sa.text(_ODD), params).scalars())
+        try:
+            high, low = halves(hexes or "", int(count))
+        except ValueError:  # a 32-character hash that is not hex: all of them the slow way
+            return cls._one_by_one(conn, connector, mark)
+        order = np.lexsort((low, high))
+        return cls(high[order], low[order], mark, odd_hashes, np.zeros(len(order), np.int64))
+
+    @classmethod
+    def _one_by_one(cls, conn: Connection, connector: str, mark: int) -> StoredHashes:
+        good: list[str] = []
+        odd: list[str] = []
+        rows = conn.execute(
+            sa.text("SELECT content_hash FROM source_record WHERE connector = :c AND seq = 0"),
+            {"c": connector},
+        ).scalars()
+        for digest in rows:
+            try:
+                ok = len(bytes.fromhex(digest)) * 2 == HEX_DIGITS
+            except ValueError:
+                ok = False
+            (good if ok else odd).append(digest)
+        high, low = halves("".join(good), len(good))
+        order = np.lexsort((low, high))
+        return cls(high[order], low[order], mark, odd, np.zeros(len(order), np.int64))
+
+    def _find(self, digests: Sequence[str]) -> tuple[_Mask, npt.NDArray[np.intp]]:
+        """Which ``digests`` are stored, and where (valid only where found)."""
+        high, low = halves("".join(digests), len(digests))
+        index = np.searchsorted(self.high, high)
+        inside = index < len(self.high)
+        at = np.where(inside, index, 0)
+        found: _Mask = inside & (self.high[at] == high) & (self.low[at] == low)
+        return found, at
+
+    def skip(self, serials: Sequence[str], digests: Sequence[str], first_ord: int) -> _Mask:
+        """Which of these incoming rows (``ord`` from ``first_ord`` on) to skip: those
+        whose content is a stored first row's. Records what they matched."""
+        if not len(self.high) or not digests:
+            return np.zeros(len(digests), dtype=np.bool_)
+        found, at = self._find(digests)
+        rows = np.flatnonzero(found)
+        if not len(rows):
+            return found
+        where = at[rows]
+        _, firsts = np.unique(where, return_index=True)
+        again = np.ones(len(rows), dtype=np.bool_)
+        again[firsts] = False  # the first match of a hash within this block ...
+        again |= self.first[where] > 0  # ... unless a block before matched it
+        fresh = rows[~again]
+        self.first[at[fresh]] = fresh + first_ord
+        for row in rows[again].tolist():
+            self.repeated.append((row + first_ord, serials[row]))
+            self.repeated_at[int(at[row])] = serials[row]
+        return found
+
+    def backfill(self, staged: Iterable[tuple[str, str]]) -> list[tuple[int, str]]:
+        """``(ord, serial)`` of the skipped rows to stage after all: those of the serials
+        listed more than once. ``staged`` gives ``(serial, stored first row's hash)``
+        for the serials with staged rows."""
+        rows = dict(self.repeated)
+        for index, serial in self.repeated_at.items():
+            rows[int(self.first[index])] = serial
+        pairs = list(staged)
+        if pairs and len(self.high):
+            found, at = self._find([digest for _, digest in pairs])
+            for (serial, _), hit, index in zip(pairs, found.tolist(), at.tolist(), strict=True):
+                if hit and self.first[index]:
+                    rows[int(self.first[index])] = serial
+        return sorted(rows.items())
+
+    def unmatched(self) -> list[tuple[str]]:
+        """The stored first rows' hashes no incoming row matched (hex, as 1-tuples)."""
+        rows = np.flatnonzero(self.first == 0)
+        pairs = np.empty((len(rows), 2), dtype=">u8")
+        pairs[:, 0] = self.high[rows]
+        pairs[:, 1] = self.low[rows]
+        raw = pairs.tobytes()
+        return [(raw[i : i + 16].hex(),) for i in range(0, len(raw), 16)] + [
+            (digest,) for digest in self.odd
+        ]
