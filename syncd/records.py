@@ -13,7 +13,7 @@ an empty string means "this source says the field is empty".
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
@@ -185,9 +185,22 @@ def hash_input(serial: str, wanted: bool, action: str, payload: bytes) -> bytes:
     return f"{serial}\x00{'1' if wanted else '0'}\x00{action}\x00".encode() + payload
 
 
-def content_hashes(inputs: Iterable[bytes]) -> list[str]:
-    """``content_hash`` of many records at once, from their ``hash_input`` bytes."""
-    return list(map(_digest, inputs))
+def content_hashes(
+    serials: Sequence[str],
+    wanted: Sequence[bool],
+    actions: Sequence[str],
+    payloads: Sequence[bytes],
+) -> list[str]:
+    """``content_hash`` of many records at once, from their columns: the same bytes,
+    with the few ``wanted``/action middles made once instead of formatted per row."""
+    middles: dict[tuple[bool, str], bytes] = {}
+    for key in set(zip(wanted, actions, strict=True)):
+        middles[key] = f"\x00{'1' if key[0] else '0'}\x00{key[1]}\x00".encode()
+    blake2b = hashlib.blake2b
+    return [
+        blake2b(serial.encode() + middles[w, a] + payload, digest_size=16).hexdigest()
+        for serial, w, a, payload in zip(serials, wanted, actions, payloads, strict=True)
+    ]
 
 
 @dataclass(slots=True)

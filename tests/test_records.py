@@ -126,11 +126,16 @@ def test_the_content_hash_is_the_one_stored_rows_carry() -> None:
         source="csv", serial_number="SN1", origin="a.csv:2", name="sw1", ip_address="10.0.0.1"
     )
     assert record.content_hash() == "a9e442a26be426d683b7aa4f2342d929"
-    inputs = [
-        hash_input("SN1", True, "upsert", record.payload()),
-        hash_input("SN2", False, "delete", b"[]"),
+    assert hash_input("SN1", True, "upsert", b"[]") == b"SN1\x001\x00upsert\x00[]"
+    rows = [
+        ("SN1", True, "upsert", record.payload()),
+        ("SN2", False, "delete", b"[]"),
+        ("SN3", True, "delete", b"[1]"),
+        ("SN\u00e9", False, "upsert", b"[]"),
+        ("SN1", True, "upsert", record.payload()),
     ]
-    assert content_hashes(inputs) == [
-        record.content_hash(),
-        content_hash("SN2", False, "delete", b"[]"),
+    serials, wanted, actions, payloads = (list(column) for column in zip(*rows, strict=True))
+    assert content_hashes(serials, wanted, actions, payloads) == [
+        content_hash(*row) for row in rows
     ]
+    assert content_hashes(serials, wanted, actions, payloads)[0] == record.content_hash()

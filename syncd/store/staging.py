@@ -41,7 +41,6 @@ from syncd.records import (
     Reject,
     content_hash,
     content_hashes,
-    hash_input,
     record_values,
 )
 from syncd.store.db import Database, digest_agg_sql, multi_row_digest_sql, upsert
@@ -314,9 +313,7 @@ class StagedBatch:
                 f"record from source {block.source!r} in a batch of {self.connector!r}"
             )
         wanted = [w and a != "delete" for w, a in zip(block.wanted, block.actions, strict=True)]
-        digests = content_hashes(
-            map(hash_input, block.serials, wanted, block.actions, block.payloads)
-        )
+        digests = content_hashes(block.serials, wanted, block.actions, block.payloads)
         start = self.records + 1
         self.records += len(block)
         skipped = self._skipped(block.serials, digests, start)
