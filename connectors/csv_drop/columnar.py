@@ -105,6 +105,9 @@ class ColumnarReader:
         import pyarrow.compute as pc
         import pyarrow.csv as pcsv
 
+        # The C library's allocator gives a file's freed blocks back to the system; the
+        # one pyarrow bundles keeps them for the life of the process (a daemon's).
+        pa.set_memory_pool(pa.system_memory_pool())
         self.pa, self.pc, self.pcsv = pa, pc, pcsv
         self.convert = convert
         self.options = options

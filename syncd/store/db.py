@@ -230,6 +230,13 @@ class Database:
         if self.owns(conn):
             conn.close()
 
+    def shrink(self, conn: Connection) -> None:
+        """After a big operation (a batch merged, a listing refreshed): let SQLite free
+        the connection's page caches (up to 64 MiB each, main and temporary), which a
+        pooled connection would otherwise keep for the life of the process."""
+        if self.is_sqlite and not conn.in_transaction():
+            conn.exec_driver_sql("PRAGMA shrink_memory")
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection for reading; its transaction is rolled back at the end."""

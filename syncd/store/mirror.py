@@ -143,6 +143,7 @@ def refresh(
         finally:
             if conn.in_transaction():
                 conn.rollback()
+        db.shrink(conn)
     listed = len(seen)
     return MirrorStats(
         listed=listed, new=new, changed=changed, unchanged=listed - new - changed, gone=gone

@@ -492,6 +492,7 @@ class PlanWriter:
                 conn.rollback()
             with conn.begin():
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_STAGED_OPS}")
+            self._db.shrink(conn)
         except sa.exc.DBAPIError:
             conn.invalidate()
         finally:

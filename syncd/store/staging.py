@@ -219,6 +219,7 @@ class StagedBatch:
             with self._db.begin(conn):
                 for name in _TEMP_TABLES:
                     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+            self._db.shrink(conn)
         except sa.exc.DBAPIError:
             if own:
                 conn.invalidate()  # a broken connection must not go back with temp tables
