@@ -30,26 +30,45 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-#: Hash length of every row syncd writes (16 bytes, hex).
-HEX_DIGITS: Final = 32
-
 _U64 = npt.NDArray[np.uint64]
 _Mask = npt.NDArray[np.bool_]
 
-_WHERE = "FROM source_record WHERE connector = :connector AND seq = 0 AND "
-_PLAIN = "length(content_hash) = 32"
+# The hashes (32 hex digits each, as syncd writes them) and the serials (separated by a
+# unit separator, checked below) of a connector's first rows, each in one value. SQLite
+# reads the table straight through (``NOT INDEXED``) rather than in the primary key's
+# order, which jumps about the file for a million rows written in a file's order (twice
+# as slow at 1M). Any other hash is read apart (``_ODD``) and never matched.
+_SEPARATOR = "\x1f"
 _HASHES = {
-    "sqlite": "SELECT group_concat(content_hash, ''), count(*) " + _WHERE + _PLAIN,
-    "postgresql": "SELECT string_agg(content_hash, ''), count(*) " + _WHERE + _PLAIN,
+    "sqlite": "SELECT group_concat(content_hash, ''), group_concat(serial_number, char(31)), "
+    "count(*) FROM source_record NOT INDEXED "
+    "WHERE connector = :connector AND seq = 0 AND length(content_hash) = 32",
+    "postgresql": "SELECT string_agg(content_hash, ''), string_agg(serial_number, chr(31)), "
+    "count(*) FROM source_record "
+    "WHERE connector = :connector AND seq = 0 AND length(content_hash) = 32",
 }
-_ODD = "SELECT content_hash " + _WHERE + "NOT (" + _PLAIN + ")"
+_ODD = (
+    "SELECT serial_number FROM source_record "
+    "WHERE connector = :connector AND seq = 0 AND length(content_hash) <> 32"
+)
+_ONE_BY_ONE = (
+    "SELECT serial_number, content_hash FROM source_record "
+    "WHERE connector = :connector AND seq = 0 AND length(content_hash) = 32"
+)
+
+
+def _plain(digest: str) -> bool:
+    """Whether ``digest`` has the form syncd writes (32 hex digits)."""
+    try:
+        return len(bytes.fromhex(digest)) == 16
+    except ValueError:
+        return False
 
 
 def _split(raw: bytes) -> tuple[_U64, _U64]:
@@ -102,15 +121,46 @@ def last_batch(conn: Connection, connector: str) -> int:
     return int(value or 0)
 
 
+class Serials:
+    """Many serials in one UTF-8 buffer, the ``i``-th between ``ends[i - 1] + 1`` and
+    ``ends[i]``: a million of them in some 20 MB, not as a million Python strings."""
+
+    __slots__ = ("_data", "_ends")
+
+    def __init__(self, data: bytes, ends: npt.NDArray[np.int64]) -> None:
+        self._data = data
+        self._ends = ends
+
+    @classmethod
+    def joined(cls, text: str, count: int) -> Serials | None:
+        """From serials joined by ``_SEPARATOR``; ``None`` if one of them holds it."""
+        data = text.encode()
+        ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord(_SEPARATOR))
+        if len(ends) != count - 1:
+            return None
+        return cls(data, np.append(ends, len(data)).astype(np.int64))
+
+    @classmethod
+    def of(cls, serials: Iterable[str]) -> Serials:
+        parts = [serial.encode() for serial in serials]
+        ends = np.cumsum([len(part) + 1 for part in parts], dtype=np.int64) - 1
+        return cls(b"\x00".join(parts), ends)
+
+    def __getitem__(self, index: int) -> str:
+        start = int(self._ends[index - 1]) + 1 if index else 0
+        return self._data[start : int(self._ends[index])].decode()
+
+
 @dataclass(slots=True)
 class StoredHashes:
     """The connector's stored first rows, by content hash, and what the batch matched."""
 
-    #: Content hashes of the stored first rows.
+    #: Content hashes of the stored first rows, and their serials (in the order read).
     digests: DigestSet
+    serials: Serials
     #: The newest accepted batch of the connector when these were read.
     mark: int
-    #: Stored hashes not of the usual form (none today): never matched, so never skipped.
+    #: Serials of stored hashes not of the usual form (none today): never matched.
     odd: list[str] = field(default_factory=list)
     #: Per stored hash: the ``ord`` of the first incoming row that matched it (0: none).
     first: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -120,35 +170,35 @@ class StoredHashes:
 
     @classmethod
     def read(cls, conn: Connection, dialect: str, connector: str) -> StoredHashes:
-        """Read the hashes as one string (no Python object per row)."""
+        """Read the hashes and serials as two strings (no Python object per row)."""
         mark = last_batch(conn, connector)
         params = {"connector": connector}
-        hexes, count = conn.execute(sa.text(_HASHES[dialect]), params).one()
-        odd_hashes = list(conn.execute(sa.text(_ODD), params).scalars())
+        odd = list(conn.execute(sa.text(_ODD), params).scalars())
+        hexes, joined, count = conn.execute(sa.text(_HASHES[dialect]), params).one()
+        serials = Serials.joined(joined or "", count) if count else Serials.of([])
         try:
             digests = DigestSet.of(bytes.fromhex(hexes or ""))
-        except ValueError:  # a 32-character hash that is not hex: all of them the slow way
-            return cls._one_by_one(conn, connector, mark)
-        if len(digests) != count:
-            return cls._one_by_one(conn, connector, mark)
-        return cls(digests, mark, odd_hashes, np.zeros(count, np.int64))
+        except ValueError:
+            serials = None  # a 32-character hash that is not hex: all of them one by one
+        if serials is None:  # or a serial holding the separator
+            digests, serials, rejected = cls._one_by_one(conn, params)
+            odd += rejected
+        return cls(digests, serials, mark, odd, np.zeros(len(digests), np.int64))
 
-    @classmethod
-    def _one_by_one(cls, conn: Connection, connector: str, mark: int) -> StoredHashes:
-        good: list[str] = []
+    @staticmethod
+    def _one_by_one(
+        conn: Connection, params: dict[str, str]
+    ) -> tuple[DigestSet, Serials, list[str]]:
+        raw: list[bytes] = []
+        serials: list[str] = []
         odd: list[str] = []
-        rows = conn.execute(
-            sa.text("SELECT content_hash FROM source_record WHERE connector = :c AND seq = 0"),
-            {"c": connector},
-        ).scalars()
-        for digest in rows:
+        for serial, digest in conn.execute(sa.text(_ONE_BY_ONE), params):
             try:
-                ok = len(bytes.fromhex(digest)) * 2 == HEX_DIGITS
+                raw.append(bytes.fromhex(digest))
+                serials.append(serial)
             except ValueError:
-                ok = False
-            (good if ok else odd).append(digest)
-        digests = DigestSet.of(bytes.fromhex("".join(good)))
-        return cls(digests, mark, odd, np.zeros(len(good), np.int64))
+                odd.append(serial)
+        return DigestSet.of(b"".join(raw)), Serials.of(serials), odd
 
     def _find(self, digests: Sequence[str]) -> tuple[_Mask, npt.NDArray[np.intp]]:
         return self.digests.find(bytes.fromhex("".join(digests)))
@@ -181,7 +231,7 @@ class StoredHashes:
         rows = dict(self.repeated)
         for index, serial in self.repeated_at.items():
             rows[int(self.first[index])] = serial
-        pairs = list(staged)
+        pairs = [(serial, digest) for serial, digest in staged if _plain(digest)]
         if pairs and len(self.digests):
             found, at = self._find([digest for _, digest in pairs])
             for (serial, _), hit, index in zip(pairs, found.tolist(), at.tolist(), strict=True):
@@ -190,12 +240,6 @@ class StoredHashes:
         return sorted(rows.items())
 
     def unmatched(self) -> list[tuple[str]]:
-        """The stored first rows' hashes no incoming row matched (hex, as 1-tuples)."""
-        rows = np.flatnonzero(self.first == 0)
-        pairs = np.empty((len(rows), 2), dtype=">u8")
-        pairs[:, 0] = self.digests.high[rows]
-        pairs[:, 1] = self.digests.low[rows]
-        raw = pairs.tobytes()
-        return [(raw[i : i + 16].hex(),) for i in range(0, len(raw), 16)] + [
-            (digest,) for digest in self.odd
-        ]
+        """The serials of the stored first rows no incoming row matched (as 1-tuples)."""
+        read_at = self.digests.order[np.flatnonzero(self.first == 0)]
+        return [(self.serials[int(i)],) for i in read_at.tolist()] + [(s,) for s in self.odd]

@@ -90,14 +90,13 @@ _DESIRED_MULTI = (
     "WHERE r.serial_number = desired.serial_number) "
     "WHERE record_count > 1 AND serial_number IN (SELECT serial_number FROM syncd_touched)"
 )
-# A snapshot's absences (see ``known``): a first row nobody listed as it is (its hash is
-# unmatched), of a serial with no staged row and no reject naming it ...
+# A snapshot's absences (see ``known``): a serial whose first row nobody listed as it
+# is (``syncd_unmatched``), with no staged row and no reject naming it, ...
 _ABSENT_FIRST = (
-    "INSERT INTO syncd_removed (serial_number, seq) SELECT r.serial_number, r.seq "
-    "FROM source_record r WHERE r.connector = :connector AND r.seq = 0 "
-    "AND r.content_hash IN (SELECT content_hash FROM syncd_unmatched) "
-    "AND NOT EXISTS (SELECT 1 FROM syncd_stage_final f WHERE f.serial_number = r.serial_number) "
-    "AND NOT EXISTS (SELECT 1 FROM syncd_stage_reject j WHERE j.serial_number = r.serial_number)"
+    "INSERT INTO syncd_removed (serial_number, seq) SELECT u.serial_number, 0 "
+    "FROM syncd_unmatched u "
+    "WHERE NOT EXISTS (SELECT 1 FROM syncd_stage_final f WHERE f.serial_number = u.serial_number) "
+    "AND NOT EXISTS (SELECT 1 FROM syncd_stage_reject j WHERE j.serial_number = u.serial_number)"
 )
 # ... and a later row of a serial listed fewer times than that (a serial with no staged
 # row is listed once if its first row matched, else never: a reject then keeps it).
@@ -108,9 +107,7 @@ _ABSENT_OTHER = (
     "WHERE f.serial_number = r.serial_number) <= r.seq "
     "AND NOT (EXISTS (SELECT 1 FROM syncd_stage_reject j WHERE j.serial_number = r.serial_number) "
     "AND NOT EXISTS (SELECT 1 FROM syncd_stage_final f WHERE f.serial_number = r.serial_number) "
-    "AND EXISTS (SELECT 1 FROM source_record z WHERE z.connector = :connector "
-    "AND z.serial_number = r.serial_number AND z.seq = 0 "
-    "AND z.content_hash IN (SELECT content_hash FROM syncd_unmatched)))"
+    "AND EXISTS (SELECT 1 FROM syncd_unmatched u WHERE u.serial_number = r.serial_number))"
 )
 # A delta removes only the surplus rows of the serials it lists.
 _REMOVED_DELTA = (
@@ -549,7 +546,7 @@ class StagedBatch:
     def _absences(self, conn: Connection, stored: StoredHashes) -> None:
         """Fill ``syncd_removed`` with the stored rows the snapshot no longer lists."""
         conn.exec_driver_sql(
-            "CREATE TEMPORARY TABLE syncd_unmatched (content_hash TEXT PRIMARY KEY)"
+            "CREATE TEMPORARY TABLE syncd_unmatched (serial_number TEXT PRIMARY KEY)"
         )
         for chunk in iter_chunks(stored.unmatched(), 50_000):
             conn.exec_driver_sql(self._values("INSERT INTO syncd_unmatched VALUES ", 1), chunk)
