@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from syncd.process import give_back_memory
 from syncd.store.rows import combined_hash
 
 #: How long a SQLite writer waits for the lock before giving up, milliseconds.
@@ -231,11 +232,13 @@ class Database:
             conn.close()
 
     def shrink(self, conn: Connection) -> None:
-        """After a big operation (a batch merged, a listing refreshed): let SQLite free
-        the connection's page caches (up to 64 MiB each, main and temporary), which a
-        pooled connection would otherwise keep for the life of the process."""
+        """After a big operation (a batch merged, a listing refreshed, a plan recorded):
+        let SQLite free the connection's page caches (up to 64 MiB each, main and
+        temporary), which a pooled connection would otherwise keep for the life of the
+        process, and the C allocator return what was freed."""
         if self.is_sqlite and not conn.in_transaction():
             conn.exec_driver_sql("PRAGMA shrink_memory")
+        give_back_memory()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

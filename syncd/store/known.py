@@ -73,8 +73,8 @@ def _plain(digest: str) -> bool:
 
 def _split(raw: bytes) -> tuple[_U64, _U64]:
     """The two 64-bit halves of each 16-byte digest written one after another."""
-    pairs = np.frombuffer(raw, dtype=">u8").reshape(-1, 2).astype(np.uint64)
-    return pairs[:, 0].copy(), pairs[:, 1].copy()
+    pairs = np.frombuffer(raw, dtype=">u8").reshape(-1, 2)
+    return pairs[:, 0].astype(np.uint64), pairs[:, 1].astype(np.uint64)
 
 
 @dataclass(slots=True)
@@ -174,12 +174,16 @@ class StoredHashes:
         mark = last_batch(conn, connector)
         params = {"connector": connector}
         odd = list(conn.execute(sa.text(_ODD), params).scalars())
-        hexes, joined, count = conn.execute(sa.text(_HASHES[dialect]), params).one()
-        serials = Serials.joined(joined or "", count) if count else Serials.of([])
+        row = conn.execute(sa.text(_HASHES[dialect]), params).one()
+        count = int(row[2])
+        serials = Serials.joined(row[1] or "", count) if count else Serials.of([])
         try:
-            digests = DigestSet.of(bytes.fromhex(hexes or ""))
-        except ValueError:
-            serials = None  # a 32-character hash that is not hex: all of them one by one
+            raw = bytes.fromhex(row[0] or "")
+        except ValueError:  # a 32-character hash that is not hex: all of them one by one
+            raw, serials = b"", None
+        del row  # the two long strings: a million rows' worth, not to be held twice
+        digests = DigestSet.of(raw)
+        del raw
         if serials is None:  # or a serial holding the separator
             digests, serials, rejected = cls._one_by_one(conn, params)
             odd += rejected
