@@ -281,7 +281,9 @@ def run_plan(store: Store, policy: Policy, trigger: str) -> Result:
     with store.plan_writer(run_id) as writer:
         staging = Timed(iter(()))
         sink = _timed_sink(writer.add, staging)
-        plan = engine.plan(candidates, policy, catalogue, context, sink=sink, settled=settled)
+        plan = engine.plan(
+            candidates, policy, catalogue, context, sink=sink, settled=settled, ordered=True
+        )
         lap("load_and_plan")
         laps["load_candidates"] = candidates.seconds
         laps["engine_plan"] = laps.pop("load_and_plan") - candidates.seconds - staging.seconds

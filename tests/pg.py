@@ -72,11 +72,16 @@ class PostgresServer:
     def dsn(self, database: str = "postgres") -> str:
         return f"host=127.0.0.1 port={self.port} user={USER} dbname={database}"
 
-    def create_database(self) -> str:
-        """A new empty database; returns its name."""
+    def create_database(self, *, icu_locale: str | None = None) -> str:
+        """A new empty database; returns its name. ``icu_locale`` (e.g. ``"en-US"``):
+        its default collation is that ICU locale's, as many production databases'
+        are (``a < B < é < Z``), not the test cluster's byte order."""
         name = f"t_{uuid.uuid4().hex[:12]}"
+        options = ""
+        if icu_locale is not None:
+            options = f" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}'"
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"{options}')
         return name
 
     def drop_database(self, name: str) -> None:

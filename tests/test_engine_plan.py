@@ -113,6 +113,25 @@ def test_a_serial_in_two_candidates_is_refused() -> None:
         run(Candidate("A", [rec("A")]), Candidate("A", [rec("A", source="csv")]))
 
 
+def test_ordered_candidates_are_checked_by_their_order_not_remembered() -> None:
+    """The store's candidates come in code point order: ``ordered=True`` plans them the
+    same, and refuses a repeated or out-of-order serial without holding every serial."""
+    candidates = [
+        Candidate("B", [rec("B")]),
+        Candidate("Z", [rec("Z")], mirror("Z")),
+        Candidate("a", [rec("a", device_type="nonesuch")]),
+        Candidate("\u00e9", [rec("\u00e9")]),
+    ]
+    unordered = plan(candidates, Policy.default(), CATALOGUE, context())
+    ordered = plan(candidates, Policy.default(), CATALOGUE, context(), ordered=True)
+    assert ordered.operations == unordered.operations
+    assert ordered.counts == unordered.counts
+    assert ordered.counts["candidates"] == 4
+    for repeated in (candidates[:2] + candidates[1:2], candidates[1:] + candidates[:1]):
+        with pytest.raises(ValueError, match="not ordered"):
+            plan(repeated, Policy.default(), CATALOGUE, context(), ordered=True)
+
+
 def test_an_empty_run_is_an_empty_plan() -> None:
     result = run()
     assert (result.operations, result.held, result.tombstones) == ([], False, {})

@@ -22,6 +22,7 @@ from syncd.engine import (
     Policy,
     Tombstone,
     plan,
+    settle_fields,
 )
 from syncd.inventory.models import Device
 from syncd.records import DeviceRecord
@@ -430,3 +431,31 @@ def test_discarded_held_plan_forgets_its_candidates(settled: Store) -> None:
         ).scalar_one()
     assert left == 0
     assert cycle(settled) == ["NEW"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("settle", [False, True], ids=["first-run", "settling"])
+def test_candidates_come_in_code_point_order_whatever_the_databases_collation(
+    settle: bool,
+) -> None:
+    """The engine checks the store's candidates by their order (``ordered=True``), in
+    Python's order of strings; a PostgreSQL database whose collation is a language's
+    (ICU en-US: ``a < B < é < Z``) must still give them in code point order."""
+    server = pg.require_server()
+    name = server.create_database(icu_locale="en-US")
+    try:
+        with Store.open(server.url(name)) as store:
+            serials = ["a", "\u00e9", "Z", "B", "b"]
+            store.store_batch("csv", "snapshot", "a.csv", [rec(s) for s in serials])
+            policy = Policy.default()
+            catalogue = store.load_catalogue()
+            run = store.begin_run("test", policy.fingerprint(), now=T0)
+            fields = settle_fields(policy, catalogue) if settle else None
+            chosen, _ = store.settled_candidates(run, fields)
+
+            assert list(chosen) == sorted(serials) == ["B", "Z", "a", "b", "\u00e9"]
+            context = PlanContext(now=T0, owned_total=0, source_counts=store.source_counts())
+            result = plan(store.load_candidates(chosen), policy, catalogue, context, ordered=True)
+            assert result.counts["candidates"] == len(serials)
+    finally:
+        server.drop_database(name)

@@ -213,8 +213,10 @@ def both_plans(store: Store, policy: Policy) -> tuple[Plan, Plan, list[str], int
     run = store.begin_run("test", policy.fingerprint(), now=T0)
     everything = plan(store.load_candidates(store.candidate_serials(run)), policy, *inputs(store))
     serials, settled = store.settled_candidates(run, settle_fields(policy, catalogue))
-    fast = plan(store.load_candidates(serials), policy, catalogue, context, settled=settled)
-    return everything, fast, serials, settled
+    fast = plan(
+        store.load_candidates(serials), policy, catalogue, context, settled=settled, ordered=True
+    )
+    return everything, fast, list(serials), settled
 
 
 def change_rows(store: Store, run: int) -> list[tuple[Any, ...]]:

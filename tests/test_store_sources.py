@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from syncd.engine import Plan
 from syncd.records import DeviceRecord, RecordBlock, Reject
 from syncd.store import Store, combined_hash
-from syncd.store.staging import CHUNK, StagedBatch
 from syncd.store.rows import BatchMode
+from syncd.store.staging import CHUNK, StagedBatch
 from syncd.store.tables import DESIRED, SOURCE_RECORD
 from tests import pg
 

@@ -421,6 +421,7 @@ class Runner:
             context,
             sink=sink,
             settled=settled,
+            ordered=True,
         )
 
     # -- whole runs --------------------------------------------------------------------------

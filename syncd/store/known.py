@@ -36,6 +36,8 @@ import numpy.typing as npt
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from syncd.store.serials import Serials
+
 _U64 = npt.NDArray[np.uint64]
 _Mask = npt.NDArray[np.bool_]
 
@@ -121,36 +123,6 @@ def last_batch(conn: Connection, connector: str) -> int:
     return int(value or 0)
 
 
-class Serials:
-    """Many serials in one UTF-8 buffer, the ``i``-th between ``ends[i - 1] + 1`` and
-    ``ends[i]``: a million of them in some 20 MB, not as a million Python strings."""
-
-    __slots__ = ("_data", "_ends")
-
-    def __init__(self, data: bytes, ends: npt.NDArray[np.int64]) -> None:
-        self._data = data
-        self._ends = ends
-
-    @classmethod
-    def joined(cls, text: str, count: int) -> Serials | None:
-        """From serials joined by ``_SEPARATOR``; ``None`` if one of them holds it."""
-        data = text.encode()
-        ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord(_SEPARATOR))
-        if len(ends) != count - 1:
-            return None
-        return cls(data, np.append(ends, len(data)).astype(np.int64))
-
-    @classmethod
-    def of(cls, serials: Iterable[str]) -> Serials:
-        parts = [serial.encode() for serial in serials]
-        ends = np.cumsum([len(part) + 1 for part in parts], dtype=np.int64) - 1
-        return cls(b"\x00".join(parts), ends)
-
-    def __getitem__(self, index: int) -> str:
-        start = int(self._ends[index - 1]) + 1 if index else 0
-        return self._data[start : int(self._ends[index])].decode()
-
-
 @dataclass(slots=True)
 class StoredHashes:
     """The connector's stored first rows, by content hash, and what the batch matched."""
@@ -176,7 +148,7 @@ class StoredHashes:
         odd = list(conn.execute(sa.text(_ODD), params).scalars())
         row = conn.execute(sa.text(_HASHES[dialect]), params).one()
         count = int(row[2])
-        serials = Serials.joined(row[1] or "", count) if count else Serials.of([])
+        serials = Serials.joined(row[1] or "", count, _SEPARATOR)
         try:
             raw = bytes.fromhex(row[0] or "")
         except ValueError:  # a 32-character hash that is not hex: all of them one by one
@@ -202,7 +174,7 @@ class StoredHashes:
                 serials.append(serial)
             except ValueError:
                 odd.append(serial)
-        return DigestSet.of(b"".join(raw)), Serials.of(serials), odd
+        return DigestSet.of(b"".join(raw)), Serials.build(serials), odd
 
     def _find(self, digests: Sequence[str]) -> tuple[_Mask, npt.NDArray[np.intp]]:
         return self.digests.find(bytes.fromhex("".join(digests)))

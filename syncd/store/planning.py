@@ -48,8 +48,16 @@ from syncd.engine import (
 )
 from syncd.errors import NoSuchError, StateError
 from syncd.records import DeviceRecord
-from syncd.store.db import Database, bulk_insert, fetch_by_serials, in_values, upsert
+from syncd.store.db import (
+    Database,
+    bulk_insert,
+    fetch_by_serials,
+    in_code_point_order,
+    in_values,
+    upsert,
+)
 from syncd.store.rows import REPORT_KINDS
+from syncd.store.serials import Serials
 from syncd.store.settle import unsettled
 from syncd.store.staging import iter_chunks, record_from_row
 from syncd.store.tables import (
@@ -132,17 +140,18 @@ def run_status(conn: Connection, run_id: int) -> tuple[str, str]:
 
 def select_candidates(db: Database, run_id: int) -> list[str]:
     """Choose the run's candidate serials (all of them if the policy changed)."""
-    return choose_candidates(db, run_id, None)[0]
+    return list(choose_candidates(db, run_id, None)[0])
 
 
 def choose_candidates(
     db: Database, run_id: int, settle: Sequence[SettleField] | None
-) -> tuple[list[str], int]:
+) -> tuple[Serials, int]:
     """Choose the run's candidate serials (all of them if the policy changed); with
     ``settle`` (``engine.settle_fields``), those it proves unchanged are settled here,
     set-based, instead of being loaded and compared one by one (a policy change makes
     every serial a candidate, and almost all of them are unchanged). Returns the
-    serials to plan, sorted, and how many were settled; every chosen serial stays a
+    serials to plan, in code point order (Python's), and how many were settled (the
+    serials held compactly: a first run has a million); every chosen serial stays a
     candidate of the run, and is marked planned with the others when the plan is
     released."""
     with db.write() as conn:
@@ -169,11 +178,11 @@ def choose_candidates(
             conn.exec_driver_sql("ANALYZE plan_candidate")
         if settle:
             return unsettled(conn, run_id, settle)
-        return list(
+        return Serials.build(
             conn.execute(
                 sa.select(PLAN_CANDIDATE.c.serial_number)
                 .where(PLAN_CANDIDATE.c.run_id == run_id)
-                .order_by(PLAN_CANDIDATE.c.serial_number)
+                .order_by(in_code_point_order(PLAN_CANDIDATE.c.serial_number, db.dialect))
             ).scalars()
         ), 0
 

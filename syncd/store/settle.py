@@ -29,7 +29,8 @@ from sqlalchemy.engine import Connection
 
 from syncd.engine import SettleField, is_settled
 from syncd.records import RECORD_FIELDS
-from syncd.store.db import bulk_insert
+from syncd.store.db import SERIAL_ORDER, bulk_insert
+from syncd.store.serials import Serials
 from syncd.store.tables import PLAN_CANDIDATE
 
 #: Temporary table (PostgreSQL): each mapped field's source texts and their ids.
@@ -53,10 +54,9 @@ _SINGLE_OWNED: Final = (
 )
 
 
-def unsettled(
-    conn: Connection, run_id: int, settle: Sequence[SettleField]
-) -> tuple[list[str], int]:
-    """The run's candidates ``settle`` does not prove unchanged (sorted), and how many
+def unsettled(conn: Connection, run_id: int, settle: Sequence[SettleField]) -> tuple[Serials, int]:
+    """The run's candidates ``settle`` does not prove unchanged (in code point order),
+    and how many
     it does, read inside the transaction that chose them."""
     postgres = conn.dialect.name == "postgresql"
     if postgres:
@@ -83,17 +83,18 @@ def unsettled(
         keep = "NOT EXISTS (SELECT 1 FROM one WHERE one.serial_number = pc.serial_number AND "
     else:
         keep = "pc.serial_number NOT IN (SELECT serial_number FROM one WHERE "
-    serials = [
+    order = SERIAL_ORDER[conn.dialect.name]
+    serials = Serials.build(
         str(serial)
         for (serial,) in conn.execute(
             sa.text(
                 # built from the engine's field declarations, never from data
                 f"{one}SELECT serial_number FROM plan_candidate pc "  # noqa: S608
-                f"WHERE run_id = :run_id AND {keep}{test}) ORDER BY serial_number"
+                f"WHERE run_id = :run_id AND {keep}{test}) ORDER BY {order}"
             ),
             {"run_id": run_id},
         )
-    ]
+    )
     if postgres:
         conn.exec_driver_sql(f"DROP TABLE {_BY_FIELD}")
     else:  # the connection goes back to the pool: it keeps no reference to this run

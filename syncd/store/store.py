@@ -461,11 +461,13 @@ class Store:
 
     def settled_candidates(
         self, run_id: int, settle: Sequence[SettleField] | None
-    ) -> tuple[list[str], int]:
+    ) -> tuple[Sequence[str], int]:
         """``candidate_serials``, less those ``settle`` (``engine.settle_fields``) proves
-        unchanged in the store, set-based; returns the serials to load and plan, and
-        how many were settled (``engine.plan(settled=...)``). Every chosen serial stays
-        a candidate of the run and is marked planned when its plan is released."""
+        unchanged in the store, set-based; returns the serials to load and plan (in
+        code point order, strictly increasing: ``engine.plan(ordered=True)``; held
+        compactly), and how many were settled (``engine.plan(settled=...)``). Every
+        chosen serial stays a candidate of the run and is marked planned when its plan
+        is released."""
         return planning.choose_candidates(self._db, run_id, settle)
 
     def load_candidates(self, serials: Iterable[str]) -> Iterator[Candidate]:
