@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -24,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syncd.records import Action, DeviceRecord, RecordBlock, Reject
-from syncd.store import Store, combined_hash, staging
+from syncd.store import Store, combined_hash, known, staging
 from syncd.store.rows import BatchMode
 from syncd.store.staging import ConcurrentBatchError, record_row
 from syncd.store.tables import DESIRED, SOURCE_RECORD
@@ -207,3 +208,29 @@ def test_a_stored_hash_of_another_form_is_never_matched_but_compared(
         assert stored(store, "csv") == {
             (r.serial_number, 0): (record_row(r)[2], True, "upsert") for r in rows[:2]
         }
+
+
+def test_hashes_and_serials_read_out_of_step_are_read_again_one_by_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The hashes and the serials come as two aggregates of one scan; were a database
+    ever to feed them in different orders, an absence would name the wrong serial (and
+    delete the wrong device's rows). Read here deliberately out of step: the check
+    finds it, and the rows are read one by one, so the right row goes."""
+    rows = [record(f"S{i:02d}", "x", "upsert", i + 2, "csv") for i in range(40)]
+    reversed_serials = (
+        "SELECT (SELECT group_concat(content_hash, '') FROM (SELECT content_hash "
+        "FROM source_record WHERE connector = :connector AND seq = 0 ORDER BY serial_number)), "
+        "(SELECT group_concat(serial_number, char(31)) FROM (SELECT serial_number "
+        "FROM source_record WHERE connector = :connector AND seq = 0 "
+        "ORDER BY serial_number DESC)), "
+        "(SELECT count(*) FROM source_record WHERE connector = :connector AND seq = 0)"
+    )
+    monkeypatch.setitem(known._HASHES, "sqlite", reversed_serials)
+    with Store.open(f"sqlite:///{tmp_path / 'syncd.db'}") as store:
+        store.store_batch("csv", "snapshot", "a.csv", rows)
+
+        stats = store.store_batch("csv", "snapshot", "b.csv", rows[1:])  # S00 is gone
+
+        assert (stats.removed, stats.unchanged) == (1, 39)
+        assert set(stored(store, "csv")) == {(r.serial_number, 0) for r in rows[1:]}

@@ -4,11 +4,12 @@ Most rows of a connector's next snapshot say what the store already holds: the n
 CSV drop repeats the last one with a few edits, a NetBox pull lists the same devices.
 Staging them (one SQL row each, payload included) and comparing them in SQL cost most
 of an ingest. Instead, when a snapshot starts, the content hashes of the connector's
-stored first rows (``seq`` 0) are read in one value into a sorted array
-(``StoredHashes``), and each block of incoming rows is looked up there in one
-vectorised search. A row whose hash is there says exactly what its serial's first
-stored row says (the hash covers the serial, ``wanted``, the action and the payload
-bytes): it is *skipped*, not staged, and its stored row is marked as listed. Then:
+stored first rows (``seq`` 0) are read in one value into a sorted array, and their
+serials in another into one buffer (``StoredHashes``), and each block of incoming rows
+is looked up there in one vectorised search. A row whose hash is there says exactly
+what its serial's first stored row says (the hash covers the serial, ``wanted``, the
+action and the payload bytes): it is *skipped*, not staged, and its stored row is
+marked as listed. Then:
 
 - **absences**: a stored first row nobody listed, of a serial with no staged row, is
   gone (unless a reject names the serial: that device is still in the source); a
@@ -113,6 +114,30 @@ class DigestSet:
         return found, at
 
 
+#: Rows checked to prove the two aggregates read the rows in the same order.
+_PROBES = 16
+
+
+def _aligned(conn: Connection, params: dict[str, str], serials: Serials, raw: bytes) -> bool:
+    """Whether the serials and the hashes read as two aggregates of one query line up:
+    the ``i``-th serial's stored hash is the ``i``-th hash, checked at the first, the
+    last and evenly spaced rows. One scan feeds both (no database is known to do
+    otherwise); were they ever out of step, an absence would name the wrong serial, so
+    this costs a few lookups, and any mismatch reads the rows one by one instead."""
+    count = len(serials)
+    if not count:
+        return True
+    probe = sa.text(
+        "SELECT content_hash FROM source_record "
+        "WHERE connector = :connector AND serial_number = :serial AND seq = 0"
+    )
+    for index in sorted({0, count - 1, *(count * k // _PROBES for k in range(_PROBES))}):
+        stored = conn.execute(probe, {**params, "serial": serials[index]}).scalar()
+        if stored != raw[16 * index : 16 * index + 16].hex():
+            return False
+    return True
+
+
 def last_batch(conn: Connection, connector: str) -> int:
     """The id of the connector's newest accepted batch (0 if none): the only writer of
     its stored rows, so an unchanged id means unchanged rows."""
@@ -154,9 +179,11 @@ class StoredHashes:
         except ValueError:  # a 32-character hash that is not hex: all of them one by one
             raw, serials = b"", None
         del row  # the two long strings: a million rows' worth, not to be held twice
+        if serials is not None and not _aligned(conn, params, serials, raw):
+            serials = None
         digests = DigestSet.of(raw)
         del raw
-        if serials is None:  # or a serial holding the separator
+        if serials is None:  # or a serial holding the separator, or the two out of step
             digests, serials, rejected = cls._one_by_one(conn, params)
             odd += rejected
         return cls(digests, serials, mark, odd, np.zeros(len(digests), np.int64))
