@@ -308,14 +308,9 @@ class Database:
         self.engine.dispose()
 
 
-def in_code_point_order(column: sa.ColumnElement[Any], dialect: str) -> Any:
-    """``column`` to sort by in Python's order of strings (code points): SQLite's
-    default (bytes of UTF-8) already is; PostgreSQL's depends on the database's locale,
-    so it is told ``"C"``."""
-    return column.collate("C") if dialect == "postgresql" else column
-
-
-#: ``ORDER BY`` of serials in code point order, as SQL text, per dialect.
+#: ``ORDER BY`` of serials in Python's order of strings (code points), per dialect:
+#: SQLite's default (bytes of UTF-8) already is; PostgreSQL's depends on the database's
+#: locale, so it is told ``"C"``.
 SERIAL_ORDER = {"sqlite": "serial_number", "postgresql": 'serial_number COLLATE "C"'}
 
 

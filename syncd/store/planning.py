@@ -49,10 +49,10 @@ from syncd.engine import (
 from syncd.errors import NoSuchError, StateError
 from syncd.records import DeviceRecord
 from syncd.store.db import (
+    SERIAL_ORDER,
     Database,
     bulk_insert,
     fetch_by_serials,
-    in_code_point_order,
     in_values,
     upsert,
 )
@@ -182,7 +182,7 @@ def choose_candidates(
             conn.execute(
                 sa.select(PLAN_CANDIDATE.c.serial_number)
                 .where(PLAN_CANDIDATE.c.run_id == run_id)
-                .order_by(in_code_point_order(PLAN_CANDIDATE.c.serial_number, db.dialect))
+                .order_by(sa.text(SERIAL_ORDER[db.dialect]))
             ).scalars()
         ), 0
 

@@ -56,8 +56,7 @@ _SINGLE_OWNED: Final = (
 
 def unsettled(conn: Connection, run_id: int, settle: Sequence[SettleField]) -> tuple[Serials, int]:
     """The run's candidates ``settle`` does not prove unchanged (in code point order),
-    and how many
-    it does, read inside the transaction that chose them."""
+    and how many it does, read inside the transaction that chose them."""
     postgres = conn.dialect.name == "postgresql"
     if postgres:
         _fill_map(conn, run_id, settle)

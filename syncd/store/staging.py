@@ -43,7 +43,13 @@ from syncd.records import (
     content_hashes,
     record_values,
 )
-from syncd.store.db import Database, digest_agg_sql, multi_row_digest_sql, upsert
+from syncd.store.db import (
+    Database,
+    bulk_insert,
+    digest_agg_sql,
+    multi_row_digest_sql,
+    upsert,
+)
 from syncd.store.known import StoredHashes, last_batch
 from syncd.store.rows import BatchMode, BatchStats
 from syncd.store.tables import SOURCE_BATCH, SOURCE_STATE
@@ -315,19 +321,11 @@ class StagedBatch:
         start = self.records + 1
         self.records += len(block)
         skipped = self._skipped(block.serials, digests, start)
-        if skipped is None or not skipped.any():
-            return list(
-                zip(
-                    range(start, self.records + 1),
-                    block.serials,
-                    block.origins,
-                    digests,
-                    [payload.decode() for payload in block.payloads],
-                    wanted,
-                    block.actions,
-                    strict=True,
-                )
-            )
+        kept = (
+            range(len(block))
+            if skipped is None or not skipped.any()
+            else (~skipped).nonzero()[0].tolist()
+        )
         return [
             (
                 start + i,
@@ -338,7 +336,7 @@ class StagedBatch:
                 wanted[i],
                 block.actions[i],
             )
-            for i in (~skipped).nonzero()[0].tolist()
+            for i in kept
         ]
 
     def _write_chunk(self, records: list[tuple[Any, ...]], rejects: list[tuple[Any, ...]]) -> None:
@@ -532,7 +530,7 @@ class StagedBatch:
             "CREATE TEMPORARY TABLE syncd_backfill (ord INTEGER NOT NULL, "
             "serial_number TEXT NOT NULL)"
         )
-        conn.exec_driver_sql(self._values("INSERT INTO syncd_backfill VALUES ", 2), rows)
+        bulk_insert(conn, "syncd_backfill", ("ord", "serial_number"), rows)
         conn.execute(
             sa.text(
                 "INSERT INTO syncd_stage SELECT b.ord, r.serial_number, r.origin, "
@@ -549,17 +547,12 @@ class StagedBatch:
             "CREATE TEMPORARY TABLE syncd_unmatched (serial_number TEXT PRIMARY KEY)"
         )
         for chunk in iter_chunks(stored.unmatched(), 50_000):
-            conn.exec_driver_sql(self._values("INSERT INTO syncd_unmatched VALUES ", 1), chunk)
+            bulk_insert(conn, "syncd_unmatched", ("serial_number",), chunk)
         if self._db.dialect == "postgresql":
             conn.exec_driver_sql("ANALYZE syncd_unmatched")
         params = {"connector": self.connector}
         conn.execute(sa.text(_ABSENT_FIRST), params)
         conn.execute(sa.text(_ABSENT_OTHER), params)
-
-    def _values(self, insert: str, count: int) -> str:
-        """``insert`` (a constant) taking ``count`` values a row, in the driver's markers."""
-        mark = "%s" if self._db.dialect == "postgresql" else "?"
-        return insert + "(" + ", ".join([mark] * count) + ")"
 
     def _save_state(self, conn: Connection, watermark: Any, now: datetime) -> None:
         values: dict[str, Any] = {"connector": self.connector, "updated_at": now}
