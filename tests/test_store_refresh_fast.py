@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from syncd.store import Store, values_hash
+from syncd.inventory.models import Device
+from syncd.store import Store, mirror, values_hash
 from syncd.store.tables import MIRROR
 from tests import pg
 from tests.test_store_mirror import T0, candidates, device, mirror_of
@@ -80,3 +81,103 @@ def test_a_device_back_after_absence_is_rewritten(store: Store) -> None:
     stats = store.refresh_mirror([device("A"), device("B")], complete=True, now=T0)
     assert (stats.changed, stats.unchanged) == (1, 1)
     assert mirror_of(store, "A") is not None
+
+
+# -- the stored keys (``mirror.ListedKeys``): an unchanged device costs no SQL ---------------
+
+
+def _probes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The serials the refreshes from now on check in SQL (``mirror._differing``)."""
+    probed: list[str] = []
+    lookup = mirror._differing
+
+    def record(conn: Any, dialect: str, probe: list[tuple[str, str, str | None]]) -> Any:
+        probed.extend(serial for serial, _half, _born in probe)
+        return lookup(conn, dialect, probe)
+
+    monkeypatch.setattr(mirror, "_differing", record)
+    return probed
+
+
+BORN = {
+    "A": "2026-01-05T09:30:00Z",
+    "B": "2026-01-05T09:30:00.000001Z",  # a microsecond: the stored text must say it
+    "C": "2026-01-05T11:30:00.250000+02:00",  # another zone: compared in UTC
+}
+
+
+def test_an_unchanged_listing_is_settled_without_a_lookup(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listing = [device(s, created_at=born) for s, born in BORN.items()] + [device("D")]
+    store.refresh_mirror(listing, complete=True, now=T0)
+    probed = _probes(monkeypatch)
+    stats = store.refresh_mirror(listing, complete=True, now=T0)
+    assert (stats.new, stats.changed, stats.unchanged, stats.gone) == (0, 0, 4, 0)
+    assert probed == []  # on both backends the stored keys read as the listing's
+
+    edited = [
+        device("A", created_at=BORN["A"], location="dc9"),  # a hand edit
+        device("B", created_at="2026-01-05T09:30:00.000002Z"),  # made again
+        device("C"),  # listed without its creation time: SQL decides
+        device("D", created_at=BORN["A"]),  # its creation time, known now
+        device("E"),  # new
+    ]
+    stats = store.refresh_mirror(edited, complete=True, now=T0)
+    assert sorted(probed) == ["A", "B", "C", "D", "E"]
+    assert (stats.new, stats.changed, stats.unchanged) == (1, 3, 1)  # C: unchanged in SQL
+    probed.clear()
+    stats = store.refresh_mirror(edited[:2] + edited[3:], complete=False, now=T0)
+    assert (probed, stats.unchanged) == ([], 4)
+
+
+def test_the_keys_are_read_a_chunk_at_a_time(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    listing = [device(f"S{i:02d}", created_at=BORN["B"]) for i in range(7)]
+    store.refresh_mirror(listing, complete=True, now=T0)
+    store.refresh_mirror(listing[:6], complete=True, now=T0)  # S06 absent: not a key
+    monkeypatch.setattr(mirror, "KEYS_CHUNK", 2)
+    probed = _probes(monkeypatch)
+    stats = store.refresh_mirror(listing, complete=True, now=T0)
+    assert probed == ["S06"]
+    assert (stats.changed, stats.unchanged) == (1, 6)
+
+
+def test_serials_holding_a_separator_take_the_sql_path(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # \x1f joins a key's parts and \x1e the keys: such a serial is never a key
+    odd = ["A\x1fB", "C\x1eD", "E"]
+    listing = [device(s, created_at=BORN["A"]) for s in odd]
+    store.refresh_mirror(listing, complete=True, now=T0)
+    probed = _probes(monkeypatch)
+    stats = store.refresh_mirror(listing, complete=True, now=T0)
+    assert (sorted(probed), stats.unchanged) == (["A\x1fB", "C\x1eD"], 3)
+    stats = store.refresh_mirror([device(s, location="dc9") for s in odd], complete=True)
+    assert stats.changed == 3
+    for serial in odd:
+        entry = mirror_of(store, serial)
+        assert entry is not None, serial
+        assert entry.values["location"] == "dc9", serial
+
+
+def test_a_page_listed_before_syncds_own_write_does_not_undo_it(store: Store) -> None:
+    """The keys are the mirror as the refresh began: a device listed as it was then is
+    left as syncd's write, landing meanwhile, made it (the page may predate the write),
+    instead of going back to the old values, which would read as a hand edit."""
+    store.refresh_mirror([device("A", created_at=BORN["A"])], complete=True, now=T0)
+
+    def listing() -> Iterator[Device]:
+        store.record_write("A", "update", {"location": "dc9"}, None, now=T0)
+        yield device("A", created_at=BORN["A"])  # the page as it was read before
+
+    stats = store.refresh_mirror(listing(), complete=True, now=T0)
+    assert stats.unchanged == 1
+    entry = mirror_of(store, "A")
+    assert entry is not None
+    assert entry.values["location"] == "dc9"
+    # the next listing shows what the inventory holds now, and is compared with that
+    stats = store.refresh_mirror([device("A", created_at=BORN["A"])], complete=True, now=T0)
+    assert stats.changed == 1
+    entry = mirror_of(store, "A")
+    assert entry is not None
+    assert entry.values["location"] == "dc1"

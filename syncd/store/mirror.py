@@ -2,13 +2,15 @@
 
 ``refresh`` is fed the client's lazy iterator over the list endpoint (plain
 ``ListedDevice`` rows, ``Listing.rows()``; any ``InventoryDevice`` will do) and works in
-chunks. An unchanged device is settled in SQL: each chunk's serials go to the database
-in one statement with the hash of what was listed (the first half of ``values_hash``,
-over the fields a list page returns) and the creation time, and only the rows that
-differ come back (new, absent, changed, made again); so an unchanged device costs one
-hash and one indexed lookup, and is never written. Only the rows that changed have
-their stored values read (the list shape lacks the detail-only fields, so those are
-kept from earlier reads or writes) and written. When the listing was complete, every
+chunks. A device is compared by the hash of what was listed (the first half of
+``values_hash``, over the fields a list page returns) and its creation time. As the
+refresh starts, those of every present row are read from a narrow index into a sorted
+array (``ListedKeys``), and each chunk is looked up there at once: an unchanged device
+costs two hashes and no SQL, and is never written. The rest of a chunk goes to the
+database in one statement, and only the rows that differ come back (new, absent,
+changed, made again). Only the rows that changed have their stored values read (the
+list shape lacks the detail-only fields, so those are kept from earlier reads or
+writes) and written. When the listing was complete, every
 present serial it did not return is marked absent: after the chunks every listed serial
 is present, so the serials are read (and compared with the set of listed ones) only
 when more rows are present than were listed.
@@ -22,6 +24,7 @@ does not mistake them for hand edits.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +37,7 @@ from syncd.engine import DETAIL_ONLY, Catalogue, OrgInfo, TypeInfo
 from syncd.listed import ListedDevice, OrgRef, TypeRef, utc_text
 from syncd.records import API_FIELDS, InventoryDevice
 from syncd.store.db import Database, in_values, upsert
+from syncd.store.known import DigestSet
 from syncd.store.planning import REPLAN
 from syncd.store.rows import MirrorStats, part_hash, values_hash
 from syncd.store.staging import CHUNK, iter_chunks
@@ -114,6 +118,8 @@ def refresh(
     catalogue = CatalogueBuffer()
     seen: set[str] = set()
     new = changed = 0
+    with db.read() as conn:
+        stored = ListedKeys.read(conn, db.dialect)
     with db.engine.connect() as conn:
         try:
             for chunk in iter_chunks(devices, CHUNK):
@@ -123,8 +129,16 @@ def refresh(
                     by_serial[device.serial_number] = (device, device.writable_values())
                     catalogue.learn(device)
                 seen.update(by_serial)
+                probe = stored.differing(
+                    [
+                        (serial, _listed_half(values), _born_key(device))
+                        for serial, (device, values) in by_serial.items()
+                    ]
+                )
+                if not probe:
+                    continue
                 with db.transaction(conn, lock="exclusive"):
-                    n_new, n_changed = _refresh_chunk(conn, db.dialect, by_serial, now)
+                    n_new, n_changed = _refresh_chunk(conn, db.dialect, by_serial, probe, now)
                 new += n_new
                 changed += n_changed
             with db.transaction(conn, lock="exclusive"):
@@ -154,15 +168,12 @@ def _refresh_chunk(
     conn: Connection,
     dialect: str,
     devices: dict[str, tuple[InventoryDevice, dict[str, Any]]],
+    probe: list[tuple[str, str, str | None]],
     now: datetime,
 ) -> tuple[int, int]:
-    # An unchanged device is settled in SQL: each listed serial goes in with the listed
-    # half of its hash and its creation time, and only the rows that differ come back
-    # (new, absent, changed, made again), so an unchanged one costs a hash and a lookup.
-    probe = [
-        (serial, _listed_half(values), _born_key(device))
-        for serial, (device, values) in devices.items()
-    ]
+    # The devices of ``probe`` (those ``ListedKeys`` did not find unchanged) are checked
+    # in SQL: each serial goes in with the listed half of its hash and its creation time,
+    # and only the rows that differ come back (new, absent, changed, made again).
     inserts: list[dict[str, Any]] = []
     changed: dict[str, tuple[dict[str, Any], datetime | None]] = {}
     existing: dict[str, tuple[str, bool, str, datetime | None]] = {}
@@ -232,6 +243,102 @@ LEFT JOIN mirror AS m ON m.serial_number = l.serial_number
 WHERE NOT coalesce(m.present AND substr(m.values_hash, 1, 16) = l.half
                    AND (l.born IS NULL OR m.device_created_at = l.born AT TIME ZONE 'UTC'), false)
 """
+
+
+#: Present rows read per statement by ``ListedKeys.read``.
+KEYS_CHUNK = 50_000
+
+# One key per present mirror row: its serial, the listed half of its hash and its
+# creation time as ``_born_key`` writes it ("" when unknown), joined by unit separators,
+# the rows joined by record separators, ``KEYS_CHUNK`` rows per statement in the
+# index's order (``ix_mirror_listed``: the narrow index, not the wide rows). A serial
+# holding a separator is left out: it is never found, so it takes the SQL path.
+_KEYS = {
+    "sqlite": "SELECT group_concat(k, char(30)), count(*), max(serial_number) FROM ("
+    "SELECT serial_number, serial_number || char(31) || substr(values_hash, 1, 16) "
+    "|| char(31) || coalesce(device_created_at, '') AS k "
+    "FROM mirror INDEXED BY ix_mirror_listed WHERE present AND serial_number > :after "
+    "AND instr(serial_number, char(30)) = 0 AND instr(serial_number, char(31)) = 0 "
+    "ORDER BY serial_number LIMIT :limit)",
+    "postgresql": "SELECT string_agg(k, chr(30)), count(*), max(serial_number) FROM ("
+    "SELECT serial_number, serial_number || chr(31) || substr(values_hash, 1, 16) "
+    "|| chr(31) || coalesce(to_char(device_created_at AT TIME ZONE 'UTC', "
+    "'YYYY-MM-DD HH24:MI:SS.US'), '') AS k "
+    "FROM mirror WHERE present AND serial_number > :after "
+    "AND strpos(serial_number, chr(30)) = 0 AND strpos(serial_number, chr(31)) = 0 "
+    "ORDER BY serial_number LIMIT :limit) AS present_rows",
+}
+
+
+class ListedKeys:
+    """What a refresh compares, for every present mirror row, read once as it starts.
+
+    A listed device is unchanged when its serial is present with the listed half of its
+    hash, and with its creation time (or the listing does not say): the test
+    ``_differing`` makes in SQL, one lookup per device. Here each present row's
+    ``serial, half, creation time`` is one 16-byte digest in a sorted array
+    (``DigestSet``), and a chunk of listed devices is looked up in one vectorised
+    search: a device found there is unchanged, costs no SQL and is not written. Every
+    other one (new, changed, absent, made again, listed without its creation time, or
+    missed by the search) takes the SQL path, which decides exactly as before.
+
+    The digests are the mirror as the refresh began. A row syncd changes while the
+    listing runs (its own write, a delete) is compared with what it held then: a device
+    listed as it was is left as syncd's write made it (the page may predate the write),
+    and a hand edit that puts back exactly the values held when the refresh began is
+    seen by the next refresh.
+    """
+
+    __slots__ = ("_digests",)
+
+    def __init__(self, digests: DigestSet) -> None:
+        self._digests = digests
+
+    @classmethod
+    def read(cls, conn: Connection, dialect: str) -> ListedKeys:
+        statement = sa.text(_KEYS[dialect])
+        parts: list[bytes] = []
+        after = ""
+        while True:
+            joined, count, last = conn.execute(
+                statement, {"after": after, "limit": KEYS_CHUNK}
+            ).one()
+            if count:
+                digest = hashlib.blake2b
+                parts.append(
+                    b"".join(
+                        [
+                            digest(key.encode(), digest_size=16).digest()
+                            for key in joined.split("\x1e")
+                        ]
+                    )
+                )
+            if count < KEYS_CHUNK:
+                break
+            after = last
+        return cls(DigestSet.of(b"".join(parts)))
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def differing(
+        self, probe: list[tuple[str, str, str | None]]
+    ) -> list[tuple[str, str, str | None]]:
+        """The rows of ``probe`` (serial, listed half, creation time as UTC text) not
+        found unchanged: the ones to check in SQL."""
+        if not probe or not len(self._digests):
+            return probe
+        digest = hashlib.blake2b
+        keys = b"".join(
+            [
+                digest(f"{serial}\x1f{half}\x1f{born or ''}".encode(), digest_size=16).digest()
+                for serial, half, born in probe
+            ]
+        )
+        found, _ = self._digests.find(keys)
+        if found.all():
+            return []
+        return [row for row, hit in zip(probe, found.tolist(), strict=True) if not hit]
 
 
 def _differing(
@@ -359,8 +466,10 @@ def _mark_absent(conn: Connection, dialect: str, seen: set[str], now: datetime) 
     "", which makes it a candidate, so a wanted device deleted by hand is planned again."""
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        # Every listed serial is present by now: more present rows than listed serials
-        # is the only way one can be missing, and only then are the serials read.
+        # Every listed serial is present by now (but one syncd deleted while the listing
+        # ran, which ``ListedKeys`` found unchanged: such a race can only delay marking
+        # an absence to the next complete listing): more present rows than listed
+        # serials is the only way one can be missing, and only then are they read.
         cursor.execute("SELECT count(*) FROM mirror WHERE present")
         (present,) = cursor.fetchone()
         if present <= len(seen):

@@ -180,6 +180,15 @@ class Mirror(SQLModel, table=True):
             sqlite_where=sa.text("ownership <> 'unmanaged' AND present"),
             postgresql_where=sa.text("ownership <> 'unmanaged' AND present"),
         ),
+        # What a refresh compares, read whole in serial order (``mirror.ListedKeys``).
+        sa.Index(
+            "ix_mirror_listed",
+            "serial_number",
+            "values_hash",
+            "device_created_at",
+            sqlite_where=sa.text("present"),
+            postgresql_where=sa.text("present"),
+        ),
     )
 
 
