@@ -83,6 +83,11 @@ class ListedDevice:
         """The writable fields present in the answer, in write form (a fresh dict)."""
         return dict(self._values)
 
+    def listed_values(self) -> dict[str, Any]:
+        """The same, not copied: the row's own dict, which the caller must not change
+        (a refresh hashes a million of them and keeps only those that changed)."""
+        return self._values
+
     def __repr__(self) -> str:
         return f"ListedDevice({self.serial_number!r}, {self._values!r})"
 

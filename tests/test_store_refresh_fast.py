@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from syncd.inventory.models import Device
+from syncd.listed import ListedDevice
 from syncd.store import Store, mirror, values_hash
 from syncd.store.tables import MIRROR
 from tests import pg
@@ -181,3 +182,17 @@ def test_a_page_listed_before_syncds_own_write_does_not_undo_it(store: Store) ->
     entry = mirror_of(store, "A")
     assert entry is not None
     assert entry.values["location"] == "dc1"
+
+
+def test_a_refresh_leaves_the_listed_rows_as_they_were(store: Store) -> None:
+    """A listed row's values are hashed in place, not copied: merging the detail-only
+    fields of a changed device must not write them into the row it was given."""
+    store.refresh_mirror([device("A", detail=True, description="rack 4")], complete=True)
+    rows = [ListedDevice.of(device("A", location="dc9")), ListedDevice.of(device("B"))]
+    before = [dict(row.listed_values()) for row in rows]
+    stats = store.refresh_mirror(rows, complete=True, now=T0)
+    assert (stats.new, stats.changed) == (1, 1)
+    assert [row.listed_values() for row in rows] == before
+    entry = mirror_of(store, "A")
+    assert entry is not None
+    assert (entry.values["location"], entry.values["description"]) == ("dc9", "rack 4")

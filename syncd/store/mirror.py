@@ -125,8 +125,14 @@ def refresh(
             for chunk in iter_chunks(devices, CHUNK):
                 by_serial: dict[str, tuple[InventoryDevice, dict[str, Any]]] = {}
                 for device in chunk:
-                    # a page shift may repeat one: the last listed wins
-                    by_serial[device.serial_number] = (device, device.writable_values())
+                    # a page shift may repeat one: the last listed wins; a listed row's
+                    # values are not copied (``_changed_rows`` copies what it merges)
+                    values = (
+                        device.listed_values()
+                        if type(device) is ListedDevice
+                        else device.writable_values()
+                    )
+                    by_serial[device.serial_number] = (device, values)
                     catalogue.learn(device)
                 seen.update(by_serial)
                 probe = stored.differing(
@@ -440,7 +446,7 @@ def _changed_rows(
     }
     updates = []
     for serial, (values, born) in listed.items():
-        merged = _merged(values, previous.get(serial))
+        merged = _merged(dict(values), previous.get(serial))
         digest = values_hash(merged)
         stored, present, _, known = existing[serial]
         if digest != stored or not present or (born is not None and _as_utc(born) != known):
