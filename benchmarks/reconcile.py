@@ -1051,6 +1051,16 @@ def _report_issue9(res: Result, add: Callable[[str, str], None]) -> None:
             text += f"; diffsync load + diff {_fmt_s(ds_load_diff)} = {factor:,.1f}x"
             text += _verdict(factor, wanted, more_is_better=True)
         add(f"END TO END {labels[case]}", text)
+        parts = [
+            f"{name} {_fmt_s(seconds)}"
+            for name, seconds in (
+                ("ingest", found.get("ingest", {}).get("seconds")),
+                ("refresh", found.get("refresh", {}).get("store_s")),
+                ("plan", found["plan"]["seconds"]),
+            )
+            if seconds is not None
+        ]
+        add("  of which", ", ".join(parts))
         counts = ", ".join(f"{k} {v:,}" for k, v in found["plan"]["counts"].items())
         add("  plan counts / change rows", f"{counts} / {found['change_rows']:,}")
         peak = found["peak_rss_mb"]
