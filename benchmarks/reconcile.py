@@ -249,7 +249,15 @@ def _refresh(store: Store, scenario: Scenario, *, detail: bool = False, edited: 
 
 def run_plan(store: Store, policy: Policy, trigger: str) -> Result:
     """One planning run, timed step by step: what ``Runner.run`` does between the mirror
-    refresh and applying (``begin_run``, ``make_plan``, ``record_plan``)."""
+    refresh and applying (``begin_run``, ``make_plan``, ``record_plan``), as bulk work
+    as a run is (``process.bulk_work``)."""
+    from syncd.process import bulk_work
+
+    with bulk_work():
+        return _run_plan(store, policy, trigger)
+
+
+def _run_plan(store: Store, policy: Policy, trigger: str) -> Result:
     from syncd import engine
     from syncd.engine import PlanContext
 

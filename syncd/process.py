@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import gc
 import os
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -142,3 +145,50 @@ def give_back_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+#: The cyclic garbage collector's thresholds while bulk work runs (``bulk_work``).
+BULK_GC_THRESHOLDS: Final = (50_000, 20, 100)
+
+
+class _BulkWork:
+    """How many bulk phases run in this process now, and the thresholds to restore."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.saved: tuple[int, int, int] = gc.get_threshold()
+
+
+_BULK = _BulkWork()
+
+
+@contextmanager
+def bulk_work() -> Iterator[None]:
+    """Run bulk work (an ingest, a refresh, a plan: a million rows in chunks) with the
+    cyclic garbage collector's thresholds raised, and put them back after.
+
+    Such work holds a chunk of a few thousand rows' objects across the collector's
+    young collections, so they are promoted to the oldest generation and die there,
+    and every few hundred thousand of them set off a full collection that walks the
+    whole heap (every module's objects included): 35 full collections, 2.5 s of a 1M
+    refresh's 14 s. Raised, the young collections come every 50,000 allocations
+    instead of 700, the chunk is gone by then, and nearly nothing is promoted.
+    Reference counting frees everything as before; only cycles wait longer. Nested and
+    concurrent phases (a worker's threads) share one raise: the thresholds go back when
+    the last one ends."""
+    with _BULK.lock:
+        if _BULK.depth == 0:
+            _BULK.saved = gc.get_threshold()
+        if _BULK.depth == 0 and _BULK.saved[0]:  # a threshold of 0: collection is off
+            gc.set_threshold(
+                *(max(now, bulk) for now, bulk in zip(_BULK.saved, BULK_GC_THRESHOLDS, strict=True))
+            )
+        _BULK.depth += 1
+    try:
+        yield
+    finally:
+        with _BULK.lock:
+            _BULK.depth -= 1
+            if _BULK.depth == 0:
+                gc.set_threshold(*_BULK.saved)

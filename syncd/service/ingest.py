@@ -12,6 +12,7 @@ import structlog
 from connectors.base import Batch, BlockBatch, Connector, MarkedBatch
 from syncd.engine import EmptySerialError, SerialRules, normalize_serial
 from syncd.errors import ConfigError, SourceError, SyncdError
+from syncd.process import bulk_work
 from syncd.records import DeviceRecord, RecordBlock, Reject
 from syncd.store import Store
 from syncd.store.staging import UNSET
@@ -66,6 +67,7 @@ class IngestReport:
         return [b for b in self.batches if not b.accepted]
 
 
+@bulk_work()
 def ingest(
     store: Store,
     connectors: Iterable[Connector],

@@ -301,12 +301,14 @@ def _scoped(method: Callable[Concatenate[Runner, P], T]) -> Callable[Concatenate
     """Run ``method`` in a copy of the context, so the run id it binds to every log line
     (structlog's context variables) ends with it; then add the process's metric
     increments (API requests, rate-limiter waits) to the store's sums (not when stopped
-    at once: that exits without waiting for the store)."""
+    at once: that exits without waiting for the store). The run is bulk work
+    (``process.bulk_work``: fewer garbage collections while it holds its chunks)."""
 
     @functools.wraps(method)
     def scoped(self: Runner, /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            result = contextvars.copy_context().run(method, self, *args, **kwargs)
+            with process.bulk_work():
+                result = contextvars.copy_context().run(method, self, *args, **kwargs)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException:

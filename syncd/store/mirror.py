@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection
 
 from syncd.engine import DETAIL_ONLY, Catalogue, OrgInfo, TypeInfo
 from syncd.listed import ListedDevice, OrgRef, TypeRef, utc_text
+from syncd.process import bulk_work
 from syncd.records import API_FIELDS, InventoryDevice
 from syncd.store.db import Database, in_values, upsert
 from syncd.store.known import DigestSet
@@ -107,6 +108,7 @@ def merged_values(device: InventoryDevice, previous: Mapping[str, Any] | None) -
     return _merged(device.writable_values(), previous)
 
 
+@bulk_work()
 def refresh(
     db: Database,
     devices: Iterable[InventoryDevice],
