@@ -148,7 +148,7 @@ def give_back_memory() -> None:
 
 
 #: The cyclic garbage collector's thresholds while bulk work runs (``bulk_work``).
-BULK_GC_THRESHOLDS: Final = (50_000, 20, 100)
+BULK_GC_THRESHOLDS: Final = (5_000, 10, 100)
 
 
 class _BulkWork:
@@ -170,13 +170,15 @@ def bulk_work() -> Iterator[None]:
 
     Such work holds a chunk of a few thousand rows' objects across the collector's
     young collections, so they are promoted to the oldest generation and die there,
-    and every few hundred thousand of them set off a full collection that walks the
-    whole heap (every module's objects included): 35 full collections, 2.5 s of a 1M
-    refresh's 14 s. Raised, the young collections come every 50,000 allocations
-    instead of 700, the chunk is gone by then, and nearly nothing is promoted.
-    Reference counting frees everything as before; only cycles wait longer. Nested and
-    concurrent phases (a worker's threads) share one raise: the thresholds go back when
-    the last one ends."""
+    and after every ten collections of the middle generation a full collection walks
+    the whole heap (every module's objects included): 35 of them, 2.5 s of a 1M
+    refresh's 14 s. Raised, a full collection waits for a hundred of the middle ones
+    (one in a 1M refresh), and the young collections come every 5,000 allocations
+    instead of 700. Higher young thresholds were measured too: 50,000 halves a
+    refresh's remaining collector time but doubles a dry run's, whose whole plan
+    survives every collection. Reference counting frees everything as before; only
+    cycles wait longer. Nested and concurrent phases (a worker's threads) share one
+    raise: the thresholds go back when the last one ends."""
     with _BULK.lock:
         if _BULK.depth == 0:
             _BULK.saved = gc.get_threshold()
