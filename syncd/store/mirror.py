@@ -278,6 +278,13 @@ _KEYS = {
 }
 
 
+def _key_digests(keys: list[str]) -> bytes:
+    """The 16-byte BLAKE2b digest of each key (``serial\\x1fhalf\\x1fcreated``), joined:
+    the one form both sides of ``ListedKeys`` are compared in."""
+    digest = hashlib.blake2b
+    return b"".join([digest(key.encode(), digest_size=16).digest() for key in keys])
+
+
 class ListedKeys:
     """What a refresh compares, for every present mirror row, read once as it starts.
 
@@ -312,15 +319,7 @@ class ListedKeys:
                 statement, {"after": after, "limit": KEYS_CHUNK}
             ).one()
             if count:
-                digest = hashlib.blake2b
-                parts.append(
-                    b"".join(
-                        [
-                            digest(key.encode(), digest_size=16).digest()
-                            for key in joined.split("\x1e")
-                        ]
-                    )
-                )
+                parts.append(_key_digests(joined.split("\x1e")))
             if count < KEYS_CHUNK:
                 break
             after = last
@@ -336,14 +335,8 @@ class ListedKeys:
         found unchanged: the ones to check in SQL."""
         if not probe or not len(self._digests):
             return probe
-        digest = hashlib.blake2b
-        keys = b"".join(
-            [
-                digest(f"{serial}\x1f{half}\x1f{born or ''}".encode(), digest_size=16).digest()
-                for serial, half, born in probe
-            ]
-        )
-        found, _ = self._digests.find(keys)
+        keys = [f"{serial}\x1f{half}\x1f{born or ''}" for serial, half, born in probe]
+        found, _ = self._digests.find(_key_digests(keys))
         if found.all():
             return []
         return [row for row, hit in zip(probe, found.tolist(), strict=True) if not hit]
