@@ -99,6 +99,7 @@ INVENTORY: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
     "Case-A": ({}, {}),  # the source also lists "CASE-A"
     "UNMANAGED": ({}, None),  # adopt, or skip
     "UNMANAGED-SAME": ({}, None),
+    "FOREIGN": ({}, None),  # not syncd's, and no source lists it: only the mirror knows it
     "UNMAPPED": ({}, {}),  # the source's type names nothing
 }
 WRITTEN_BASE = {
@@ -281,14 +282,45 @@ def test_every_unchanged_shape_is_settled(store: Store) -> None:
         "U-STATUS",
     }
     assert not settled_shapes & set(serials)
-    for left in ("KEPT", "BACK", "TWO-SOURCES-SAME", "Case-A", "UNMANAGED-SAME", "ORPHAN"):
+    for left in (
+        "KEPT",
+        "BACK",
+        "TWO-SOURCES-SAME",
+        "Case-A",
+        "UNMANAGED-SAME",
+        "ORPHAN",
+        "FOREIGN",
+    ):
         assert left in serials
+
+
+def store_state(store: Store, policy: Policy) -> dict[str, Any]:
+    """What recording a plan leaves behind, beyond its own change rows: every change's
+    status (superseded ones included), the open conflicts, and what the next run under
+    the same policy would plan (the hashes marked planned)."""
+    changes = sorted(
+        (c.run_id, c.serial_number, c.operation, c.status, c.error)
+        for c in store.changes(limit=1000)
+    )
+    conflicts = sorted(
+        (c.serial_number, c.field, repr(c.inventory_value), repr(c.source_value))
+        for c in store.open_conflicts()
+    )
+    run = store.begin_run("next", policy.fingerprint(), now=T0)
+    try:
+        following = sorted(store.candidate_serials(run))
+    finally:
+        store.finish_run(run, "done", now=T0)
+    return {"changes": changes, "conflicts": conflicts, "next_candidates": following}
 
 
 @pytest.mark.parametrize("name", sorted(POLICIES))
 def test_recorded_change_rows_are_the_same(two_urls: tuple[str, str], name: str) -> None:
     """Recorded through the plan writer, as a run records a plan, in two stores with
-    the same contents: the change rows of the settled path are the full path's."""
+    the same contents: the change rows of the settled path are the full path's, and so
+    is everything recording leaves behind (a settled serial has no candidate row, so
+    this pins that it needed none): older changes superseded, open conflicts cleared,
+    the hashes marked planned."""
     policy = POLICIES[name]
     rows = []
     for url, settle in zip(two_urls, (False, True), strict=True):
@@ -309,9 +341,35 @@ def test_recorded_change_rows_are_the_same(two_urls: tuple[str, str], name: str)
                     settled=settled,
                 )
                 summary = writer.record(result, now=T0)
-            rows.append((change_rows(store, run), summary["counts"]))
+            state = store_state(store, policy)
+            rows.append(
+                (change_rows(store, run), summary["counts"], summary["superseded"], *state.items())
+            )
     assert rows[0] == rows[1]
     assert len(rows[0][0]) >= 5
+    if name == "ignoring":
+        # not vacuous: with the location ignored, a serial whose location update still
+        # waits (CHANGED) and one in conflict over it (HAND) are unchanged now; the
+        # full re-plan supersedes the one and clears the other
+        _, _, superseded, (_, changes), (_, conflicts), _ = rows[1]
+        assert superseded > 0
+        assert ("CHANGED", "update", "skipped") in {(c[1], c[2], c[3]) for c in changes}
+        assert "HAND" not in {c[0] for c in conflicts}
+
+
+def test_a_serial_with_a_change_on_its_way_is_not_settled(store: Store) -> None:
+    """A serial whose hashes are planned but whose change still waits, or whose conflict
+    is open, is the engine's to plan even when the test would settle it: recording the
+    plan must supersede the change and clear the conflict."""
+    populate(store)
+    policy = POLICIES["ignoring"]
+    catalogue = store.load_catalogue()
+    run = store.begin_run("test", policy.fingerprint(), now=T0)
+    serials, _ = store.settled_candidates(run, settle_fields(policy, catalogue))
+    waiting = {c.serial_number for c in store.changes(status="pending", limit=1000)}
+    assert {"CHANGED", "HAND"} <= set(serials)
+    assert waiting <= set(serials)
+    assert {c.serial_number for c in store.open_conflicts()} <= set(serials)
 
 
 def test_a_field_with_its_own_sources_turns_settling_off() -> None:

@@ -5,10 +5,12 @@ serials whose ``desired`` or ``mirror`` hash differs from the hash last planned)
 plus every tombstone, so its cost follows the number of changed serials, not the
 size of the inventory. The selected serials and the hashes they had are kept in
 ``plan_candidate`` until ``record_plan`` marks exactly those hashes as planned: a
-batch stored while the engine is planning makes its serials candidates again. The
-candidates the engine's ``settle_fields`` proves unchanged are settled set-based
-(``settle.py``) and never loaded: a policy change plans every serial, most of them
-unchanged.
+batch stored while the engine is planning makes its serials candidates again. When
+the policy changed, the serials the engine's ``settle_fields`` proves unchanged are
+settled set-based (``settle.py``): never loaded, and given no ``plan_candidate`` row,
+since only a serial whose plan would leave no trace is settled (its hashes already
+planned, no change of it waiting, no conflict of it open). A policy change plans
+every serial, most of them unchanged.
 
 Every candidate is marked planned when its plan is released, whatever the plan
 does for it: a no-op or a conflict is not re-planned (or re-reported) until its
@@ -58,7 +60,7 @@ from syncd.store.db import (
 )
 from syncd.store.rows import REPORT_KINDS
 from syncd.store.serials import Serials
-from syncd.store.settle import unsettled
+from syncd.store.settle import CHANGED_SERIALS, choose_unsettled, select_into
 from syncd.store.staging import iter_chunks, record_from_row
 from syncd.store.tables import (
     CHANGE,
@@ -90,15 +92,7 @@ _OWNED_PRESENT = sa.text("ownership <> 'unmanaged' AND present")
 # Each branch of the changed-serials union is answered from a partial index, and the
 # hashes are looked up per selected serial (correlated subqueries), so the cost follows
 # the number of candidates, not the size of the tables.
-_SELECT_CHANGED = (
-    "INSERT INTO plan_candidate (run_id, serial_number, desired_hash, values_hash) "
-    "SELECT :run_id, s.serial_number, "
-    "(SELECT d.sources_hash FROM desired d WHERE d.serial_number = s.serial_number), "
-    "(SELECT m.values_hash FROM mirror m WHERE m.serial_number = s.serial_number) FROM ("
-    "SELECT serial_number FROM desired WHERE sources_hash <> synced_hash "
-    "UNION SELECT serial_number FROM mirror WHERE values_hash <> synced_values_hash "
-    "UNION SELECT serial_number FROM tombstone) s"
-)
+_SELECT_CHANGED = select_into(CHANGED_SERIALS)
 _SELECT_ALL = (
     "INSERT INTO plan_candidate (run_id, serial_number, desired_hash, values_hash) "
     "SELECT :run_id, s.serial_number, d.sources_hash, m.values_hash FROM ("
@@ -151,18 +145,17 @@ def choose_candidates(
     set-based, instead of being loaded and compared one by one (a policy change makes
     every serial a candidate, and almost all of them are unchanged). Returns the
     serials to plan, in code point order (Python's), and how many were settled (the
-    serials held compactly: a first run has a million); every chosen serial stays a
+    serials held compactly: a first run has a million); every serial returned is a
     candidate of the run, and is marked planned with the others when the plan is
-    released."""
+    released. A settled serial needs no mark (``settle.choose_unsettled``)."""
     with db.write() as conn:
         status, fingerprint = run_status(conn, run_id)
         if status != "planning":
             raise RunStateError(f"run {run_id} is {status}, not planning")
         conn.execute(PLAN_CANDIDATE.delete().where(PLAN_CANDIDATE.c.run_id == run_id))
-        if get_meta(conn, PLANNED_POLICY) != fingerprint:
-            conn.execute(sa.text(_SELECT_ALL), {"run_id": run_id})
-        else:
-            settle = None  # a handful of changed serials: the engine compares them faster
+        settled = 0
+        if get_meta(conn, PLANNED_POLICY) == fingerprint:
+            # a handful of changed serials: the engine compares them faster than settling
             if db.dialect == "postgresql":
                 # PostgreSQL cannot estimate "column <> column" (it guesses almost every
                 # row) and would scan both tables; the partial indexes hold what is
@@ -171,20 +164,22 @@ def choose_candidates(
             conn.execute(sa.text(_SELECT_CHANGED), {"run_id": run_id})
             if db.dialect == "postgresql":
                 conn.exec_driver_sql("SET LOCAL enable_seqscan = on")
+        elif settle:
+            settled = choose_unsettled(conn, run_id, settle)
+        else:
+            conn.execute(sa.text(_SELECT_ALL), {"run_id": run_id})
         if db.dialect == "postgresql":
             # plan_candidate is empty between runs, so that is what autovacuum's statistics
             # say; planned on them, recording a plan of many candidates joins them by
             # nested loops (quadratic: a minute for 20,000). Tell the planner the truth.
             conn.exec_driver_sql("ANALYZE plan_candidate")
-        if settle:
-            return unsettled(conn, run_id, settle)
         return Serials.build(
             conn.execute(
                 sa.select(PLAN_CANDIDATE.c.serial_number)
                 .where(PLAN_CANDIDATE.c.run_id == run_id)
                 .order_by(sa.text(SERIAL_ORDER[db.dialect]))
             ).scalars()
-        ), 0
+        ), settled
 
 
 def load_candidates(db: Database, serials: Iterable[str]) -> Iterator[Candidate]:

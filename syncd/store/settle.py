@@ -1,4 +1,4 @@
-"""Settling unchanged candidates set-based, in SQL, before the engine sees them.
+"""Settling unchanged serials set-based, in SQL, before the engine sees them.
 
 A policy change makes every serial a candidate (``planning.choose_candidates``), and
 almost all of them are unchanged: one source record whose values are the mirror's.
@@ -10,11 +10,21 @@ cannot decide exactly as the engine would (a value of another JSON type or
 spelling, a text the mirror holds differently, a record with ``extra``) goes to the
 engine, which decides it as always.
 
+Only a serial whose plan would leave no trace is settled, so it needs no
+``plan_candidate`` row at all (writing a million of them, and marking them planned
+again, was most of what remained of a re-plan): its hashes are the ones last
+planned (releasing the plan would write nothing for it), and no change of it waits
+or is held, and no conflict of it is open (recording the plan would supersede the
+one and clear the other). Every other serial is a candidate row as before:
+``MOVED`` (the serials a run without a policy change would plan, and those with a
+change on its way or a conflict open) go to the engine whole, and of the rest, those
+the test does not settle.
+
 On SQLite the test is the engine's own (``engine.is_settled``), run by SQLite over
 the joined rows as a function of the connection: SQLite 3.40 parses a JSON text
 again for every function call, and a field-by-field test in SQL cost more than
 decoding each row once in Python. PostgreSQL compares ``jsonb`` values field by
-field in SQL, the mapped fields through a temporary table of the texts the run's
+field in SQL, the mapped fields through a temporary table of the texts the
 records give and the ids they resolve to.
 """
 
@@ -29,9 +39,7 @@ from sqlalchemy.engine import Connection
 
 from syncd.engine import SettleField, is_settled
 from syncd.records import RECORD_FIELDS
-from syncd.store.db import SERIAL_ORDER, bulk_insert
-from syncd.store.serials import Serials
-from syncd.store.tables import PLAN_CANDIDATE
+from syncd.store.db import bulk_insert
 
 #: Temporary table (PostgreSQL): each mapped field's source texts and their ids.
 _BY_FIELD: Final = "syncd_settle_map"
@@ -39,67 +47,123 @@ _BY_FIELD: Final = "syncd_settle_map"
 _FUNCTION: Final = "syncd_settled"
 _EMPTY_TEXT: Final = "'\"\"'::jsonb"
 
-# The run's candidates with exactly one source record (wanted, an upsert) and an owned
-# device present in the mirror, without a tombstone: those the engine would compare
-# field by field. ``{p}``/``{v}``/``{w}``: the payload, values and written columns as
-# the dialect's SQL reads them.
-_SINGLE_OWNED: Final = (
-    "SELECT pc.serial_number, {p} AS p, {v} AS v, {w} AS w FROM plan_candidate pc "
-    "JOIN source_record sr ON sr.serial_number = pc.serial_number "
-    "JOIN mirror m ON m.serial_number = pc.serial_number "
-    "WHERE pc.run_id = :run_id AND sr.wanted AND sr.action <> 'delete' "
-    "AND m.present AND m.ownership <> 'unmanaged' "
-    "AND (SELECT count(*) FROM source_record o WHERE o.serial_number = pc.serial_number) = 1 "
-    "AND NOT EXISTS (SELECT 1 FROM tombstone t WHERE t.serial_number = pc.serial_number)"
+#: The serials whose inputs moved since they were last planned (a source's rows or the
+#: inventory's values), and every tombstoned serial: the candidates of a run.
+CHANGED_SERIALS: Final = (
+    "SELECT serial_number FROM desired WHERE sources_hash <> synced_hash "
+    "UNION SELECT serial_number FROM mirror WHERE values_hash <> synced_values_hash "
+    "UNION SELECT serial_number FROM tombstone"
+)
+#: A serial the store keeps something of.
+_KNOWN: Final = (
+    "(EXISTS (SELECT 1 FROM desired d WHERE d.serial_number = {s}) "
+    "OR EXISTS (SELECT 1 FROM mirror m WHERE m.serial_number = {s}))"
+)
+#: What a re-plan never settles: the changed serials, and those whose plan would leave
+#: a trace even when the engine plans nothing (a change waiting or held, which the plan
+#: supersedes; an open conflict, which it clears).
+MOVED_SERIALS: Final = (
+    f"{CHANGED_SERIALS} UNION SELECT c.serial_number FROM change c "  # noqa: S608
+    "WHERE c.status IN ('pending', 'dispatched', 'applying', 'held') "
+    f"AND {_KNOWN.format(s='c.serial_number')} "
+    "UNION SELECT o.serial_number FROM open_conflict o "
+    f"WHERE {_KNOWN.format(s='o.serial_number')}"
 )
 
 
-def unsettled(conn: Connection, run_id: int, settle: Sequence[SettleField]) -> tuple[Serials, int]:
-    """The run's candidates ``settle`` does not prove unchanged (in code point order),
-    and how many it does, read inside the transaction that chose them."""
+def select_into(serials: str) -> str:
+    """``INSERT`` the serials ``serials`` selects into the run's ``plan_candidate``, each
+    with the hashes it has now (looked up per serial: the cost follows their number)."""
+    return (
+        "INSERT INTO plan_candidate (run_id, serial_number, desired_hash, values_hash) "  # noqa: S608
+        "SELECT :run_id, s.serial_number, "
+        "(SELECT d.sources_hash FROM desired d WHERE d.serial_number = s.serial_number), "
+        "(SELECT m.values_hash FROM mirror m WHERE m.serial_number = s.serial_number) "
+        f"FROM ({serials}) s"
+    )
+
+
+_NOT_CHOSEN: Final = (
+    "NOT EXISTS (SELECT 1 FROM plan_candidate pc WHERE pc.run_id = :run_id "
+    "AND pc.serial_number = {s})"
+)
+# One record (wanted, an upsert) and an owned device present: what the test needs.
+# ``record_count`` is the number of the serial's ``source_record`` rows: both are written
+# in the merge's one transaction (``staging.recompute_desired``).
+_SINGLE_OWNED: Final = "d.record_count = 1 AND m.present AND m.ownership <> 'unmanaged'"
+_WANTED: Final = "sr.serial_number = d.serial_number AND sr.wanted AND sr.action <> 'delete'"
+# Every serial with a ``desired`` row not chosen yet, unless ``{settled}`` holds for it.
+_UNSETTLED_DESIRED: Final = (
+    "{prefix}INSERT INTO plan_candidate (run_id, serial_number, desired_hash, values_hash) "  # noqa: S608
+    "SELECT :run_id, d.serial_number, d.sources_hash, m.values_hash FROM desired d "
+    "LEFT JOIN mirror m ON m.serial_number = d.serial_number "
+    f"WHERE {_NOT_CHOSEN.format(s='d.serial_number')} AND NOT COALESCE({{settled}}, false)"
+)
+# A serial only the mirror knows has no record to settle it. (Its hash is looked up for
+# the few found: the scan itself reads only the mirror's primary key index.)
+_MIRROR_ONLY: Final = select_into(
+    "SELECT m.serial_number FROM mirror m "  # noqa: S608
+    "WHERE NOT EXISTS (SELECT 1 FROM desired d WHERE d.serial_number = m.serial_number) "
+    f"AND {_NOT_CHOSEN.format(s='m.serial_number')}"
+)
+
+
+def choose_unsettled(conn: Connection, run_id: int, settle: Sequence[SettleField]) -> int:
+    """A re-plan's candidates (``plan_candidate`` is empty for the run): the moved serials,
+    then every other serial ``settle`` does not prove unchanged; returns how many it
+    proves (they have no row), inside the transaction that chose the rest."""
     postgres = conn.dialect.name == "postgresql"
+    params = {"run_id": run_id}
     if postgres:
-        _fill_map(conn, run_id, settle)
+        # PostgreSQL cannot estimate "column <> column" (it guesses almost every row)
+        # and would scan both tables; the partial indexes hold what is wanted.
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    conn.execute(sa.text(select_into(MOVED_SERIALS)), params)
+    if postgres:
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = on")
+        conn.exec_driver_sql("ANALYZE plan_candidate")
+        _fill_map(conn, settle)
+        one = (
+            'SELECT d.serial_number, sr.payload::jsonb AS p, m."values"::jsonb AS v, '  # noqa: S608
+            "m.written::jsonb AS w FROM desired d "
+            "JOIN mirror m ON m.serial_number = d.serial_number "
+            f"JOIN source_record sr ON {_WANTED} "
+            f"WHERE {_SINGLE_OWNED} AND {_NOT_CHOSEN.format(s='d.serial_number')}"
+        )
         test = (
             "CASE WHEN jsonb_typeof(p) = 'array' THEN jsonb_array_length(p) END = "
             f"{len(RECORD_FIELDS)} AND {_fields_pg(settle)}"
         )
-        columns = {"p": "sr.payload::jsonb", "v": 'm."values"::jsonb', "w": "m.written::jsonb"}
-        one = f"WITH one AS MATERIALIZED ({_SINGLE_OWNED.format(**columns)}) "
+        statement = _UNSETTLED_DESIRED.format(
+            prefix=f"WITH one AS MATERIALIZED ({one}) ",
+            settled="EXISTS (SELECT 1 FROM one WHERE one.serial_number = d.serial_number "  # noqa: S608
+            f"AND {test})",
+        )
     else:
         _register(conn, settle)
-        test = f"{_FUNCTION}(p, v, w)"
-        columns = {"p": "sr.payload", "v": 'm."values"', "w": "m.written"}
-        one = f"WITH one AS ({_SINGLE_OWNED.format(**columns)}) "
-    total = int(
-        conn.execute(
-            sa.select(sa.func.count())
-            .select_from(PLAN_CANDIDATE)
-            .where(PLAN_CANDIDATE.c.run_id == run_id)
-        ).scalar_one()
-    )
-    if postgres:  # an anti-join: "NOT IN (subquery)" goes row by row past work_mem
-        keep = "NOT EXISTS (SELECT 1 FROM one WHERE one.serial_number = pc.serial_number AND "
-    else:
-        keep = "pc.serial_number NOT IN (SELECT serial_number FROM one WHERE "
-    order = SERIAL_ORDER[conn.dialect.name]
-    serials = Serials.build(
-        str(serial)
-        for (serial,) in conn.execute(
-            sa.text(
-                # built from the engine's field declarations, never from data
-                f"{one}SELECT serial_number FROM plan_candidate pc "  # noqa: S608
-                f"WHERE run_id = :run_id AND {keep}{test}) ORDER BY {order}"
-            ),
-            {"run_id": run_id},
+        statement = _UNSETTLED_DESIRED.format(
+            prefix="",
+            settled=f"{_SINGLE_OWNED} AND EXISTS (SELECT 1 FROM source_record sr WHERE "  # noqa: S608
+            f'{_WANTED} AND {_FUNCTION}(sr.payload, m."values", m.written))',
         )
-    )
-    if postgres:
-        conn.exec_driver_sql(f"DROP TABLE {_BY_FIELD}")
-    else:  # the connection goes back to the pool: it keeps no reference to this run
-        driver = conn.connection.driver_connection
-        driver.create_function(_FUNCTION, 3, None)  # type: ignore[union-attr]
-    return serials, total - len(serials)
+    try:
+        conn.execute(sa.text(statement), params)  # built from declarations, never from data
+    finally:
+        if postgres:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_BY_FIELD}")
+        else:  # the connection goes back to the pool: it keeps no reference to this run
+            driver = conn.connection.driver_connection
+            driver.create_function(_FUNCTION, 3, None)  # type: ignore[union-attr]
+    conn.execute(sa.text(_MIRROR_ONLY), params)
+    # Every serial with a ``desired`` row is now chosen or settled, and only those settle.
+    desired, chosen = conn.execute(
+        sa.text(
+            "SELECT (SELECT count(*) FROM desired), (SELECT count(*) FROM plan_candidate pc "
+            "JOIN desired d ON d.serial_number = pc.serial_number WHERE pc.run_id = :run_id)"
+        ),
+        params,
+    ).one()
+    return int(desired) - int(chosen)
 
 
 def _register(conn: Connection, settle: Sequence[SettleField]) -> None:
@@ -146,10 +210,9 @@ def _field_pg(field: SettleField) -> str:
     return " OR ".join(tests)
 
 
-def _fill_map(conn: Connection, run_id: int, settle: Sequence[SettleField]) -> None:
+def _fill_map(conn: Connection, settle: Sequence[SettleField]) -> None:
     """PostgreSQL: the temporary ``_BY_FIELD``: for each mapped field, every text the
-    run's candidates' records give for it that resolves to an id (an integer or a
-    text)."""
+    stored records give for it that resolves to an id (an integer or a text)."""
     conn.exec_driver_sql(
         f"CREATE TEMPORARY TABLE {_BY_FIELD} (pos INTEGER NOT NULL, raw JSONB NOT NULL, "
         "want JSONB NOT NULL, PRIMARY KEY (pos, raw)) ON COMMIT DROP"
@@ -160,12 +223,9 @@ def _fill_map(conn: Connection, run_id: int, settle: Sequence[SettleField]) -> N
             continue
         given = conn.execute(
             sa.text(
-                f"SELECT DISTINCT sr.payload ->> {field.position} FROM plan_candidate pc "  # noqa: S608
-                "JOIN source_record sr ON sr.serial_number = pc.serial_number "
-                f"WHERE pc.run_id = :run_id AND json_typeof(sr.payload -> {field.position}) "
-                "= 'string'"
-            ),
-            {"run_id": run_id},
+                f"SELECT DISTINCT sr.payload ->> {field.position} FROM source_record sr "  # noqa: S608
+                f"WHERE json_typeof(sr.payload -> {field.position}) = 'string'"
+            )
         )
         for (text,) in given:
             want = _resolve(field, text)

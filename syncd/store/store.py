@@ -466,8 +466,9 @@ class Store:
         unchanged in the store, set-based; returns the serials to load and plan (in
         code point order, strictly increasing: ``engine.plan(ordered=True)``; held
         compactly), and how many were settled (``engine.plan(settled=...)``). Every
-        chosen serial stays a candidate of the run and is marked planned when its plan
-        is released."""
+        serial returned stays a candidate of the run and is marked planned when its plan
+        is released; a settled one is already planned at its hashes, and no change or
+        conflict of it waits (``settle.choose_unsettled``)."""
         return planning.choose_candidates(self._db, run_id, settle)
 
     def load_candidates(self, serials: Iterable[str]) -> Iterator[Candidate]:
