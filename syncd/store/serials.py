@@ -8,7 +8,8 @@ Python strings in a list they take some 70 MB; here they take their UTF-8 bytes 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from itertools import islice
 from typing import overload
 
 import numpy as np
@@ -73,3 +74,112 @@ class Serials(Sequence[str]):
 
     def __repr__(self) -> str:
         return f"Serials({len(self)} serials)"
+
+
+class SerialSet:
+    """The distinct serials a stream gave, held compactly, with exact membership.
+
+    A complete listing must know which present serials it did not return. A ``set``
+    of a million serial strings holds about 100 MB while the listing runs; here each
+    serial costs its text, its length and its ``hash`` (about 25 MB for a million).
+    The ``hash`` of a ``str`` is cached on the string (the chunk's ``dict`` computed it
+    already), and serials that share one are told apart by their texts, so counting
+    and membership are exact. A serial given twice (a page shift repeats a device) is
+    counted once. ``key`` stands for ``hash`` (tests give a weak one)."""
+
+    __slots__ = ("_hashes", "_index", "_key", "_lengths", "_parts")
+
+    def __init__(self, key: Callable[[str], int] = hash) -> None:
+        self._key = key
+        self._hashes = array("q")
+        self._lengths = array("q")
+        self._parts: list[str] = []
+        self._index: _SerialIndex | None = None
+
+    def update(self, serials: Collection[str]) -> None:
+        """Add ``serials`` (iterated three times: a ``dict``'s keys, a list)."""
+        self._hashes.extend(map(self._key, serials))
+        self._lengths.extend(map(len, serials))
+        self._parts.append("".join(serials))
+        self._index = None
+
+    def _indexed(self) -> _SerialIndex:
+        if self._index is None:
+            self._parts = ["".join(self._parts)]
+            self._index = _SerialIndex(self._key, self._hashes, self._lengths, self._parts[0])
+        return self._index
+
+    def __len__(self) -> int:
+        return self._indexed().distinct
+
+    def missing(self, serials: Iterable[str]) -> Iterator[str]:
+        """Those of ``serials`` not in the set, in their order."""
+        index = self._indexed()
+        iterator = iter(serials)
+        while chunk := list(islice(iterator, _MISSING_CHUNK)):
+            yield from index.missing(chunk)
+
+
+_MISSING_CHUNK = 50_000
+
+
+class _SerialIndex:
+    """``SerialSet`` sorted by hash: the position of every hash, and the texts."""
+
+    def __init__(
+        self, key: Callable[[str], int], hashes: array[int], lengths: array[int], text: str
+    ) -> None:
+        self.key = key
+        values = np.array(hashes, dtype=np.int64)  # copies: the arrays may grow again
+        self.order = np.argsort(values, kind="stable")
+        self.sorted = values[self.order]
+        sizes = np.array(lengths, dtype=np.int64)
+        self.starts = np.cumsum(sizes) - sizes
+        self.sizes = sizes
+        self.text = text
+        shared = np.flatnonzero(self.sorted[1:] == self.sorted[:-1])
+        repeats = 0
+        if len(shared):  # rare (a serial given twice, or two sharing a hash): compare texts
+            firsts = shared[np.r_[True, np.diff(shared) > 1]]
+            for first in firsts.tolist():
+                group = self._group(first)
+                repeats += len(group) - len(set(group))
+        self.distinct = len(values) - repeats
+
+    def _text(self, position: int) -> str:
+        item = int(self.order[position])
+        start = int(self.starts[item])
+        return self.text[start : start + int(self.sizes[item])]
+
+    def _group(self, first: int) -> list[str]:
+        """The texts of the serials sharing the hash at sorted ``first``."""
+        end = first
+        while end < len(self.sorted) and self.sorted[end] == self.sorted[first]:
+            end += 1
+        return [self._text(position) for position in range(first, end)]
+
+    def missing(self, serials: list[str]) -> list[str]:
+        count = len(self.sorted)
+        if not count:
+            return list(serials)
+        wanted = np.fromiter(map(self.key, serials), dtype=np.int64, count=len(serials))
+        found = np.searchsorted(self.sorted, wanted)
+        inside = np.minimum(found, count - 1)
+        hit = (self.sorted[inside] == wanted).tolist()
+        items = self.order[inside]
+        starts = self.starts[items]
+        text = self.text
+        gone = []
+        for serial, is_hit, start, end, first in zip(
+            serials,
+            hit,
+            starts.tolist(),
+            (starts + self.sizes[items]).tolist(),
+            found.tolist(),
+            strict=True,
+        ):
+            # the first serial of that hash is nearly always the one; else its group
+            if is_hit and (text[start:end] == serial or serial in self._group(first)):
+                continue
+            gone.append(serial)
+        return gone
