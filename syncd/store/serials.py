@@ -91,22 +91,25 @@ class SerialSet:
 
     def __init__(self, key: Callable[[str], int] = hash) -> None:
         self._key = key
-        self._hashes = array("q")
-        self._lengths = array("q")
+        self._hashes: list[npt.NDArray[np.int64]] = []
+        self._lengths: list[npt.NDArray[np.int64]] = []
         self._parts: list[str] = []
         self._index: _SerialIndex | None = None
 
     def update(self, serials: Collection[str]) -> None:
         """Add ``serials`` (iterated three times: a ``dict``'s keys, a list)."""
-        self._hashes.extend(map(self._key, serials))
-        self._lengths.extend(map(len, serials))
+        count = len(serials)
+        self._hashes.append(np.fromiter(map(self._key, serials), np.int64, count))
+        self._lengths.append(np.fromiter(map(len, serials), np.int64, count))
         self._parts.append("".join(serials))
         self._index = None
 
     def _indexed(self) -> _SerialIndex:
         if self._index is None:
             self._parts = ["".join(self._parts)]
-            self._index = _SerialIndex(self._key, self._hashes, self._lengths, self._parts[0])
+            self._hashes = [np.concatenate(self._hashes or [np.zeros(0, np.int64)])]
+            self._lengths = [np.concatenate(self._lengths or [np.zeros(0, np.int64)])]
+            self._index = _SerialIndex(self._key, self._hashes[0], self._lengths[0], self._parts[0])
         return self._index
 
     def __len__(self) -> int:
@@ -127,13 +130,15 @@ class _SerialIndex:
     """``SerialSet`` sorted by hash: the position of every hash, and the texts."""
 
     def __init__(
-        self, key: Callable[[str], int], hashes: array[int], lengths: array[int], text: str
+        self,
+        key: Callable[[str], int],
+        values: npt.NDArray[np.int64],
+        sizes: npt.NDArray[np.int64],
+        text: str,
     ) -> None:
         self.key = key
-        values = np.array(hashes, dtype=np.int64)  # copies: the arrays may grow again
         self.order = np.argsort(values, kind="stable")
         self.sorted = values[self.order]
-        sizes = np.array(lengths, dtype=np.int64)
         self.starts = np.cumsum(sizes) - sizes
         self.sizes = sizes
         self.text = text
