@@ -87,7 +87,7 @@ _NOT_CHOSEN: Final = (
     "NOT EXISTS (SELECT 1 FROM plan_candidate pc WHERE pc.run_id = :run_id "
     "AND pc.serial_number = {s})"
 )
-# One record (wanted, an upsert) and an owned device present: what the test needs.
+# One record and an owned device present (the record wanted, an upsert: ``_WANTED``).
 # ``record_count`` is the number of the serial's ``source_record`` rows: both are written
 # in the merge's one transaction (``staging.recompute_desired``).
 _SINGLE_OWNED: Final = "d.record_count = 1 AND m.present AND m.ownership <> 'unmanaged'"
@@ -149,11 +149,11 @@ def choose_unsettled(conn: Connection, run_id: int, settle: Sequence[SettleField
     try:
         conn.execute(sa.text(statement), params)  # built from declarations, never from data
     finally:
-        if postgres:
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_BY_FIELD}")
-        else:  # the connection goes back to the pool: it keeps no reference to this run
+        if not postgres:  # the connection goes back to the pool: no reference to this run
             driver = conn.connection.driver_connection
             driver.create_function(_FUNCTION, 3, None)  # type: ignore[union-attr]
+    if postgres:  # (dropped on commit anyway; a failed statement rolls it back with the rest)
+        conn.exec_driver_sql(f"DROP TABLE {_BY_FIELD}")
     conn.execute(sa.text(_MIRROR_ONLY), params)
     # Every serial with a ``desired`` row is now chosen or settled, and only those settle.
     desired, chosen = conn.execute(
