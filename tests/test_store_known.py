@@ -187,24 +187,30 @@ def test_a_snapshot_stored_beside_another_is_refused_and_stores_nothing(db_url: 
 
 
 @pytest.mark.parametrize("stored_hash", ["legacy", "z" * 32])
+@pytest.mark.parametrize(
+    ("odd_serial", "counts"),
+    [("B", (0, 1, 1, 1)), ("C", (0, 0, 2, 1))],
+    ids=["listed-again", "gone"],
+)
 def test_a_stored_hash_of_another_form_is_never_matched_but_compared(
-    db_url: str, stored_hash: str
+    db_url: str, stored_hash: str, odd_serial: str, counts: tuple[int, int, int, int]
 ) -> None:
     """A hash syncd did not write (too short, or 32 characters but not hex) is read apart
-    or one by one: its row is staged and compared in SQL, the others are still skipped."""
+    or one by one: its row is staged and compared in SQL, the others are still skipped;
+    and when the snapshot no longer lists its serial, the row goes like any other."""
     rows = [record(s, "x", "upsert", line, "csv") for line, s in enumerate("ABC", start=2)]
     with Store.open(db_url) as store:
         store.store_batch("csv", "snapshot", "a.csv", rows)
         with store.engine.begin() as conn:
             conn.execute(
                 SOURCE_RECORD.update()
-                .where(SOURCE_RECORD.c.serial_number == "B")
+                .where(SOURCE_RECORD.c.serial_number == odd_serial)
                 .values(content_hash=stored_hash)
             )
 
         stats = store.store_batch("csv", "snapshot", "b.csv", rows[:2])
 
-        assert (stats.inserted, stats.updated, stats.unchanged, stats.removed) == (0, 1, 1, 1)
+        assert (stats.inserted, stats.updated, stats.unchanged, stats.removed) == counts
         assert stored(store, "csv") == {
             (r.serial_number, 0): (record_row(r)[2], True, "upsert") for r in rows[:2]
         }
@@ -224,6 +230,7 @@ def test_hashes_and_serials_read_out_of_step_are_read_again_one_by_one(
         "(SELECT group_concat(serial_number, char(31)) FROM (SELECT serial_number "
         "FROM source_record WHERE connector = :connector AND seq = 0 "
         "ORDER BY serial_number DESC)), "
+        "(SELECT count(*) FROM source_record WHERE connector = :connector AND seq = 0), "
         "(SELECT count(*) FROM source_record WHERE connector = :connector AND seq = 0)"
     )
     monkeypatch.setitem(known._HASHES, "sqlite", reversed_serials)

@@ -43,18 +43,21 @@ _U64 = npt.NDArray[np.uint64]
 _Mask = npt.NDArray[np.bool_]
 
 # The hashes (32 hex digits each, as syncd writes them) and the serials (separated by a
-# unit separator, checked below) of a connector's first rows, each in one value. SQLite
-# reads the table straight through (``NOT INDEXED``) rather than in the primary key's
-# order, which jumps about the file for a million rows written in a file's order (twice
-# as slow at 1M). Any other hash is read apart (``_ODD``) and never matched.
+# unit separator, checked below) of a connector's first rows, each in one value, and how
+# many first rows hold a hash of any other form (read apart, ``_ODD``, only when there
+# are some; never matched): one scan. SQLite reads the table straight through (``NOT
+# INDEXED``) rather than in the primary key's order, which jumps about the file for a
+# million rows written in a file's order (twice as slow at 1M).
 _SEPARATOR = "\x1f"
 _HASHES = {
-    "sqlite": "SELECT group_concat(content_hash, ''), group_concat(serial_number, char(31)), "
-    "count(*) FROM source_record NOT INDEXED "
-    "WHERE connector = :connector AND seq = 0 AND length(content_hash) = 32",
-    "postgresql": "SELECT string_agg(content_hash, ''), string_agg(serial_number, chr(31)), "
-    "count(*) FROM source_record "
-    "WHERE connector = :connector AND seq = 0 AND length(content_hash) = 32",
+    "sqlite": "SELECT group_concat(CASE WHEN length(content_hash) = 32 THEN content_hash END, ''), "
+    "group_concat(CASE WHEN length(content_hash) = 32 THEN serial_number END, char(31)), "
+    "count(CASE WHEN length(content_hash) = 32 THEN 1 END), count(*) "
+    "FROM source_record NOT INDEXED WHERE connector = :connector AND seq = 0",
+    "postgresql": "SELECT string_agg(content_hash, '') FILTER (WHERE length(content_hash) = 32), "
+    "string_agg(serial_number, chr(31)) FILTER (WHERE length(content_hash) = 32), "
+    "count(*) FILTER (WHERE length(content_hash) = 32), count(*) FROM source_record "
+    "WHERE connector = :connector AND seq = 0",
 }
 _ODD = (
     "SELECT serial_number FROM source_record "
@@ -171,9 +174,9 @@ class StoredHashes:
         """Read the hashes and serials as two strings (no Python object per row)."""
         mark = last_batch(conn, connector)
         params = {"connector": connector}
-        odd = list(conn.execute(sa.text(_ODD), params).scalars())
         row = conn.execute(sa.text(_HASHES[dialect]), params).one()
         count = int(row[2])
+        odd = list(conn.execute(sa.text(_ODD), params).scalars()) if row[3] > count else []
         serials = Serials.joined(row[1] or "", count, _SEPARATOR)
         try:
             raw = bytes.fromhex(row[0] or "")
