@@ -60,7 +60,7 @@ from syncd.store.db import (
 )
 from syncd.store.rows import REPORT_KINDS
 from syncd.store.serials import Serials
-from syncd.store.settle import CHANGED_SERIALS, choose_unsettled, select_into
+from syncd.store.settle import CHANGED_SERIALS, choose, choose_unsettled
 from syncd.store.staging import iter_chunks, record_from_row
 from syncd.store.tables import (
     CHANGE,
@@ -89,10 +89,6 @@ OWNED_BASELINE: Final = "owned_baseline"
 
 _OWNED_PRESENT = sa.text("ownership <> 'unmanaged' AND present")
 
-# Each branch of the changed-serials union is answered from a partial index, and the
-# hashes are looked up per selected serial (correlated subqueries), so the cost follows
-# the number of candidates, not the size of the tables.
-_SELECT_CHANGED = select_into(CHANGED_SERIALS)
 _SELECT_ALL = (
     "INSERT INTO plan_candidate (run_id, serial_number, desired_hash, values_hash) "
     "SELECT :run_id, s.serial_number, d.sources_hash, m.values_hash FROM ("
@@ -156,14 +152,7 @@ def choose_candidates(
         settled = 0
         if get_meta(conn, PLANNED_POLICY) == fingerprint:
             # a handful of changed serials: the engine compares them faster than settling
-            if db.dialect == "postgresql":
-                # PostgreSQL cannot estimate "column <> column" (it guesses almost every
-                # row) and would scan both tables; the partial indexes hold what is
-                # wanted, so steer this one statement to them.
-                conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-            conn.execute(sa.text(_SELECT_CHANGED), {"run_id": run_id})
-            if db.dialect == "postgresql":
-                conn.exec_driver_sql("SET LOCAL enable_seqscan = on")
+            choose(conn, run_id, CHANGED_SERIALS)
         elif settle:
             settled = choose_unsettled(conn, run_id, settle)
         else:

@@ -83,6 +83,20 @@ def select_into(serials: str) -> str:
     )
 
 
+def choose(conn: Connection, run_id: int, serials: str) -> None:
+    """Make the serials ``serials`` selects (``CHANGED_SERIALS``, ``MOVED_SERIALS``: each
+    branch answered from a partial index) candidates of the run, with their hashes."""
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        # PostgreSQL cannot estimate "column <> column" (it guesses almost every row)
+        # and would scan both tables; the partial indexes hold what is wanted, so steer
+        # this one statement to them.
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    conn.execute(sa.text(select_into(serials)), {"run_id": run_id})
+    if postgres:
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = on")
+
+
 _NOT_CHOSEN: Final = (
     "NOT EXISTS (SELECT 1 FROM plan_candidate pc WHERE pc.run_id = :run_id "
     "AND pc.serial_number = {s})"
@@ -114,13 +128,8 @@ def choose_unsettled(conn: Connection, run_id: int, settle: Sequence[SettleField
     proves (they have no row), inside the transaction that chose the rest."""
     postgres = conn.dialect.name == "postgresql"
     params = {"run_id": run_id}
+    choose(conn, run_id, MOVED_SERIALS)
     if postgres:
-        # PostgreSQL cannot estimate "column <> column" (it guesses almost every row)
-        # and would scan both tables; the partial indexes hold what is wanted.
-        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-    conn.execute(sa.text(select_into(MOVED_SERIALS)), params)
-    if postgres:
-        conn.exec_driver_sql("SET LOCAL enable_seqscan = on")
         conn.exec_driver_sql("ANALYZE plan_candidate")
         _fill_map(conn, settle)
         one = (
